@@ -1,0 +1,239 @@
+/// The layer of one node, dispatched statically so every kernel is specialised.
+enum LayerKind<Scalar: EngineScalar> {
+    case input
+    case conv(Conv2d<Scalar>)
+    case groupNorm(GroupNorm<Scalar>)
+    case relu(ReLU<Scalar>)
+    case maxPool(MaxPool2<Scalar>)
+    case upsample(Upsample2<Scalar>)
+    case concat(Concat<Scalar>)
+
+    @inline(__always)
+    func run(_ pass: Pass, _ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
+        switch self {
+        case .input: return
+        case .conv(let l): l.run(pass, io, p)
+        case .groupNorm(let l): l.run(pass, io, p)
+        case .relu(let l): l.run(pass, io, p)
+        case .maxPool(let l): l.run(pass, io, p)
+        case .upsample(let l): l.run(pass, io, p)
+        case .concat(let l): l.run(pass, io, p)
+        }
+    }
+
+    var parameterSpecs: [ParameterSpec] {
+        switch self {
+        case .input: []
+        case .conv(let l): l.parameterSpecs
+        case .groupNorm(let l): l.parameterSpecs
+        case .relu(let l): l.parameterSpecs
+        case .maxPool(let l): l.parameterSpecs
+        case .upsample(let l): l.parameterSpecs
+        case .concat(let l): l.parameterSpecs
+        }
+    }
+}
+
+enum Pass { case forward, backward, forwardTangent, backwardTangent }
+
+extension Layer {
+    @inline(__always)
+    func run(_ pass: Pass, _ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
+        switch pass {
+        case .forward: forward(io, p)
+        case .backward: backward(io, p)
+        case .forwardTangent: forwardTangent(io, p)
+        case .backwardTangent: backwardTangent(io, p)
+        }
+    }
+}
+
+/// A model built for computation: its layers, and every buffer a forward pass, a
+/// gradient and a Hessian-vector product need, allocated once for up to `capacity` images.
+///
+/// Parameters are not stored here: each call takes the flat parameter buffer, so the same
+/// network evaluates theta, theta_1, ..., theta_k of an inner loop without copying.
+/// Not thread-safe: use one network per thread (they are cheap to build).
+public final class Network<Scalar: EngineScalar> {
+    public let spec: ModelSpec
+    public let layout: ParameterLayout
+    public let capacity: Int
+    public let shapes: [FeatureShape]
+    let layers: [LayerKind<Scalar>]
+    let workspace: Workspace<Scalar>
+    public let loss: SegmentationLoss<Scalar>
+
+    private let values: [Storage<Scalar>]
+    private let tangents: [Storage<Scalar>?]
+    private let cotangents: [Storage<Scalar>?]
+    private let cotangentTangents: [Storage<Scalar>?]
+    /// For each node and input slot: add into the input's cotangent instead of writing it.
+    private let accumulateFlags: [[Bool]]
+    /// Per-node output cotangent of the loss w.r.t. the logits lives in the last node.
+    private let masks: Storage<Scalar>
+
+    /// Builds the network. Throws `ModelError` if the spec is invalid.
+    public init(spec: ModelSpec, capacity: Int) throws(ModelError) {
+        BLAS.configure()
+        guard capacity > 0, capacity <= 4096 else { throw .invalid("capacity \(capacity) out of range") }
+        let shapes = try spec.validate()
+        self.spec = spec
+        self.shapes = shapes
+        self.capacity = capacity
+        layout = ParameterLayout(try spec.parameterShapes())
+
+        var layers: [LayerKind<Scalar>] = []
+        var columnCount = 0, smallCount = 0
+        for (index, node) in spec.nodes.enumerated() {
+            let inShapes = node.inputs.map { shapes[$0] }
+            switch node.op {
+            case .input:
+                layers.append(.input)
+            case .conv2d(let o, let k, let hasBias):
+                let weight = Self.spec(layout, node.name + ".weight")
+                let bias = hasBias ? Self.spec(layout, node.name + ".bias") : nil
+                let conv = Conv2d<Scalar>(
+                    input: inShapes[0], outChannels: o, kernel: k, hasBias: hasBias,
+                    weight: weight, bias: bias)
+                columnCount = max(columnCount, conv.columnCount)
+                smallCount = max(smallCount, 2 * o * conv.columnRows)
+                layers.append(.conv(conv))
+            case .groupNorm(let groups, let eps):
+                layers.append(.groupNorm(GroupNorm(
+                    shape: shapes[index], groups: groups, epsilon: eps,
+                    gamma: Self.spec(layout, node.name + ".weight"),
+                    beta: Self.spec(layout, node.name + ".bias"), capacity: capacity)))
+            case .relu:
+                layers.append(.relu(ReLU()))
+            case .maxPool2:
+                layers.append(.maxPool(MaxPool2(input: inShapes[0], capacity: capacity)))
+            case .upsample2:
+                layers.append(.upsample(Upsample2(input: inShapes[0])))
+            case .concat:
+                layers.append(.concat(Concat(inputs: inShapes, output: shapes[index])))
+            }
+        }
+        self.layers = layers
+        workspace = Workspace(columnCount: columnCount, smallCount: smallCount)
+
+        // A node carries tangents and cotangents only if some parameter lies upstream of it.
+        var dependsOnParameters = [Bool](repeating: false, count: spec.nodes.count)
+        for (index, node) in spec.nodes.enumerated() {
+            dependsOnParameters[index] = !layers[index].parameterSpecs.isEmpty
+                || node.inputs.contains { dependsOnParameters[$0] }
+        }
+        values = shapes.map { Storage(count: $0.count * capacity) }
+        func optional(_ i: Int) -> Storage<Scalar>? {
+            dependsOnParameters[i] ? Storage(count: shapes[i].count * capacity) : nil
+        }
+        tangents = shapes.indices.map(optional)
+        cotangents = shapes.indices.map(optional)
+        cotangentTangents = shapes.indices.map(optional)
+        masks = Storage(count: spec.input.plane * capacity)
+        loss = SegmentationLoss(pixels: spec.input.plane, capacity: capacity)
+
+        // In reverse order the last consumer of a node runs first and writes; the rest add.
+        var written = [Bool](repeating: false, count: spec.nodes.count)
+        var flags = spec.nodes.map { [Bool](repeating: false, count: $0.inputs.count) }
+        for index in spec.nodes.indices.reversed() {
+            for (slot, source) in spec.nodes[index].inputs.enumerated() {
+                flags[index][slot] = written[source]
+                written[source] = true
+            }
+        }
+        accumulateFlags = flags
+    }
+
+    private static func spec(_ layout: ParameterLayout, _ name: String) -> ParameterSpec {
+        let e = layout[name]!
+        return ParameterSpec(name: e.name, shape: e.shape, offset: e.offset)
+    }
+
+    private func activation(_ i: Int) -> Activation<Scalar> {
+        Activation(
+            shape: shapes[i], value: values[i].pointer, tangent: tangents[i]?.pointer,
+            cotangent: cotangents[i]?.pointer, cotangentTangent: cotangentTangents[i]?.pointer)
+    }
+
+    private func io(_ i: Int, batch: Int) -> LayerIO<Scalar> {
+        LayerIO(
+            batch: batch, inputs: spec.nodes[i].inputs.map(activation), output: activation(i),
+            accumulate: accumulateFlags[i], workspace: workspace)
+    }
+
+    private func load(images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>?, batch: Int) {
+        precondition(batch > 0 && batch <= capacity, "batch \(batch) exceeds capacity \(capacity)")
+        values[0].pointer.update(from: images, count: batch * spec.input.count)
+        if let m { masks.pointer.update(from: m, count: batch * spec.input.plane) }
+    }
+
+    private func runForward(_ p: ParameterIO<Scalar>, batch: Int, tangent: Bool) {
+        for i in 1..<layers.count {
+            let io = io(i, batch: batch)
+            layers[i].run(.forward, io, p)
+            if tangent { layers[i].run(.forwardTangent, io, p) }
+        }
+    }
+
+    /// Logits for `batch` images [batch, C, H, W] at `parameters`.
+    ///
+    /// Returns a pointer into the network's own buffer, valid until the next call.
+    @discardableResult
+    public func forward(parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, batch: Int)
+        -> UnsafePointer<Scalar>
+    {
+        load(images: images, masks: nil, batch: batch)
+        runForward(ParameterIO(values: parameters), batch: batch, tangent: false)
+        return UnsafePointer(values[layers.count - 1].pointer)
+    }
+
+    /// The loss at `parameters` without derivatives.
+    public func lossValue(
+        parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>,
+        batch: Int
+    ) -> SegmentationLoss<Scalar>.Value {
+        let z = forward(parameters: parameters, images: images, batch: batch)
+        return loss.forward(logits: z, masks: m, batch: batch)
+    }
+
+    /// The loss and its gradient with respect to the parameters (written to `gradient`).
+    public func gradient(
+        parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>,
+        batch: Int, into gradient: UnsafeMutablePointer<Scalar>
+    ) -> SegmentationLoss<Scalar>.Value {
+        load(images: images, masks: m, batch: batch)
+        let p = ParameterIO(values: parameters, gradient: gradient)
+        runForward(p, batch: batch, tangent: false)
+        let last = layers.count - 1
+        let value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
+        loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
+        for i in stride(from: last, through: 1, by: -1) {
+            layers[i].run(.backward, io(i, batch: batch), p)
+        }
+        return value
+    }
+
+    /// The exact Hessian-vector product H v of the loss at `parameters` along `direction`,
+    /// by forward-over-reverse differentiation; also the gradient if `gradient` is given.
+    ///
+    /// Cost: about three times a forward+backward pass in arithmetic.
+    public func hessianVectorProduct(
+        parameters: UnsafePointer<Scalar>, direction: UnsafePointer<Scalar>,
+        images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>, batch: Int,
+        into product: UnsafeMutablePointer<Scalar>, gradient: UnsafeMutablePointer<Scalar>? = nil
+    ) -> SegmentationLoss<Scalar>.Value {
+        load(images: images, masks: m, batch: batch)
+        let p = ParameterIO(
+            values: parameters, direction: direction, gradient: gradient, gradientTangent: product)
+        runForward(p, batch: batch, tangent: true)
+        let last = layers.count - 1
+        let value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
+        loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
+        loss.tangent(masks: masks.pointer, logitTangent: tangents[last]!.pointer, batch: batch,
+                     into: cotangentTangents[last]!.pointer)
+        for i in stride(from: last, through: 1, by: -1) {
+            layers[i].run(.backwardTangent, io(i, batch: batch), p)
+        }
+        return value
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Shared
+
+/// Builds small model graphs in one line per node, for derivative checks.
+public struct GraphBuilder {
+    public private(set) var nodes: [ModelSpec.Node]
+    public let input: FeatureShape
+
+    public init(channels: Int = 1, height: Int = 8, width: Int = 8) {
+        input = FeatureShape(channels: channels, height: height, width: width)
+        nodes = [.init(name: "input", op: .input, inputs: [])]
+    }
+
+    @discardableResult
+    public mutating func add(_ op: ModelSpec.Op, _ inputs: Int...) -> Int {
+        nodes.append(.init(name: "n\(nodes.count)", op: op, inputs: inputs))
+        return nodes.count - 1
+    }
+
+    /// Appends a 1x1 head to one logit channel and returns the spec.
+    public mutating func head(_ from: Int) -> ModelSpec {
+        add(.conv2d(outChannels: 1, kernel: 1, bias: true), from)
+        return ModelSpec(name: "test", input: input, nodes: nodes)
+    }
+}
+
+/// Random inputs for derivative checks.
+public struct Problem<Scalar: EngineScalar> {
+    public var parameters: [Scalar]
+    public var direction: [Scalar]
+    public var images: [Scalar]
+    public var masks: [Scalar]
+    public var batch: Int
+
+    /// Parameters from the default initialisation with every GroupNorm affine parameter
+    /// perturbed (so no derivative term vanishes), unit-normal images and random masks.
+    public init(layout: ParameterLayout, input: FeatureShape, batch: Int, seed: UInt64) {
+        var rng = RandomStream(seed: seed)
+        parameters = layout.initialValues(seed: seed).map { Scalar($0) }
+        for e in layout.entries where e.shape.count == 1 {
+            for i in e.range { parameters[i] += Scalar(rng.uniform(-0.3, 0.3)) }
+        }
+        direction = (0..<layout.count).map { _ in Scalar(rng.normal()) }
+        images = (0..<(batch * input.count)).map { _ in Scalar(rng.normal()) }
+        masks = (0..<(batch * input.plane)).map { _ in rng.chance(0.4) ? 1 : 0 }
+        self.batch = batch
+    }
+}
+
+/// One helper per kind of derivative check (as tinygrad's helper_test_op): each case is one line.
+public enum DerivativeCheck {
+    public struct Errors: CustomStringConvertible {
+        /// max |analytic - numeric| / max |numeric| over all parameters.
+        public var gradient: Double
+        public var hessianVectorProduct: Double
+        /// The gradient the H·v pass returns against the plain gradient pass.
+        public var gradientFromHVP: Double
+        public var description: String {
+            "gradient \(gradient), H·v \(hessianVectorProduct), gradient from H·v pass \(gradientFromHVP)"
+        }
+    }
+
+    /// Checks the gradient coordinate by coordinate and H·v along a random direction, both
+    /// against central finite differences in Float64. Steps are small (1e-7) because ReLU and
+    /// max-pooling are only piecewise smooth: a larger step can cross a kink and measure
+    /// the jump instead of the derivative.
+    public static func check(_ spec: ModelSpec, batch: Int = 2, seed: UInt64 = 7, step: Double = 1e-7, hvpStep: Double = 1e-7)
+        throws -> Errors
+    {
+        let net = try Network<Double>(spec: spec, capacity: batch)
+        var pr = Problem<Double>(layout: net.layout, input: spec.input, batch: batch, seed: seed)
+        let n = net.layout.count
+        var grad = [Double](repeating: 0, count: n)
+        var hv = [Double](repeating: 0, count: n)
+        var gradFromHVP = [Double](repeating: 0, count: n)
+        _ = net.gradient(parameters: pr.parameters, images: pr.images, masks: pr.masks, batch: batch, into: &grad)
+        _ = net.hessianVectorProduct(
+            parameters: pr.parameters, direction: pr.direction, images: pr.images, masks: pr.masks,
+            batch: batch, into: &hv, gradient: &gradFromHVP)
+
+        func loss(_ p: [Double]) -> Double {
+            net.lossValue(parameters: p, images: pr.images, masks: pr.masks, batch: batch).total
+        }
+        var numericGrad = [Double](repeating: 0, count: n)
+        for i in 0..<n {
+            let saved = pr.parameters[i]
+            pr.parameters[i] = saved + step
+            let up = loss(pr.parameters)
+            pr.parameters[i] = saved - step
+            let down = loss(pr.parameters)
+            pr.parameters[i] = saved
+            numericGrad[i] = (up - down) / (2 * step)
+        }
+        let h = hvpStep
+        var plus = [Double](repeating: 0, count: n), minus = plus
+        let pPlus = zip(pr.parameters, pr.direction).map { $0 + h * $1 }
+        let pMinus = zip(pr.parameters, pr.direction).map { $0 - h * $1 }
+        _ = net.gradient(parameters: pPlus, images: pr.images, masks: pr.masks, batch: batch, into: &plus)
+        _ = net.gradient(parameters: pMinus, images: pr.images, masks: pr.masks, batch: batch, into: &minus)
+        let numericHV = zip(plus, minus).map { ($0 - $1) / (2 * h) }
+        return Errors(gradient: relativeError(grad, numericGrad), hessianVectorProduct: relativeError(hv, numericHV),
+                      gradientFromHVP: relativeError(gradFromHVP, grad))
+    }
+}
+
+/// max |a - b| / max |b| (norm-wise relative error, robust to near-zero entries).
+public func relativeError<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {
+    precondition(a.count == b.count, "length mismatch")
+    var diff = 0.0, scale = 0.0
+    for (x, y) in zip(a, b) {
+        diff = max(diff, abs(Double(x) - Double(y)))
+        scale = max(scale, abs(Double(y)))
+    }
+    return scale == 0 ? diff : diff / scale
+}
+
+/// The folder holding committed test fixtures.
+public func fixturePath(_ name: String, file: String = #filePath) -> String {
+    URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("SharedTests/Fixtures/\(name)").path
+}
