@@ -19,6 +19,10 @@ let package = Package(
         .systemLibrary(
             name: "COpenBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        // Debian's oneDNN ships no pkg-config file; the module map links it directly.
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(
             name: "CZeroMQ", pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]),
@@ -34,7 +38,7 @@ let package = Package(
         .target(
             name: "Shared",
             dependencies: [
-                "COpenBLAS", "CZeroMQ", "CSodium", "CPNG", "CZlib",
+                "COpenBLAS", "CDNNL", "CZeroMQ", "CSodium", "CPNG", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "RealModule", package: "swift-numerics"),
             ]),

@@ -4,10 +4,13 @@
 /// Each image is unfolded with `im2col` and multiplied by the weight matrix with one BLAS
 /// `gemm` (1x1 kernels skip the unfolding). With K = Cin*k*k and P = H*W per image:
 /// - forward:         y = W[Cout,K] col(x)[K,P] + b
-/// - backward:        W-bar += y-bar col(x)^T,  b-bar += sum_P y-bar,  x-bar = col2im(W^T y-bar)
+/// - backward:        W-bar += y-bar col(x)^T,  b-bar += sum_P y-bar,  x-bar = W~ col(y-bar)
 /// - forwardTangent:  y-dot = [W | W-dot] [col(x-dot); col(x)] + b-dot   (one gemm, K doubled)
 /// - backwardTangent: additionally W-bar-dot = y-bar-dot col(x)^T + y-bar col(x-dot)^T,
-///                    x-bar-dot = col2im(W^T y-bar-dot + W-dot^T y-bar), b-bar-dot = sum y-bar-dot.
+///                    x-bar-dot = [W~ | W-dot~] [col(y-bar-dot); col(y-bar)], b-bar-dot = sum y-bar-dot.
+/// W~ [Cin, Cout*k*k] is W with input and output channels swapped and the kernel flipped: the
+/// input cotangent is the transposed convolution of y-bar, computed as an ordinary
+/// convolution (an unfolding and one gemm that writes x-bar directly, no scatter-add).
 /// The convolution is bilinear in (x, W), so these are its exact first and second derivatives.
 public struct Conv2d<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
@@ -19,8 +22,12 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
 
     /// Rows of one image's column matrix.
     var columnRows: Int { input.channels * kernel * kernel }
-    /// Floats one image's column matrix needs in the workspace.
-    var columnCount: Int { kernel == 1 ? 0 : columnRows * input.plane }
+    /// Rows of one image's output-cotangent column matrix (for the transposed convolution).
+    var cotangentColumnRows: Int { outChannels * kernel * kernel }
+    /// Floats one image's column matrices need in the workspace.
+    var columnCount: Int { kernel == 1 ? 0 : max(columnRows, cotangentColumnRows) * input.plane }
+    /// Floats of per-call weight matrices (stacked and flipped weights).
+    var smallCount: Int { 2 * outChannels * columnRows }
 
     public var parameterSpecs: [ParameterSpec] { [weight] + (bias.map { [$0] } ?? []) }
 
@@ -53,10 +60,7 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     ) {
         for o in 0..<outChannels {
             var s: Scalar = 0
-            for b in 0..<batch {
-                let row = dy + b * outCount + o * plane
-                for i in 0..<plane { s += row[i] }
-            }
+            for b in 0..<batch { s += sum(dy + b * outCount + o * plane, plane) }
             g[o] = s
         }
     }
@@ -82,40 +86,79 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let colBuffer = io.workspace.columns.pointer
         let dcol = io.workspace.columnCotangents.pointer
         let dxAll = io.inputs[0].cotangent
+        let wgT = io.workspace.weightGradients.pointer
+        let wFlipped = io.workspace.small.pointer
+        let kt = cotangentColumnRows
+        if dxAll != nil && kernel > 1 { flipped(w, into: wFlipped, stride: kt) }
         for n in 0..<io.batch {
             let dyn = dy + n * outCount
-            if let g = p.gradient {
+            if p.gradient != nil {
                 let col = columns(of: io.inputs[0].value + n * input.count, into: colBuffer)
-                Scalar.gemm(transA: false, transB: true, m: outChannels, n: columnRows, k: plane,
-                            alpha: 1, a: dyn, lda: plane, b: col, ldb: plane,
-                            beta: n == 0 ? 0 : 1, c: g + weight.offset, ldc: columnRows)
+                weightGradientTransposed(col: col, dy: dyn, into: wgT, first: n == 0)
             }
             if let dxAll {
-                inputCotangent(w: w, dy: dyn, dx: dxAll + n * input.count, dcol: dcol,
-                               accumulate: io.accumulate[0])
+                let dx = dxAll + n * input.count
+                let beta: Scalar = io.accumulate[0] ? 1 : 0
+                if kernel == 1 {
+                    Scalar.gemm(transA: true, transB: false, m: input.channels, n: plane, k: outChannels,
+                                alpha: 1, a: w, lda: input.channels, b: dyn, ldb: plane,
+                                beta: beta, c: dx, ldc: plane)
+                } else {
+                    cotangentColumns(dyn, into: dcol)
+                    Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: kt,
+                                alpha: 1, a: wFlipped, lda: kt, b: dcol, ldb: plane,
+                                beta: beta, c: dx, ldc: plane)
+                }
             }
         }
-        if let g = p.gradient, let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+        if let g = p.gradient {
+            transpose(wgT, into: g + weight.offset)
+            if let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+        }
     }
 
-    /// dx (+)= col2im(W^T dy) for one image.
+    /// W-bar^T [K, Cout] (+)= col [K, P] dy^T. The weight gradient is accumulated transposed
+    /// because this orientation of the product is far faster for small Cout.
     @inline(__always)
-    private func inputCotangent(
-        w: UnsafePointer<Scalar>, dy: UnsafeMutablePointer<Scalar>, dx: UnsafeMutablePointer<Scalar>,
-        dcol: UnsafeMutablePointer<Scalar>, accumulate: Bool
+    private func weightGradientTransposed(
+        col: UnsafePointer<Scalar>, dy: UnsafePointer<Scalar>, into wgT: UnsafeMutablePointer<Scalar>,
+        first: Bool
     ) {
-        if kernel == 1 {
-            Scalar.gemm(transA: true, transB: false, m: columnRows, n: plane, k: outChannels,
-                        alpha: 1, a: w, lda: columnRows, b: dy, ldb: plane,
-                        beta: accumulate ? 1 : 0, c: dx, ldc: plane)
-            return
+        Scalar.gemm(transA: false, transB: true, m: columnRows, n: outChannels, k: plane,
+                    alpha: 1, a: col, lda: plane, b: dy, ldb: plane,
+                    beta: first ? 0 : 1, c: wgT, ldc: outChannels)
+    }
+
+    /// W-bar [Cout, K] = (W-bar^T)^T.
+    @inline(__always)
+    private func transpose(_ wgT: UnsafePointer<Scalar>, into g: UnsafeMutablePointer<Scalar>) {
+        let k = columnRows
+        for o in 0..<outChannels {
+            for r in 0..<k { g[o * k + r] = wgT[r * outChannels + o] }
         }
-        Scalar.gemm(transA: true, transB: false, m: columnRows, n: plane, k: outChannels,
-                    alpha: 1, a: w, lda: columnRows, b: dy, ldb: plane,
-                    beta: 0, c: dcol, ldc: plane)
-        if !accumulate { dx.update(repeating: 0, count: input.count) }
-        col2imAdd(dcol, rowStride: plane, channels: input.channels, height: input.height,
-                  width: input.width, kernel: kernel, into: dx)
+    }
+
+    /// Writes W~ [Cin, Cout*k*k] (channels swapped, kernel flipped) into `out` with row stride
+    /// `stride`, so that x-bar = W~ col(y-bar).
+    @inline(__always)
+    private func flipped(_ w: UnsafePointer<Scalar>, into out: UnsafeMutablePointer<Scalar>, stride: Int) {
+        let kk = kernel * kernel
+        for o in 0..<outChannels {
+            for c in 0..<input.channels {
+                let src = w + (o * input.channels + c) * kk
+                let dst = out + c * stride + o * kk
+                for t in 0..<kk { dst[t] = src[kk - 1 - t] }
+            }
+        }
+    }
+
+    /// Unfolds one image's output cotangent (same spatial size as the input).
+    @inline(__always)
+    private func cotangentColumns(
+        _ dy: UnsafePointer<Scalar>, into buffer: UnsafeMutablePointer<Scalar>
+    ) {
+        im2col(dy, channels: outChannels, height: input.height, width: input.width,
+               kernel: kernel, into: buffer, rowStride: plane)
     }
 
     public func forwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
@@ -162,6 +205,44 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         }
     }
 
+    /// The primal and tangent forward passes sharing one unfolding of x per image:
+    /// y = W col(x) + b and y-dot = [W | W-dot] [col(x-dot); col(x)] + b-dot.
+    public func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
+        guard kernel > 1, let yt = io.output.tangent, let v = p.direction,
+              let xt = io.inputs[0].tangent
+        else {
+            forward(io, p)
+            forwardTangent(io, p)
+            return
+        }
+        let w = p.values + weight.offset
+        let wt = v + weight.offset
+        let b = bias.map { p.values + $0.offset }
+        let bt = bias.map { v + $0.offset }
+        let k = columnRows
+        let stacked = io.workspace.small.pointer
+        for o in 0..<outChannels {
+            (stacked + o * 2 * k).update(from: w + o * k, count: k)
+            (stacked + o * 2 * k + k).update(from: wt + o * k, count: k)
+        }
+        let colBuffer = io.workspace.columns.pointer
+        let colX = colBuffer + k * plane
+        for n in 0..<io.batch {
+            let y = io.output.value + n * outCount, ytn = yt + n * outCount
+            im2col(xt + n * input.count, channels: input.channels, height: input.height,
+                   width: input.width, kernel: kernel, into: colBuffer, rowStride: plane)
+            im2col(io.inputs[0].value + n * input.count, channels: input.channels,
+                   height: input.height, width: input.width, kernel: kernel, into: colX, rowStride: plane)
+            fillBias(y, b)
+            Scalar.gemm(transA: false, transB: false, m: outChannels, n: plane, k: k,
+                        alpha: 1, a: w, lda: k, b: colX, ldb: plane, beta: 1, c: y, ldc: plane)
+            fillBias(ytn, bt)
+            Scalar.gemm(transA: false, transB: false, m: outChannels, n: plane, k: 2 * k,
+                        alpha: 1, a: stacked, lda: 2 * k, b: colBuffer, ldb: plane,
+                        beta: 1, c: ytn, ldc: plane)
+        }
+    }
+
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dy = io.output.cotangent, let dyt = io.output.cotangentTangent,
               let v = p.direction
@@ -174,58 +255,73 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let colBuffer = io.workspace.columns.pointer
         let colTangent = colBuffer + k * plane
         let dcol = io.workspace.columnCotangents.pointer
+        let wgT = io.workspace.weightGradients.pointer
+        let wgtT = wgT + k * outChannels
+        let kt = cotangentColumnRows
+        // [W~ | W-dot~] as one Cin x 2*Cout*k*k matrix.
+        let stackedFlipped = io.workspace.small.pointer
+        if kernel > 1 && (dx != nil || dxt != nil) {
+            flipped(w, into: stackedFlipped, stride: 2 * kt)
+            flipped(wt, into: stackedFlipped + kt, stride: 2 * kt)
+        }
         for n in 0..<io.batch {
             let x = io.inputs[0].value + n * input.count
             let dyn = dy + n * outCount, dytn = dyt + n * outCount
             let first = n == 0
             if p.gradient != nil || p.gradientTangent != nil {
                 let col = columns(of: x, into: colBuffer)
-                if let g = p.gradient {
-                    Scalar.gemm(transA: false, transB: true, m: outChannels, n: k, k: plane,
-                                alpha: 1, a: dyn, lda: plane, b: col, ldb: plane,
-                                beta: first ? 0 : 1, c: g + weight.offset, ldc: k)
+                if p.gradient != nil {
+                    weightGradientTransposed(col: col, dy: dyn, into: wgT, first: first)
                 }
-                if let gt = p.gradientTangent {
-                    Scalar.gemm(transA: false, transB: true, m: outChannels, n: k, k: plane,
-                                alpha: 1, a: dytn, lda: plane, b: col, ldb: plane,
-                                beta: first ? 0 : 1, c: gt + weight.offset, ldc: k)
+                if p.gradientTangent != nil {
+                    weightGradientTransposed(col: col, dy: dytn, into: wgtT, first: first)
                     if let xt {
                         let colt = columns(of: xt + n * input.count, into: colTangent)
-                        Scalar.gemm(transA: false, transB: true, m: outChannels, n: k, k: plane,
-                                    alpha: 1, a: dyn, lda: plane, b: colt, ldb: plane,
-                                    beta: 1, c: gt + weight.offset, ldc: k)
+                        weightGradientTransposed(col: colt, dy: dyn, into: wgtT, first: false)
                     }
                 }
             }
+            if dx == nil && dxt == nil { continue }
+            let beta: Scalar = io.accumulate[0] ? 1 : 0
+            if kernel == 1 {
+                let cin = input.channels
+                if let dx {
+                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
+                                alpha: 1, a: w, lda: cin, b: dyn, ldb: plane,
+                                beta: beta, c: dx + n * input.count, ldc: plane)
+                }
+                if let dxt {
+                    let target = dxt + n * input.count
+                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
+                                alpha: 1, a: w, lda: cin, b: dytn, ldb: plane,
+                                beta: beta, c: target, ldc: plane)
+                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
+                                alpha: 1, a: wt, lda: cin, b: dyn, ldb: plane,
+                                beta: 1, c: target, ldc: plane)
+                }
+                continue
+            }
+            // [col(y-bar-dot); col(y-bar)]: the second half alone serves x-bar.
+            cotangentColumns(dytn, into: dcol)
+            cotangentColumns(dyn, into: dcol + kt * plane)
             if let dx {
-                inputCotangent(w: w, dy: dyn, dx: dx + n * input.count, dcol: dcol,
-                               accumulate: io.accumulate[0])
+                Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: kt,
+                            alpha: 1, a: stackedFlipped, lda: 2 * kt, b: dcol + kt * plane, ldb: plane,
+                            beta: beta, c: dx + n * input.count, ldc: plane)
             }
             if let dxt {
-                let target = dxt + n * input.count
-                if kernel == 1 {
-                    Scalar.gemm(transA: true, transB: false, m: k, n: plane, k: outChannels,
-                                alpha: 1, a: w, lda: k, b: dytn, ldb: plane,
-                                beta: io.accumulate[0] ? 1 : 0, c: target, ldc: plane)
-                    Scalar.gemm(transA: true, transB: false, m: k, n: plane, k: outChannels,
-                                alpha: 1, a: wt, lda: k, b: dyn, ldb: plane,
-                                beta: 1, c: target, ldc: plane)
-                } else {
-                    Scalar.gemm(transA: true, transB: false, m: k, n: plane, k: outChannels,
-                                alpha: 1, a: w, lda: k, b: dytn, ldb: plane,
-                                beta: 0, c: dcol, ldc: plane)
-                    Scalar.gemm(transA: true, transB: false, m: k, n: plane, k: outChannels,
-                                alpha: 1, a: wt, lda: k, b: dyn, ldb: plane,
-                                beta: 1, c: dcol, ldc: plane)
-                    if !io.accumulate[0] { target.update(repeating: 0, count: input.count) }
-                    col2imAdd(dcol, rowStride: plane, channels: input.channels,
-                              height: input.height, width: input.width, kernel: kernel, into: target)
-                }
+                Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: 2 * kt,
+                            alpha: 1, a: stackedFlipped, lda: 2 * kt, b: dcol, ldb: plane,
+                            beta: beta, c: dxt + n * input.count, ldc: plane)
             }
         }
-        if let bias {
-            if let g = p.gradient { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
-            if let gt = p.gradientTangent { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
+        if let g = p.gradient {
+            transpose(wgT, into: g + weight.offset)
+            if let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+        }
+        if let gt = p.gradientTangent {
+            transpose(wgtT, into: gt + weight.offset)
+            if let bias { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
         }
     }
 }

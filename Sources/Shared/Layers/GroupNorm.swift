@@ -10,10 +10,16 @@
 /// where a = mean(dh), b = mean(dh x-hat), dh-dot = gamma-dot_c y-bar + gamma_c y-bar-dot, and
 /// a-dot, b-dot are their tangents. The normalisation Jacobian is symmetric, which is why the
 /// tangent and cotangent rules share their form.
+///
+/// With `fusedReLU` the layer computes relu(GroupNorm(x)) in the same passes (the network
+/// fuses a ReLU that is the only consumer of a GroupNorm): the output is clamped, and incoming
+/// cotangents, tangents and cotangent tangents are masked by [y > 0], which saves the
+/// ReLU's own passes over memory.
 public struct GroupNorm<Scalar: EngineScalar>: Layer {
     let shape: FeatureShape
     let groups: Int
     let epsilon: Scalar
+    let fusedReLU: Bool
     let gamma: ParameterSpec
     let beta: ParameterSpec
     /// Per (sample, group): mean, 1/std, mean(x-dot), mean(x-hat x-dot).
@@ -21,7 +27,8 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
     private let capacity: Int
 
     init(shape: FeatureShape, groups: Int, epsilon: Double, gamma: ParameterSpec,
-         beta: ParameterSpec, capacity: Int) {
+         beta: ParameterSpec, capacity: Int, fusedReLU: Bool) {
+        self.fusedReLU = fusedReLU
         self.shape = shape
         self.groups = groups
         self.epsilon = Scalar(epsilon)
@@ -48,11 +55,8 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
             for g in 0..<groups {
                 let base = n * shape.count + g * m
                 let x = io.inputs[0].value + base, y = io.output.value + base
-                var s: Scalar = 0
-                for i in 0..<m { s += x[i] }
-                let mu = s * invM
-                var q: Scalar = 0
-                for i in 0..<m { let d = x[i] - mu; q += d * d }
+                let mu = sum(x, m) * invM
+                let q = sumOfSquares(x, m, shift: mu)
                 let r = 1 / (q * invM + epsilon).squareRoot()
                 mean[n * groups + g] = mu
                 rstd[n * groups + g] = r
@@ -60,14 +64,35 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     let c = g * channelsPerGroup + cl
                     let scale = gw[c] * r, shift = gb[c] - mu * scale
                     let xc = x + cl * plane, yc = y + cl * plane
-                    for i in 0..<plane { yc[i] = xc[i] * scale + shift }
+                    if fusedReLU {
+                        for i in 0..<plane { yc[i] = max(xc[i] * scale + shift, 0) }
+                    } else {
+                        for i in 0..<plane { yc[i] = xc[i] * scale + shift }
+                    }
                 }
             }
         }
     }
 
+    /// With a fused ReLU, masks the output cotangents in place by [y > 0]: after this layer's
+    /// backward pass nobody reads them again, so the masked values can replace them.
+    /// (Masks multiply by 0 or 1: LLVM turns a select that keeps the old value into a
+    /// conditional store, which it does not vectorise.)
+    @inline(__always)
+    private func maskCotangents(_ io: LayerIO<Scalar>) {
+        guard fusedReLU else { return }
+        let y = io.output.value, count = io.batch * shape.count
+        if let d = io.output.cotangent {
+            for i in 0..<count { d[i] *= y[i] > 0 ? 1 : 0 }
+        }
+        if let d = io.output.cotangentTangent {
+            for i in 0..<count { d[i] *= y[i] > 0 ? 1 : 0 }
+        }
+    }
+
     public func backward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dyAll = io.output.cotangent else { return }
+        maskCotangents(io)
         let gw = p.values + gamma.offset
         let m = groupCount, plane = shape.plane
         let invM = 1 / Scalar(m)
@@ -83,12 +108,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                 var a: Scalar = 0, b: Scalar = 0
                 for cl in 0..<channelsPerGroup {
                     let c = grp * channelsPerGroup + cl
-                    let xc = x + cl * plane, dyc = dy + cl * plane
-                    var sdy: Scalar = 0, sdyx: Scalar = 0
-                    for i in 0..<plane {
-                        sdy += dyc[i]
-                        sdyx += dyc[i] * (xc[i] - mu)
-                    }
+                    var (sdy, sdyx) = sumAndCenteredDot(dy + cl * plane, x + cl * plane, plane, shift: mu)
                     sdyx *= r
                     if let g = p.gradient {
                         g[gamma.offset + c] += sdyx
@@ -131,11 +151,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                 let mu = mean[n * groups + grp], r = rstd[n * groups + grp]
                 var md: Scalar = 0, td: Scalar = 0
                 if let xtAll {
-                    let xt = xtAll + base
-                    for i in 0..<m {
-                        md += xt[i]
-                        td += (x[i] - mu) * xt[i]
-                    }
+                    (md, td) = sumAndCenteredDot(xtAll + base, x, m, shift: mu)
                     md *= invM
                     td *= invM * r
                 }
@@ -156,6 +172,10 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     } else {
                         for i in 0..<plane { ytc[i] = gdot * (xc[i] - mu) * r + bdot }
                     }
+                    if fusedReLU {
+                        let yc = io.output.value + base + cl * plane
+                        for i in 0..<plane { ytc[i] *= yc[i] > 0 ? 1 : 0 }
+                    }
                 }
             }
         }
@@ -163,6 +183,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dyAll = io.output.cotangent, let dytAll = io.output.cotangentTangent else { return }
+        maskCotangents(io)
         let gw = p.values + gamma.offset
         let v = p.direction
         let m = groupCount, plane = shape.plane
@@ -188,17 +209,9 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     let c = grp * channelsPerGroup + cl
                     let off = cl * plane
                     let gdot = v?[gamma.offset + c] ?? 0
-                    var sdy: Scalar = 0, sdyx: Scalar = 0, sdyt: Scalar = 0, sdytx: Scalar = 0
-                    var sdyxt: Scalar = 0
-                    for i in 0..<plane {
-                        let xh = (x[off + i] - mu) * r
-                        let xht = xt.map { r * ($0[off + i] - md - xh * td) } ?? 0
-                        sdy += dy[off + i]
-                        sdyx += dy[off + i] * xh
-                        sdyt += dyt[off + i]
-                        sdytx += dyt[off + i] * xh
-                        sdyxt += dy[off + i] * xht
-                    }
+                    let (sdy, sdyx, sdyt, sdytx, sdyxt) = Self.tangentSums(
+                        dy: dy + off, dyt: dyt + off, x: x + off, xt: xt.map { $0 + off },
+                        count: plane, mu: mu, r: r, md: md, td: td)
                     if let g = p.gradient {
                         g[gamma.offset + c] += sdyx
                         g[beta.offset + c] += sdy
@@ -236,17 +249,64 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     }
                     if let dxtAll = io.inputs[0].cotangentTangent {
                         let dxt = dxtAll + base + off
-                        for i in 0..<plane {
-                            let xh = (x[off + i] - mu) * r
-                            let xht = xt.map { r * ($0[off + i] - md - xh * td) } ?? 0
-                            let dh = gc * dy[off + i]
-                            let dht = gdot * dy[off + i] + gc * dyt[off + i]
-                            let value = rd * (dh - a - xh * b) + r * (dht - ad - xht * b - xh * bd)
-                            if acc { dxt[i] += value } else { dxt[i] = value }
+                        // x-bar-dot = rd (dh - a - xh b) + r (dh-dot - a-dot - xh-dot b - xh b-dot)
+                        let xp = x + off, dyp = dy + off, dytp = dyt + off
+                        if let xtp = xt.map({ $0 + off }) {
+                            for i in 0..<plane {
+                                let xh = (xp[i] - mu) * r
+                                let xht = r * (xtp[i] - md - xh * td)
+                                let dh = gc * dyp[i]
+                                let dht = gdot * dyp[i] + gc * dytp[i]
+                                let value = rd * (dh - a - xh * b) + r * (dht - ad - xht * b - xh * bd)
+                                dxt[i] = acc ? dxt[i] + value : value
+                            }
+                        } else {
+                            for i in 0..<plane {
+                                let xh = (xp[i] - mu) * r
+                                let dh = gc * dyp[i]
+                                let dht = gdot * dyp[i] + gc * dytp[i]
+                                let value = rd * (dh - a - xh * b) + r * (dht - ad - xh * bd)
+                                dxt[i] = acc ? dxt[i] + value : value
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// One pass over a channel: (sum dy, sum dy xh, sum dyt, sum dyt xh, sum dy xh-dot), with
+    /// xh = (x - mu) r and xh-dot = r (xt - md - xh td) (zero without an input tangent).
+    @inline(__always)
+    static func tangentSums(
+        dy: UnsafePointer<Scalar>, dyt: UnsafePointer<Scalar>, x: UnsafePointer<Scalar>,
+        xt: UnsafePointer<Scalar>?, count: Int, mu: Scalar, r: Scalar, md: Scalar, td: Scalar
+    ) -> (Scalar, Scalar, Scalar, Scalar, Scalar) {
+        var a0 = SIMD8<Scalar>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0
+        let vmu = SIMD8(repeating: mu), vr = SIMD8(repeating: r)
+        let vmd = SIMD8(repeating: md), vtd = SIMD8(repeating: td)
+        var i = 0
+        while i + 8 <= count {
+            let vdy = load8(dy + i), vdyt = load8(dyt + i)
+            let xh = (load8(x + i) - vmu) * vr
+            a0 += vdy
+            a1 += vdy * xh
+            a2 += vdyt
+            a3 += vdyt * xh
+            if let xt { a4 += vdy * (vr * (load8(xt + i) - vmd - xh * vtd)) }
+            i += 8
+        }
+        var s0 = horizontalSum(a0), s1 = horizontalSum(a1), s2 = horizontalSum(a2)
+        var s3 = horizontalSum(a3), s4 = horizontalSum(a4)
+        while i < count {
+            let xh = (x[i] - mu) * r
+            s0 += dy[i]
+            s1 += dy[i] * xh
+            s2 += dyt[i]
+            s3 += dyt[i] * xh
+            if let xt { s4 += dy[i] * (r * (xt[i] - md - xh * td)) }
+            i += 1
+        }
+        return (s0, s1, s2, s3, s4)
     }
 }

@@ -59,6 +59,15 @@ public protocol Layer {
     /// The backward pass together with its tangent: x-bar, x-bar-dot, and (if wanted)
     /// theta-bar and theta-bar-dot (= the layer's slice of H v).
     func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
+    /// `forward` then `forwardTangent`; a layer may override it to share work between them.
+    func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
+}
+
+extension Layer {
+    public func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
+        forward(io, p)
+        forwardTangent(io, p)
+    }
 }
 
 /// A named parameter tensor a layer owns; `offset` is its place in the flat buffer.
@@ -77,11 +86,14 @@ public final class Workspace<Scalar: EngineScalar> {
     public let columnCotangents: Storage<Scalar>
     /// Small matrices built per call (stacked weights).
     public let small: Storage<Scalar>
+    /// Transposed weight gradients and their tangents, accumulated over a batch.
+    public let weightGradients: Storage<Scalar>
 
     init(columnCount: Int, smallCount: Int) {
         columns = Storage(count: 2 * columnCount)
         columnCotangents = Storage(count: 2 * columnCount)
         small = Storage(count: smallCount)
+        weightGradients = Storage(count: smallCount)
     }
 }
 

@@ -38,10 +38,11 @@ public struct ReLU<Scalar: EngineScalar>: Layer {
         _ src: UnsafeMutablePointer<Scalar>, by y: UnsafeMutablePointer<Scalar>,
         into dst: UnsafeMutablePointer<Scalar>, count: Int, accumulate: Bool
     ) {
+        // Multiply by the 0/1 mask rather than select: a conditional load or store is not vectorised.
         if accumulate {
-            for i in 0..<count { dst[i] += y[i] > 0 ? src[i] : 0 }
+            for i in 0..<count { dst[i] += src[i] * (y[i] > 0 ? 1 : 0) }
         } else {
-            for i in 0..<count { dst[i] = y[i] > 0 ? src[i] : 0 }
+            for i in 0..<count { dst[i] = src[i] * (y[i] > 0 ? 1 : 0) }
         }
     }
 }

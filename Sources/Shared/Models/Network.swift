@@ -1,6 +1,8 @@
 /// The layer of one node, dispatched statically so every kernel is specialised.
 enum LayerKind<Scalar: EngineScalar> {
     case input
+    /// A node computed by another layer (a ReLU fused into its GroupNorm); shares its buffers.
+    case alias
     case conv(Conv2d<Scalar>)
     case groupNorm(GroupNorm<Scalar>)
     case relu(ReLU<Scalar>)
@@ -11,7 +13,7 @@ enum LayerKind<Scalar: EngineScalar> {
     @inline(__always)
     func run(_ pass: Pass, _ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         switch self {
-        case .input: return
+        case .input, .alias: return
         case .conv(let l): l.run(pass, io, p)
         case .groupNorm(let l): l.run(pass, io, p)
         case .relu(let l): l.run(pass, io, p)
@@ -23,7 +25,7 @@ enum LayerKind<Scalar: EngineScalar> {
 
     var parameterSpecs: [ParameterSpec] {
         switch self {
-        case .input: []
+        case .input, .alias: []
         case .conv(let l): l.parameterSpecs
         case .groupNorm(let l): l.parameterSpecs
         case .relu(let l): l.parameterSpecs
@@ -34,7 +36,7 @@ enum LayerKind<Scalar: EngineScalar> {
     }
 }
 
-enum Pass { case forward, backward, forwardTangent, backwardTangent }
+enum Pass { case forward, backward, forwardWithTangent, backwardTangent }
 
 extension Layer {
     @inline(__always)
@@ -42,7 +44,7 @@ extension Layer {
         switch pass {
         case .forward: forward(io, p)
         case .backward: backward(io, p)
-        case .forwardTangent: forwardTangent(io, p)
+        case .forwardWithTangent: forwardWithTangent(io, p)
         case .backwardTangent: backwardTangent(io, p)
         }
     }
@@ -82,6 +84,18 @@ public final class Network<Scalar: EngineScalar> {
         self.capacity = capacity
         layout = ParameterLayout(try spec.parameterShapes())
 
+        // A ReLU whose input is a GroupNorm read by nobody else is fused into that GroupNorm.
+        var consumers = [Int](repeating: 0, count: spec.nodes.count)
+        for node in spec.nodes { for i in node.inputs { consumers[i] += 1 } }
+        var fusedInto = [Int?](repeating: nil, count: spec.nodes.count)
+        for (index, node) in spec.nodes.enumerated() where node.op == .relu {
+            let source = node.inputs[0]
+            if case .groupNorm = spec.nodes[source].op, consumers[source] == 1 {
+                fusedInto[index] = source
+            }
+        }
+        let fusedReLU = Set(fusedInto.compactMap { $0 })
+
         var layers: [LayerKind<Scalar>] = []
         var columnCount = 0, smallCount = 0
         for (index, node) in spec.nodes.enumerated() {
@@ -96,15 +110,16 @@ public final class Network<Scalar: EngineScalar> {
                     input: inShapes[0], outChannels: o, kernel: k, hasBias: hasBias,
                     weight: weight, bias: bias)
                 columnCount = max(columnCount, conv.columnCount)
-                smallCount = max(smallCount, 2 * o * conv.columnRows)
+                smallCount = max(smallCount, conv.smallCount)
                 layers.append(.conv(conv))
             case .groupNorm(let groups, let eps):
                 layers.append(.groupNorm(GroupNorm(
                     shape: shapes[index], groups: groups, epsilon: eps,
                     gamma: Self.spec(layout, node.name + ".weight"),
-                    beta: Self.spec(layout, node.name + ".bias"), capacity: capacity)))
+                    beta: Self.spec(layout, node.name + ".bias"), capacity: capacity,
+                    fusedReLU: fusedReLU.contains(index))))
             case .relu:
-                layers.append(.relu(ReLU()))
+                layers.append(fusedInto[index] == nil ? .relu(ReLU()) : .alias)
             case .maxPool2:
                 layers.append(.maxPool(MaxPool2(input: inShapes[0], capacity: capacity)))
             case .upsample2:
@@ -122,13 +137,22 @@ public final class Network<Scalar: EngineScalar> {
             dependsOnParameters[index] = !layers[index].parameterSpecs.isEmpty
                 || node.inputs.contains { dependsOnParameters[$0] }
         }
-        values = shapes.map { Storage(count: $0.count * capacity) }
-        func optional(_ i: Int) -> Storage<Scalar>? {
-            dependsOnParameters[i] ? Storage(count: shapes[i].count * capacity) : nil
+        // Fused nodes share storage: the GroupNorm writes straight into the ReLU's buffers.
+        func make(_ wanted: (Int) -> Bool) -> [Storage<Scalar>?] {
+            var result: [Storage<Scalar>?] = []
+            for i in shapes.indices {
+                if let source = fusedInto[i] {
+                    result.append(result[source])
+                } else {
+                    result.append(wanted(i) ? Storage(count: shapes[i].count * capacity) : nil)
+                }
+            }
+            return result
         }
-        tangents = shapes.indices.map(optional)
-        cotangents = shapes.indices.map(optional)
-        cotangentTangents = shapes.indices.map(optional)
+        values = make { _ in true }.map { $0! }
+        tangents = make { dependsOnParameters[$0] }
+        cotangents = make { dependsOnParameters[$0] }
+        cotangentTangents = make { dependsOnParameters[$0] }
         masks = Storage(count: spec.input.plane * capacity)
         loss = SegmentationLoss(pixels: spec.input.plane, capacity: capacity)
 
@@ -169,9 +193,7 @@ public final class Network<Scalar: EngineScalar> {
 
     private func runForward(_ p: ParameterIO<Scalar>, batch: Int, tangent: Bool) {
         for i in 1..<layers.count {
-            let io = io(i, batch: batch)
-            layers[i].run(.forward, io, p)
-            if tangent { layers[i].run(.forwardTangent, io, p) }
+            layers[i].run(tangent ? .forwardWithTangent : .forward, io(i, batch: batch), p)
         }
     }
 

@@ -1,16 +1,40 @@
+import CDNNL
 import COpenBLAS
+import Foundation
 
-/// Process-wide OpenBLAS set-up.
+/// Process-wide matrix-product set-up: which library computes Float32 products, and how it
+/// is kept single-threaded.
 ///
 /// MedMAML gets its parallelism from running independent tasks on separate threads, so
-/// every BLAS call must run single-threaded inside the thread that makes it. Debian's
-/// default OpenBLAS (`libopenblas0-pthread`) is built with its own thread pool; after
-/// `openblas_set_num_threads(1)` each call runs in the caller's thread, and the build's
-/// locking makes concurrent calls from several application threads safe. Results of a
-/// single-threaded call depend only on the inputs and on the CPU kernel OpenBLAS picked
-/// at load time (`coreName`), never on which thread calls, which is what the determinism
-/// contract needs. `BLASThreadingTests` checks this with two threads computing at once.
+/// every product must run single-threaded inside the thread that makes it:
+/// - OpenBLAS (Debian's default `libopenblas0-pthread`): `openblas_set_num_threads(1)` makes
+///   each call run in the caller's thread; the build's locking makes concurrent callers
+///   safe. (Debian's serial variant is built without locking and is not safe for
+///   concurrent callers.) Setting `OPENBLAS_NUM_THREADS=1` in the environment also stops
+///   the idle pool thread from being created.
+/// - oneDNN (`dnnl_sgemm`, Debian's `libdnnl`, built on OpenMP): each calling thread's
+///   OpenMP thread count is set to 1 before the call, so a call never forks a team.
+///
+/// Results of a single-threaded call depend only on the operands and on the CPU kernel the
+/// library selected, never on the calling thread, which the determinism contract relies
+/// on (`BLASThreadingTests` checks it). Kernel selection depends on the CPU: pin it
+/// (`OPENBLAS_CORETYPE`, `ONEDNN_MAX_CPU_ISA`) for bitwise equality across different CPUs.
 public enum BLAS {
+    /// The library that computes Float32 matrix products.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// oneDNN's JIT `dnnl_sgemm` (AVX-512 where the CPU has it).
+        case onednn
+        /// OpenBLAS `cblas_sgemm`.
+        case openblas
+    }
+
+    /// Chosen once per process from `MEDMAML_GEMM` (`onednn` by default).
+    public static let backend: Backend = {
+        configure()
+        let name = ProcessInfo.processInfo.environment["MEDMAML_GEMM"] ?? "onednn"
+        return Backend(rawValue: name) ?? .onednn
+    }()
+
     private static let configured: Bool = {
         openblas_set_num_threads(1)
         return true
@@ -21,19 +45,54 @@ public enum BLAS {
         _ = configured
     }
 
-    /// The CPU kernel OpenBLAS selected (for example "Haswell"); part of the numerics fingerprint.
+    /// Float32 `C = alpha op(A) op(B) + beta C`, row-major, single-threaded in this thread.
+    @inline(__always)
+    static func sgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        switch backend {
+        case .onednn:
+            // Per-thread OpenMP setting: a plain store once the thread has its ICV block.
+            omp_set_num_threads(1)
+            _ = dnnl_sgemm(
+                transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
+                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        case .openblas:
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+
+    /// A description of the numerics: backend, and the CPU kernel it uses.
+    public static var kernelDescription: String {
+        switch backend {
+        case .onednn:
+            let isa = ProcessInfo.processInfo.environment["ONEDNN_MAX_CPU_ISA"] ?? "auto"
+            return "onednn \(dnnlVersion) (max ISA \(isa))"
+        case .openblas:
+            return "openblas \(coreName)"
+        }
+    }
+
+    /// The oneDNN version string.
+    public static var dnnlVersion: String {
+        guard let v = dnnl_version() else { return "?" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+
+    /// The CPU kernel OpenBLAS selected (for example "Haswell").
     public static var coreName: String {
         configure()
         return String(cString: openblas_get_corename())
     }
 
-    /// The OpenBLAS build configuration string.
-    public static var buildConfig: String {
-        String(cString: openblas_get_config())
-    }
-
-    /// The number of threads one BLAS call may use (1 after `configure()`).
+    /// The number of threads one OpenBLAS call may use (1 after `configure()`).
     public static var threadsPerCall: Int {
-        Int(openblas_get_num_threads())
+        configure()
+        return Int(openblas_get_num_threads())
     }
 }

@@ -38,36 +38,3 @@ func im2col<S: EngineScalar>(
         }
     }
 }
-
-/// The adjoint of `im2col`: adds every column entry back onto the image position it was
-/// read from. `dx` must be zeroed (or hold the values to accumulate onto) before the call.
-@inline(__always)
-func col2imAdd<S: EngineScalar>(
-    _ col: UnsafePointer<S>, rowStride: Int, channels: Int, height: Int, width: Int, kernel: Int,
-    into dx: UnsafeMutablePointer<S>
-) {
-    let pad = kernel / 2
-    let plane = height * width
-    var row = 0
-    for c in 0..<channels {
-        let dxc = dx + c * plane
-        for i in 0..<kernel {
-            for j in 0..<kernel {
-                let src = col + row * rowStride
-                let dxo = j - pad
-                let wStart = max(0, -dxo)
-                let wEnd = min(width, width - dxo)
-                for h in 0..<height {
-                    let hs = h + i - pad
-                    if hs < 0 || hs >= height || wEnd <= wStart { continue }
-                    let s = src + h * width + wStart
-                    let d = dxc + hs * width + wStart + dxo
-                    for w in 0..<(wEnd - wStart) {
-                        d[w] += s[w]
-                    }
-                }
-                row += 1
-            }
-        }
-    }
-}

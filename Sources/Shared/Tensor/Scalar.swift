@@ -6,7 +6,7 @@ import RealModule
 ///
 /// The only requirement beyond arithmetic is a matrix product. Every engine kernel is
 /// generic over this protocol and is specialised for `Float` in release builds.
-public protocol EngineScalar: BinaryFloatingPoint, Real, Sendable
+public protocol EngineScalar: BinaryFloatingPoint, Real, SIMDScalar, Sendable
 where RawSignificand: FixedWidthInteger {
     /// `C = alpha * op(A) * op(B) + beta * C`, row-major, where `op(X)` is `X` or `X^T`.
     ///
@@ -28,9 +28,9 @@ extension Float: EngineScalar {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.sgemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }
 }
 
