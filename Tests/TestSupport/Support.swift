@@ -119,3 +119,75 @@ public func fixturePath(_ name: String, file: String = #filePath) -> String {
     URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("SharedTests/Fixtures/\(name)").path
 }
+
+/// The formula parameters and directions of `Tests/Reference/w1.py`, reproduced bit for bit,
+/// so cross-framework fixtures need not store them.
+public enum ReferenceFormula {
+    static func uniform(_ name: String, _ count: Int, stream: UInt64) -> [Double] {
+        let salt = UInt64(crc32(Array(name.utf8))) + 40503 * stream
+        return (0..<count).map { i in
+            Double((UInt64(i) &* 2_654_435_761 &+ salt) & 0xFFFF_FFFF) / 4_294_967_296
+        }
+    }
+
+    public static func parameters(_ layout: ParameterLayout, stream: UInt64 = 0) -> [Float] {
+        var values = [Float](repeating: 0, count: layout.count)
+        var fanIn = 1
+        for e in layout.entries {
+            let u = uniform(e.name, e.count, stream: stream)
+            if e.shape.count == 4 { fanIn = e.shape[1] * e.shape[2] * e.shape[3] }
+            for (j, uj) in u.enumerated() {
+                let v: Double
+                if e.name.hasSuffix(".gn.weight") {
+                    v = 1 + 0.2 * (2 * uj - 1)
+                } else if e.name.hasSuffix(".gn.bias") {
+                    v = 0.2 * (2 * uj - 1)
+                } else {
+                    v = (1 / Double(fanIn).squareRoot()) * (2 * uj - 1)
+                }
+                values[e.offset + j] = Float(v)
+            }
+        }
+        return values
+    }
+
+    public static func direction(_ layout: ParameterLayout, stream: UInt64 = 1) -> [Float] {
+        var values = [Float](repeating: 0, count: layout.count)
+        for e in layout.entries {
+            for (j, uj) in uniform(e.name, e.count, stream: stream).enumerated() {
+                values[e.offset + j] = Float(0.1 * (2 * uj - 1))
+            }
+        }
+        return values
+    }
+
+    /// Concatenates `prefix + name` tensors of a fixture in layout order.
+    public static func flat(_ file: Safetensors.File, prefix: String, layout: ParameterLayout) throws -> [Float] {
+        var out = [Float](repeating: 0, count: layout.count)
+        for e in layout.entries {
+            let t = try file.require(prefix + e.name, in: "fixture")
+            precondition(t.shape == e.shape, "fixture shape mismatch for \(e.name)")
+            out.replaceSubrange(e.range, with: t.values)
+        }
+        return out
+    }
+}
+
+/// ||a - b||_2 / ||b||_2.
+public func relativeL2<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {
+    var d = 0.0, n = 0.0
+    for (x, y) in zip(a, b) {
+        d += (Double(x) - Double(y)) * (Double(x) - Double(y))
+        n += Double(y) * Double(y)
+    }
+    return (d / max(n, .leastNormalMagnitude)).squareRoot()
+}
+
+/// A value guarded by a lock, for collecting results from threads in tests.
+public final class ThreadSafeBox<T>: @unchecked Sendable {
+    private var stored: T
+    private let lock = NSLock()
+    public init(_ value: T) { stored = value }
+    public var value: T { lock.withLock { stored } }
+    public func mutate(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
+}
