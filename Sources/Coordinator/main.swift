@@ -28,7 +28,8 @@ struct EngineBench: ParsableCommand {
         let results = try EngineBenchmark(batch: batch, repetitions: repetitions).run()
         print("# W1 (unet-w1), \(batch) images 64x64, 1 thread, \(BLAS.kernelDescription)")
         for r in results {
-            print(String(format: "%-24@ %9.2f ms %8.1f GFLOP/s", r.name as NSString, r.milliseconds, r.gflops))
+            let label = r.name.padding(toLength: 24, withPad: " ", startingAt: 0)
+            print(label + String(format: " %9.2f ms %8.1f GFLOP/s", r.milliseconds, r.gflops))
         }
         let fb = results[1].milliseconds, hv = results[2].milliseconds
         print(String(format: "hvp_over_forward_backward %.3f", hv / fb))

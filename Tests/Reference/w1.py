@@ -55,9 +55,9 @@ def formula_uniform(name, count, stream):
     return torch.tensor([((i * 2654435761 + salt) % 2**32) / 2**32 for i in range(count)], dtype=torch.float64)
 
 
-def formula_parameters(model, stream=0):
-    """Parameters from a formula, so fixtures need not store them: conv weights and biases
-    uniform in +-1/sqrt(fan_in), GroupNorm weight 1 +- 0.2, bias +- 0.2."""
+def formula_parameters(model, stream=0, gain=1.0):
+    """Parameters from a formula, so fixtures need not store them: conv weights uniform in
+    +-gain/sqrt(fan_in), conv biases in +-1/sqrt(fan_in), GroupNorm weight 1 +- 0.2, bias +- 0.2."""
     values = {}
     fan_in = 1
     for name, p in model.named_parameters():
@@ -68,6 +68,8 @@ def formula_parameters(model, stream=0):
             v = 1 + 0.2 * (2 * u - 1)
         elif name.endswith(".gn.bias"):
             v = 0.2 * (2 * u - 1)
+        elif p.dim() == 4:
+            v = (gain / math.sqrt(fan_in)) * (2 * u - 1)
         else:
             v = (1 / math.sqrt(fan_in)) * (2 * u - 1)
         values[name] = v.to(torch.float32).reshape(p.shape)

@@ -130,7 +130,8 @@ public enum ReferenceFormula {
         }
     }
 
-    public static func parameters(_ layout: ParameterLayout, stream: UInt64 = 0) -> [Float] {
+    /// `gain` scales the convolution weights' bound gain/sqrt(fan_in), as in w1.py.
+    public static func parameters(_ layout: ParameterLayout, stream: UInt64 = 0, gain: Double = 1) -> [Float] {
         var values = [Float](repeating: 0, count: layout.count)
         var fanIn = 1
         for e in layout.entries {
@@ -142,6 +143,8 @@ public enum ReferenceFormula {
                     v = 1 + 0.2 * (2 * uj - 1)
                 } else if e.name.hasSuffix(".gn.bias") {
                     v = 0.2 * (2 * uj - 1)
+                } else if e.shape.count == 4 {
+                    v = (gain / Double(fanIn).squareRoot()) * (2 * uj - 1)
                 } else {
                     v = (1 / Double(fanIn).squareRoot()) * (2 * uj - 1)
                 }
@@ -159,6 +162,13 @@ public enum ReferenceFormula {
             }
         }
         return values
+    }
+
+    /// Learned inner rates of `make_maml_fixtures.py`: 0.02 + 0.06 u per tensor and step.
+    public static func rates(_ layout: ParameterLayout, steps: Int) -> [Float] {
+        layout.entries.flatMap { e in
+            uniform("inner_lr." + e.name, steps, stream: 2).map { Float(0.02 + 0.06 * $0) }
+        }
     }
 
     /// Concatenates `prefix + name` tensors of a fixture in layout order.

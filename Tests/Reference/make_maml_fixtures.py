@@ -1,0 +1,156 @@
+"""Writes Tests/SharedTests/Fixtures/maml_w1.safetensors: PyTorch meta-gradients for W1 on
+one 64x64 task (K = Q = 5, 5 inner steps), by plain autograd with create_graph=True, in float64:
+
+  second.<param>            exact second order, one inner rate 0.01 (the W1 setting)
+  first.<param>             first order (FOMAML), same setting
+  lslr_msl.<param>          second order with learned per-tensor, per-step rates (LSLR) and
+  lslr_msl.inner_lr.<param> the MAML++ multi-step loss at outer step 30 of 100 annealing steps
+  lslr_msl_first.inner_lr.<param>  the rate gradients of the same objective, first order
+
+Parameters and rates come from formulas (w1.py) that TestSupport reproduces bit for bit.
+
+Why float64: W1 is piecewise smooth (ReLU, max-pooling), with ~10^6 kinks per batch. In
+float64 its gradient is linear in a parameter perturbation up to ~1e-6 and then jumps by
+percents as a kink is crossed. float32 rounding crosses such kinks, so two float32
+implementations (or PyTorch float32 against its own float64) follow different inner-loop
+trajectories and their 5-step meta-gradients differ by O(1); `--measure-float32` prints
+PyTorch's own float32 error. Exactness of the algorithm is therefore checked in float64,
+where MedMAML's Float64 learner (the same generic code as its Float32 one) must match.
+
+Run from the repository root with PyTorch installed from PyPI (only needed to regenerate):
+    /tmp/ref/bin/python Tests/Reference/make_maml_fixtures.py [--measure-float32]
+"""
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(__file__))
+from w1 import UNetW1, formula_parameters, formula_uniform, w1_loss  # noqa: E402
+
+STEPS, K, Q = 5, 5, 5
+# He-uniform conv weights (bound sqrt(6 / fan_in)), MedMAML's default initialisation: behind
+# GroupNorm the loss is invariant to a conv's weight scale, so its curvature goes as 1/|w|^2,
+# and PyTorch's default bound 1/sqrt(fan_in) gives Hessian eigenvalues near -700 at which five
+# inner steps of lr 0.01 amplify the backward sweep ~10^4-fold.
+HE_GAIN = math.sqrt(6)
+
+
+def msl_weights(steps, outer_step, anneal):
+    """MAML++ (Antoniou et al. 2019) multi-step loss weights, from its reference code."""
+    w = [1.0 / steps] * steps
+    decay = 1.0 / steps / anneal
+    minimum = 0.03 / steps
+    for i in range(steps - 1):
+        w[i] = max(w[i] - outer_step * decay, minimum)
+    w[-1] = min(w[-1] + outer_step * (steps - 1) * decay, 1.0 - (steps - 1) * minimum)
+    return w
+
+
+def formula_rates(names):
+    """Learned inner rates: 0.02 + 0.06 u per tensor and step (stream 2)."""
+    return {n: (0.02 + 0.06 * formula_uniform("inner_lr." + n, STEPS, 2)).to(torch.float32) for n in names}
+
+
+def objective(model, theta, rates, task, order, weights):
+    """sum_j w_j L_q(theta_j) after STEPS inner SGD steps; first order cuts the graph at each g."""
+    xs, ms, xq, mq = task
+    names = list(theta.keys())
+    fast = dict(theta)
+    total = 0.0
+    for i in range(STEPS):
+        loss = w1_loss(torch.func.functional_call(model, fast, (xs,)), ms)
+        grads = torch.autograd.grad(loss, list(fast.values()), create_graph=(order == "second"))
+        fast = {n: fast[n] - rates[n][i] * g for n, g in zip(names, grads)}
+        if weights[i] != 0:
+            total = total + weights[i] * w1_loss(torch.func.functional_call(model, fast, (xq,)), mq)
+    return total
+
+
+def make_task(seed):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+
+    def sample(n):
+        masks = torch.zeros(n, 1, 64, 64)
+        for i in range(n):
+            cy, cx = torch.randint(22, 42, (2,), generator=g).tolist()
+            ry, rx = torch.randint(10, 24, (2,), generator=g).tolist()
+            masks[i, 0] = ((((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2) < 1).float()
+        images = 1.5 * masks + 0.6 * torch.randn(n, 1, 64, 64, generator=g)
+        return images, masks
+
+    return sample(K) + sample(Q)
+
+
+def outputs(task, dtype):
+    """Every reference output for one task, in the given precision."""
+    model = UNetW1().to(dtype)
+    names = [n for n, _ in model.named_parameters()]
+    params = {n: v.to(dtype) for n, v in formula_parameters(model, gain=HE_GAIN).items()}
+    task = tuple(t.to(dtype) for t in task)
+    out = {}
+    single = {n: torch.full((STEPS,), 0.01, dtype=dtype) for n in names}
+    last_only = [0.0] * (STEPS - 1) + [1.0]
+    for order in ["second", "first"]:
+        theta = {n: params[n].clone().requires_grad_(True) for n in names}
+        j = objective(model, theta, single, task, order, last_only)
+        # First order cuts the graph at each inner gradient, so d/dtheta of the objective is
+        # the query gradient at the adapted parameters.
+        grads = torch.autograd.grad(j, [theta[n] for n in names])
+        for n, g in zip(names, grads):
+            out[f"{order}.{n}"] = g
+        out[f"{order}.query_loss"] = j.detach().reshape(1)
+    weights = msl_weights(STEPS, 30, 100)
+    for order, prefix in [("second", "lslr_msl"), ("first", "lslr_msl_first")]:
+        theta = {n: params[n].clone().requires_grad_(True) for n in names}
+        rates = {n: r.to(dtype).clone().requires_grad_(True) for n, r in formula_rates(names).items()}
+        j = objective(model, theta, rates, task, order, weights)
+        grads = torch.autograd.grad(j, [theta[n] for n in names] + [rates[n] for n in names])
+        if order == "second":
+            for n, g in zip(names, grads[:len(names)]):
+                out[f"{prefix}.{n}"] = g
+        for n, g in zip(names, grads[len(names):]):
+            out[f"{prefix}.inner_lr.{n}"] = g
+        out[f"{prefix}.objective"] = j.detach().reshape(1)
+    return out, weights
+
+
+def disagreement(a, b):
+    """Relative L2 difference per group of outputs."""
+    groups = {"second": lambda k: k.startswith("second."),
+              "first": lambda k: k.startswith("first."),
+              "lslr_msl": lambda k: k.startswith("lslr_msl."),
+              "lslr_msl_first rates": lambda k: k.startswith("lslr_msl_first.inner_lr.")}
+    out = {}
+    for name, selected in groups.items():
+        keys = [k for k in b if selected(k)]
+        x = torch.cat([a[k].flatten().double() for k in keys])
+        y = torch.cat([b[k].flatten().double() for k in keys])
+        out[name] = ((x - y).norm() / y.norm()).item()
+    return out
+
+
+def main():
+    torch.set_num_threads(2)
+    seed = 4242
+    task = make_task(seed)
+    ref, weights = outputs(task, torch.float64)
+    metadata = {"generator": "Tests/Reference/make_maml_fixtures.py", "torch": torch.__version__,
+                "precision": "float64", "task_seed": str(seed), "msl_weights": str(weights)}
+    if "--measure-float32" in sys.argv:
+        single, _ = outputs(task, torch.float32)
+        errors = disagreement(single, ref)
+        print("PyTorch float32 vs float64, relative L2:", {k: f"{v:.2e}" for k, v in errors.items()})
+        metadata["torch_float32_errors"] = str(errors)
+    tensors = {"support.images": task[0], "support.masks": task[1], "query.images": task[2], "query.masks": task[3]}
+    tensors.update({k: v.to(torch.float32).contiguous() for k, v in ref.items()})
+    out = os.path.join(os.path.dirname(__file__), "..", "SharedTests", "Fixtures", "maml_w1.safetensors")
+    save_file(tensors, out, metadata=metadata)
+    print("wrote", os.path.normpath(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+import Shared
+import TestSupport
+import Testing
+
+/// The meta-gradient against central finite differences of the whole MAML objective, in
+/// Float64, on a small U-Net with a large inner rate so the second-order terms are large.
+@Suite struct MetaGradientTests {
+    static func config(order: MetaOrder, learnedRates: Bool = false, multiStep: Bool = false) -> MetaConfig {
+        var c = MetaConfig(model: UNetConfig(height: 8, width: 8, depth: 1, baseChannels: 4, groups: 2).spec)
+        c.supportShots = 2
+        c.queryShots = 2
+        c.innerSteps = 3
+        c.innerLearningRate = 0.5
+        c.order = order
+        c.learnedInnerRates = learnedRates
+        c.multiStepLoss = multiStep
+        c.multiStepAnnealSteps = 10
+        return c
+    }
+
+    static func task(seed: UInt64) -> TaskSample {
+        var rng = RandomStream(seed: seed)
+        let shape = FeatureShape(channels: 1, height: 8, width: 8)
+        func masks(_ n: Int) -> [Float] { (0..<(n * 64)).map { _ in rng.chance(0.35) ? 1 : 0 } }
+        let sm = masks(2), qm = masks(2)
+        return TaskSample(
+            shape: shape,
+            supportImages: sm.map { $0 + Float(rng.normal()) * 0.7 },
+            supportMasks: sm,
+            queryImages: qm.map { $0 + Float(rng.normal()) * 0.7 },
+            queryMasks: qm)
+    }
+
+    /// Max relative error of the analytic meta-gradient along random directions and on the
+    /// learned rates, against central differences of the objective.
+    func finiteDifferenceError(_ config: MetaConfig, step: Int = 0, analyticOrder: MetaOrder? = nil) throws -> Double {
+        var analyticConfig = config
+        if let o = analyticOrder { analyticConfig.order = o }
+        let learner = try MetaLearner<Double>(config: analyticConfig)
+        let reference = try MetaLearner<Double>(config: config)
+        let layout = learner.layout
+        var meta = layout.initialValues(seed: 9, innerLearningRate: config.innerLearningRate).map { Double($0) }
+        var rng = RandomStream(seed: 77)
+        for e in layout.model.entries where e.shape.count == 1 {
+            for i in e.range { meta[i] += rng.uniform(-0.3, 0.3) }
+        }
+        if layout.learnedRates {
+            for i in layout.model.count..<layout.count { meta[i] = rng.uniform(0.2, 0.6) }
+        }
+        let task = Self.task(seed: 3)
+        var grad = [Double](repeating: 0, count: layout.count)
+        _ = learner.metaGradient(meta: meta, task: task, step: step, into: &grad)
+        func objective(_ m: [Double]) -> Double { reference.objective(meta: m, task: task, step: step) }
+        // With inner steps this large the objective is only piecewise smooth (ReLU and
+        // max-pool switch), so a step can straddle a kink; it cannot spoil both step sizes.
+        func numeric(_ d: [Double], _ h: Double) -> Double {
+            let plus = zip(meta, d).map { $0 + h * $1 }, minus = zip(meta, d).map { $0 - h * $1 }
+            return (objective(plus) - objective(minus)) / (2 * h)
+        }
+        var worst = 0.0
+        var directions: [[Double]] = (0..<6).map { _ in (0..<layout.count).map { _ in rng.normal() } }
+        // Each learned rate on its own as well.
+        for i in layout.model.count..<layout.count {
+            var d = [Double](repeating: 0, count: layout.count)
+            d[i] = 1
+            directions.append(d)
+        }
+        for d in directions {
+            let analytic = zip(grad, d).reduce(0) { $0 + $1.0 * $1.1 }
+            let error = [1e-6, 1e-7].map { h in
+                let n = numeric(d, h)
+                // Relative, with an absolute floor: a single rate's derivative can be ~1e-6,
+                // below what differences of an O(1) objective resolve in Float64.
+                return abs(analytic - n) / max(abs(n), 1e-3)
+            }.min()!
+            worst = max(worst, error)
+        }
+        return worst
+    }
+
+    @Test func secondOrderMatchesFiniteDifferences() throws {
+        let err = try finiteDifferenceError(Self.config(order: .second))
+        #expect(err < 1e-5, "relative error \(err)")
+    }
+
+    @Test func firstOrderIsNotTheExactGradient() throws {
+        // The same check must fail for FOMAML, or it could not tell the two apart.
+        let err = try finiteDifferenceError(Self.config(order: .second), analyticOrder: .first)
+        #expect(err > 1e-2, "first order unexpectedly exact: \(err)")
+    }
+
+    @Test func learnedInnerRatesMatchFiniteDifferences() throws {
+        let err = try finiteDifferenceError(Self.config(order: .second, learnedRates: true))
+        #expect(err < 1e-5, "relative error \(err)")
+    }
+
+    @Test func multiStepLossMatchesFiniteDifferences() throws {
+        let err = try finiteDifferenceError(Self.config(order: .second, learnedRates: true, multiStep: true), step: 4)
+        #expect(err < 1e-5, "relative error \(err)")
+    }
+
+    @Test func reptileIsThetaMinusAdapted() throws {
+        let c = Self.config(order: .reptile)
+        let learner = try MetaLearner<Double>(config: c)
+        let meta = learner.layout.initialValues(seed: 1, innerLearningRate: 0.5).map { Double($0) }
+        let task = Self.task(seed: 4)
+        var g = [Double](repeating: 0, count: meta.count)
+        _ = learner.metaGradient(meta: meta, task: task, into: &g)
+        let adapted = learner.adapt(meta: meta, supportImages: task.supportImages, supportMasks: task.supportMasks, steps: 3)
+        #expect(zip(zip(meta, adapted), g).allSatisfy { abs(($0.0 - $0.1) - $1) < 1e-15 })
+    }
+
+    @Test func multiStepWeightsAnnealTowardsTheLastStep() {
+        var c = MetaConfig()
+        c.innerSteps = 5
+        c.multiStepLoss = true
+        c.multiStepAnnealSteps = 10
+        let w0 = c.lossWeights(atStep: 0), wEnd = c.lossWeights(atStep: 1000)
+        #expect(w0.allSatisfy { abs($0 - 0.2) < 1e-6 })
+        #expect(abs(wEnd.reduce(0, +) - 1) < 1e-5)
+        #expect(wEnd.dropLast().allSatisfy { abs($0 - 0.006) < 1e-6 })
+        #expect(abs(wEnd.last! - 0.976) < 1e-5)
+        c.multiStepLoss = false
+        #expect(c.lossWeights(atStep: 3) == [0, 0, 0, 0, 1])
+    }
+
+    @Test func derivativeOrderAnnealing() {
+        var c = MetaConfig()
+        c.firstOrderSteps = 3
+        #expect(c.effectiveOrder(atStep: 2) == .first)
+        #expect(c.effectiveOrder(atStep: 3) == .second)
+    }
+}
+
+@Suite struct AdamTests {
+    /// One and two steps against values worked out by hand.
+    @Test func exactSteps() {
+        let adam = Adam(learningRate: 0.1)
+        var p: [Float] = [1, -2, 0.5]
+        var state = Adam.State(count: 3)
+        adam.update(parameters: &p, gradient: [0.5, -4, 0], state: &state)
+        // Step 1: m-hat = g, v-hat = g^2, so each parameter moves by lr * g / (|g| + eps).
+        #expect(abs(Double(p[0]) - (1 - 0.1 * (0.5 / (0.5 + 1e-8)))) < 1e-7)
+        #expect(abs(Double(p[1]) - (-2 + 0.1 * (4 / (4 + 1e-8)))) < 1e-7)
+        #expect(p[2] == 0.5)
+        adam.update(parameters: &p, gradient: [1, 0, 0], state: &state)
+        // Step 2 for p0: m = 0.9*0.05 + 0.1*1 = 0.145, v = 0.999*0.00025 + 0.001*1 = 0.00124975,
+        // m-hat = 0.145/0.19 = 0.763157..., v-hat = 0.00124975/0.001999 = 0.625187...
+        let mhat = 0.145 / 0.19, vhat = 0.00124975 / 0.001999
+        let expected = (1 - 0.1 * (0.5 / (0.5 + 1e-8))) - 0.1 * mhat / (vhat.squareRoot() + 1e-8)
+        #expect(abs(Double(p[0]) - expected) < 1e-6)
+        #expect(state.step == 2)
+    }
+
+    @Test func clippingAndCosineSchedule() {
+        var adam = Adam(learningRate: 1)
+        adam.clipNorm = 1
+        adam.cosineSteps = 10
+        adam.minimumLearningRate = 0
+        #expect(adam.learningRate(at: 1) == 1)
+        #expect(abs(adam.learningRate(at: 6) - 0.5) < 1e-6)
+        #expect(adam.learningRate(at: 11) < 1e-6)
+        var p: [Float] = [0, 0]
+        var s = Adam.State(count: 2)
+        let norm = adam.update(parameters: &p, gradient: [3, 4], state: &s)
+        #expect(norm == 5)
+        // After clipping g = (0.6, 0.8); the first Adam step moves by lr * g / |g| elementwise.
+        #expect(abs(p[0] + 1) < 1e-6 && abs(p[1] + 1) < 1e-6)
+    }
+}
