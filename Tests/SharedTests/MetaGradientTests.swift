@@ -42,10 +42,10 @@ import Testing
         var meta = layout.initialValues(seed: 9, innerLearningRate: config.innerLearningRate).map { Double($0) }
         var rng = RandomStream(seed: 77)
         for e in layout.model.entries where e.shape.count == 1 {
-            for i in e.range { meta[i] += rng.uniform(-0.3, 0.3) }
+            for i in e.range { meta[i] += Double(rng.uniform(-0.3, 0.3)) }
         }
         if layout.learnedRates {
-            for i in layout.model.count..<layout.count { meta[i] = rng.uniform(0.2, 0.6) }
+            for i in layout.model.count..<layout.count { meta[i] = Double(rng.uniform(0.2, 0.6)) }
         }
         let task = Self.task(seed: 3)
         var grad = [Double](repeating: 0, count: layout.count)

@@ -250,7 +250,6 @@ public final class MetaLearner<Scalar: EngineScalar> {
 
     /// Adapts the meta-parameters to a support set with `steps` inner steps (the learned
     /// rates of the last trained step are reused past it) and returns the model parameters.
-    @_specialize(exported: true, where Scalar == Float)
     public func adapt(meta: [Scalar], supportImages: [Float], supportMasks: [Float], steps: Int) -> [Scalar] {
         precondition(meta.count == layout.count, "meta-parameter count mismatch")
         let count = supportImages.count / config.model.input.count

@@ -48,7 +48,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Codable, Hashable {
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Float, _ high: Float) -> Float { low + (high - low) * unit() }
 
-    public mutating func uniform(_ low: Double, _ high: Double) -> Double {
+    public mutating func uniformDouble(_ low: Double, _ high: Double) -> Double {
         low + (high - low) * unitDouble()
     }
 

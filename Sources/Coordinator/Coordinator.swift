@@ -7,7 +7,7 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [Bench.self])
+        subcommands: [Datasets.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

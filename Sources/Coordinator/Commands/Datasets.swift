@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+struct Datasets: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect datasets and look at their tasks.",
+        subcommands: [Inspect.self, PreviewCommand.self])
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List a dataset's tasks, sizes, label fractions and meta-train/meta-test split.")
+        @Argument(help: "A dataset folder, or \"synthetic\".") var dataset = "synthetic"
+        @OptionGroup var data: DataOptions
+
+        func run() throws {
+            let source = try data.load(dataset)
+            print(try DatasetReport(source: source, split: data.split(for: source)).text)
+        }
+    }
+
+    struct PreviewCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "preview",
+            abstract: "Write a picture of task samples: support and query images with masks outlined.")
+        @Argument(help: "A task name, a glob such as 'synthetic/*/ct', or \"all\".") var task = "all"
+        @Option(help: "A dataset folder, or \"synthetic\".") var dataset = "synthetic"
+        @Option(help: "Output PNG file.") var out: String
+        @Option(help: "Support images per row.") var support = 5
+        @Option(help: "Query images per row.") var query = 3
+        @Option(help: "Sampling seed.") var seed: UInt64 = 0
+        @Option(help: "Pixels per image pixel.") var zoom = 2
+        @OptionGroup var data: DataOptions
+
+        func run() throws {
+            let source = try data.load(dataset)
+            let pattern = task == "all" ? "*" : task
+            let tasks = source.taskNames.indices.filter { globMatch(pattern, source.taskNames[$0]) }
+            guard !tasks.isEmpty else { throw ValidationError("no task matches '\(task)'") }
+            try Preview.tasks(source, tasks: tasks, support: support, query: query, seed: seed, zoom: zoom).write(to: out)
+            FileHandle.standardError.write(Data("wrote \(out): \(tasks.count) task(s), one per row\n".utf8))
+        }
+    }
+}
