@@ -98,6 +98,17 @@ def maml(args):
     print(f"tasks_per_second {args.tasks / elapsed:.4f}")
 
 
+def memory(args):
+    """One second-order W1 meta-gradient with --inner-steps steps (peak RSS is read outside)."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = UNetW1()
+    names = [n for n, _ in model.named_parameters()]
+    task = make_task(torch.Generator().manual_seed(0))
+    grads = meta_gradient(model, names, task, "second", steps=args.inner_steps)
+    print(f"gradient_norm {torch.sqrt(sum((g * g).sum() for g in grads)).item():.4f}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,5 +120,7 @@ if __name__ == "__main__":
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--tasks", type=int, default=8)
     m.add_argument("--seed", type=int, default=0)
+    mem = sub.add_parser("memory")
+    mem.add_argument("--inner-steps", type=int, default=5)
     a = parser.parse_args()
-    engine(a) if a.command == "engine" else maml(a)
+    {"engine": engine, "maml": maml, "memory": memory}[a.command](a)

@@ -7,13 +7,13 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [Datasets.self, Bench.self])
+        subcommands: [MetaGradientCommand.self, Datasets.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report numbers (release builds only).",
-        subcommands: [EngineBench.self])
+        subcommands: [EngineBench.self, MAMLBench.self])
 }
 
 struct EngineBench: ParsableCommand {
@@ -33,5 +33,22 @@ struct EngineBench: ParsableCommand {
         }
         let fb = results[1].milliseconds, hv = results[2].milliseconds
         print(String(format: "hvp_over_forward_backward %.3f", hv / fb))
+    }
+}
+
+struct MAMLBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "maml",
+        abstract: "W1 meta-gradient throughput on task threads in one process; last line: tasks_per_second.")
+
+    @Option(help: "second, first or reptile.") var order: MetaOrder = .second
+    @Option(help: "Task threads.") var threads = 2
+    @Option(help: "Timed tasks.") var tasks = 16
+
+    func run() throws {
+        guard threads >= 1, tasks >= 1 else { throw ValidationError("--threads and --tasks must be positive") }
+        print("# W1 meta-gradients, order \(order.rawValue), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
+        let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks).run()
+        print(String(format: "tasks_per_second %.4f", rate))
     }
 }
