@@ -13,7 +13,7 @@ struct Coordinator: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report numbers (release builds only).",
-        subcommands: [EngineBench.self, MAMLBench.self])
+        subcommands: [EngineBench.self, MAMLBench.self, DataBench.self])
 }
 
 struct EngineBench: ParsableCommand {
@@ -50,5 +50,29 @@ struct MAMLBench: ParsableCommand {
         print("# W1 meta-gradients, order \(order.rawValue), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
         let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks).run()
         print(String(format: "tasks_per_second %.4f", rate))
+    }
+}
+
+struct DataBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Synthetic image generation cost against one W1 forward pass, per image.")
+
+    @Option(help: "Images to generate per task.") var images = 40
+
+    func run() throws {
+        let family = SyntheticFamily(size: 64)
+        var perTask: [(String, Double)] = []
+        for task in family.taskNames.indices {
+            let ms = EngineBenchmark.median(repetitions: 3, warmup: 1) {
+                for i in 0..<images { _ = family.render(task: task, index: 0, seed: UInt64(i), image: i) }
+            } / Double(images)
+            perTask.append((family.taskNames[task], ms))
+        }
+        let forward = try EngineBenchmark(batch: 5, repetitions: 10).run()[0].milliseconds / 5
+        for (name, ms) in perTask { print(name.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7.3f ms/image", ms)) }
+        let mean = perTask.map(\.1).reduce(0, +) / Double(perTask.count)
+        print(String(format: "w1_forward_ms_per_image %.3f", forward))
+        print(String(format: "generation_over_forward %.3f", mean / forward))
     }
 }

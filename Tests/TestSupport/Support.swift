@@ -201,3 +201,26 @@ public final class ThreadSafeBox<T>: @unchecked Sendable {
     public var value: T { lock.withLock { stored } }
     public func mutate(_ body: (inout T) -> Void) { lock.withLock { body(&stored) } }
 }
+
+/// A temporary folder removed when the value is released.
+public final class TemporaryFolder {
+    public let path: String
+    public init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("medmaml-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// Copies a fixture file or folder into this folder and returns the copy's path.
+    public func copy(_ fixture: String, as name: String? = nil) throws -> String {
+        let target = path + "/" + (name ?? URL(fileURLWithPath: fixture).lastPathComponent)
+        try FileManager.default.copyItem(atPath: fixture, toPath: target)
+        return target
+    }
+
+    public func write(_ name: String, _ data: Data) -> String {
+        let p = path + "/" + name
+        FileManager.default.createFile(atPath: p, contents: data)
+        return p
+    }
+}

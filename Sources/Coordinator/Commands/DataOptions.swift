@@ -1,24 +1,54 @@
 import ArgumentParser
+import Foundation
+import Logging
 import Shared
 
 /// Options shared by every command that reads a dataset.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Image size of the built-in synthetic family.") var syntheticSize = 64
+    @Option(help: "Model input size: images are generated or resized to this many pixels square.")
+    var imageSize = 64
     @Option(parsing: .singleValue,
             help: "Hold out tasks matching this glob for meta-testing (repeatable; default: the dataset's own split).")
     var holdOut: [String] = []
+    @Option(help: "Slice axis for NIfTI volumes: axial, coronal or sagittal.") var axis: SliceAxis = .axial
+    @Option(help: "CT window LEVEL,WIDTH in HU instead of percentile clipping and z-score.") var ctWindow: String?
+    @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") var augment = false
+    @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") var skipBad = false
+    @Flag(help: "Draw support and query across volumes, not from one volume.") var acrossVolumes = false
+    @Flag(help: "Also sample slices that do not contain the task's label.") var includeEmptySlices = false
 
-    func load(_ dataset: String) throws -> TaskSource {
-        if dataset == "synthetic" {
-            guard (16...1024).contains(syntheticSize), syntheticSize % 4 == 0 else {
-                throw ValidationError("--synthetic-size must be a multiple of 4 in 16...1024")
-            }
-            return SyntheticFamily(size: syntheticSize)
+    /// The dataset: "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of
+    /// PNG task folders.
+    func load(_ dataset: String, logger: Logger = Logger(label: "medmaml.data")) throws -> TaskSource {
+        guard (16...1024).contains(imageSize), imageSize % 4 == 0 else {
+            throw ValidationError("--image-size must be a multiple of 4 in 16...1024")
         }
-        throw ValidationError("unknown dataset '\(dataset)'")
+        if dataset == "synthetic" { return SyntheticFamily(size: imageSize) }
+        var options = VolumeOptions()
+        options.size = imageSize
+        options.axis = axis
+        options.augment = augment
+        options.skipBad = skipBad
+        options.sameVolume = !acrossVolumes
+        options.requireLabel = !includeEmptySlices
+        if let window = ctWindow {
+            let parts = window.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, parts[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH, for example 40,400") }
+            options.normalisation = .ctWindow(level: parts[0], width: parts[1])
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dataset, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ValidationError("dataset '\(dataset)' is neither \"synthetic\" nor a folder")
+        }
+        if FileManager.default.fileExists(atPath: dataset + "/dataset.json") {
+            return try DecathlonDataset(root: dataset, options: options, logger: logger)
+        }
+        return try PNGFolderDataset(root: dataset, options: options, logger: logger)
     }
 
     func split(for source: TaskSource) -> TaskSplit {
         holdOut.isEmpty ? source.defaultSplit : TaskSplit(testPatterns: holdOut)
     }
 }
+
+extension SliceAxis: ExpressibleByArgument {}

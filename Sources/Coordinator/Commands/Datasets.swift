@@ -16,6 +16,10 @@ struct Datasets: ParsableCommand {
         func run() throws {
             let source = try data.load(dataset)
             print(try DatasetReport(source: source, split: data.split(for: source)).text)
+            if let volumes = source as? DecathlonDataset {
+                print("\nvolumes:")
+                for line in volumes.caseSummaries { print("  " + line) }
+            }
         }
     }
 

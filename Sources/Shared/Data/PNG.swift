@@ -54,7 +54,8 @@ public enum PNG {
         if sixteen {
             ok = bytes.withUnsafeBytes { _ in
                 samples.withUnsafeMutableBytes { out in
-                    png_image_finish_read(&image, nil, out.baseAddress, png_int_32(width * 2), nil)
+                    // The row stride is in components (16-bit samples here), not bytes.
+                    png_image_finish_read(&image, nil, out.baseAddress, png_int_32(width), nil)
                 }
             }
         } else {
@@ -80,17 +81,17 @@ public enum PNG {
         precondition(pixels.count == width * height * channels, "pixel count mismatch")
         return try encodeRaw(width: width, height: height,
                              format: png_uint_32(channels == 3 ? formatRGB : formatGray),
-                             rowBytes: width * channels, pixels: pixels.withUnsafeBytes { Array($0) })
+                             rowComponents: width * channels, pixels: pixels.withUnsafeBytes { Array($0) })
     }
 
     /// Encodes 16-bit grayscale samples (written linear, values unchanged on reading).
     public static func encode16(width: Int, height: Int, samples: [UInt16]) throws(DataError) -> Data {
         precondition(samples.count == width * height, "sample count mismatch")
         return try encodeRaw(width: width, height: height, format: png_uint_32(formatLinearY),
-                             rowBytes: width * 2, pixels: samples.withUnsafeBytes { Array($0) })
+                             rowComponents: width, pixels: samples.withUnsafeBytes { Array($0) })
     }
 
-    private static func encodeRaw(width: Int, height: Int, format: png_uint_32, rowBytes: Int, pixels: [UInt8])
+    private static func encodeRaw(width: Int, height: Int, format: png_uint_32, rowComponents: Int, pixels: [UInt8])
         throws(DataError) -> Data
     {
         var image = png_image()
@@ -100,11 +101,11 @@ public enum PNG {
         image.format = format
         var size: png_alloc_size_t = 0
         // First call measures, second writes.
-        _ = pixels.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, png_int_32(rowBytes), nil) }
+        _ = pixels.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, png_int_32(rowComponents), nil) }
         guard size > 0 else { throw .invalid(path: "<png>", reason: "cannot encode: \(message(image))") }
         var out = [UInt8](repeating: 0, count: Int(size))
         let ok = out.withUnsafeMutableBytes { dst in
-            pixels.withUnsafeBytes { png_image_write_to_memory(&image, dst.baseAddress, &size, 0, $0.baseAddress, png_int_32(rowBytes), nil) }
+            pixels.withUnsafeBytes { png_image_write_to_memory(&image, dst.baseAddress, &size, 0, $0.baseAddress, png_int_32(rowComponents), nil) }
         }
         guard ok != 0 else { throw .invalid(path: "<png>", reason: "cannot encode: \(message(image))") }
         return Data(out.prefix(Int(size)))

@@ -43,3 +43,10 @@ public enum SHA256 {
         data.withUnsafeBytes { hex($0) }
     }
 }
+
+/// JSON with sorted keys, so that equal values always give equal bytes (for fingerprints).
+public func canonicalJSON<T: Encodable>(_ value: T) -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return (try? encoder.encode(value)) ?? Data()
+}

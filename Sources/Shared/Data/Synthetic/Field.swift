@@ -92,8 +92,12 @@ struct Blob {
     /// Radial coordinate of normalised point (u, v): < 1 inside, 1 on the boundary.
     @inline(__always)
     func level(_ u: Float, _ v: Float) -> Float {
+        level(u, v, c: Float.cos(rotation), s: Float.sin(rotation))
+    }
+
+    @inline(__always)
+    func level(_ u: Float, _ v: Float, c: Float, s: Float) -> Float {
         let dx = u - cx, dy = v - cy
-        let c = Float.cos(rotation), s = Float.sin(rotation)
         let rx = (c * dx + s * dy) / aspect, ry = (-s * dx + c * dy) * aspect
         let phi = Float.atan2(y: ry, x: rx)
         var r: Float = 1
@@ -112,10 +116,11 @@ struct Blob {
         let y0 = max(0, Int(((cy - r) * Float(height)).rounded(.down))), y1 = min(height - 1, Int(((cy + r) * Float(height)).rounded(.up)))
         let x0 = max(0, Int(((cx - r) * Float(width)).rounded(.down))), x1 = min(width - 1, Int(((cx + r) * Float(width)).rounded(.up)))
         guard y0 <= y1, x0 <= x1 else { return }
+        let c = Float.cos(rotation), s = Float.sin(rotation)
         for y in y0...y1 {
             let v = (Float(y) + 0.5) / Float(height)
             for x in x0...x1 {
-                let l = level((Float(x) + 0.5) / Float(width), v)
+                let l = level((Float(x) + 0.5) / Float(width), v, c: c, s: s)
                 if l < limit { body(y * width + x, l) }
             }
         }

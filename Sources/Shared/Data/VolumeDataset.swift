@@ -1,0 +1,313 @@
+import Foundation
+import Logging
+
+/// The axis 2D slices are cut along.
+public enum SliceAxis: String, Codable, Sendable, CaseIterable {
+    /// Perpendicular to z (the third NIfTI axis).
+    case axial
+    /// Perpendicular to y.
+    case coronal
+    /// Perpendicular to x.
+    case sagittal
+}
+
+/// Intensity normalisation, per volume (or per image for PNG folders).
+public enum IntensityNormalisation: Codable, Hashable, Sendable {
+    /// Clip to the [low, high] percentiles, then zero mean and unit variance.
+    case zscore(lowPercentile: Double, highPercentile: Double)
+    /// A CT window (Hounsfield units), mapped to [0, 1], then zero mean and unit variance.
+    case ctWindow(level: Double, width: Double)
+
+    public static let standard = IntensityNormalisation.zscore(lowPercentile: 0.5, highPercentile: 99.5)
+
+    /// Normalises `values` in place.
+    public func apply(_ values: inout [Float]) {
+        guard !values.isEmpty else { return }
+        switch self {
+        case .zscore(let lo, let hi):
+            let sorted = values.sorted()
+            func percentile(_ p: Double) -> Float {
+                sorted[min(sorted.count - 1, max(0, Int((p / 100 * Double(sorted.count - 1)).rounded())))]
+            }
+            let a = percentile(lo), b = percentile(hi)
+            for i in values.indices { values[i] = min(max(values[i], a), b) }
+        case .ctWindow(let level, let width):
+            let a = Float(level - width / 2), w = Float(max(width, 1e-6))
+            for i in values.indices { values[i] = min(max((values[i] - a) / w, 0), 1) }
+        }
+        var mean: Double = 0
+        for v in values { mean += Double(v) }
+        mean /= Double(values.count)
+        var variance: Double = 0
+        for v in values { variance += (Double(v) - mean) * (Double(v) - mean) }
+        let std = max((variance / Double(values.count)).squareRoot(), 1e-6)
+        for i in values.indices { values[i] = Float((Double(values[i]) - mean) / std) }
+    }
+}
+
+/// How volume (and PNG) datasets are turned into tasks.
+public struct VolumeOptions: Codable, Hashable, Sendable {
+    public var axis: SliceAxis = .axial
+    /// Model input size (slices are resized to size x size).
+    public var size = 64
+    public var normalisation: IntensityNormalisation = .standard
+    /// Support and query slices must contain the task's label.
+    public var requireLabel = true
+    /// Draw a sample's support and query from one volume when one has enough slices
+    /// (MetaMedSeg); otherwise across volumes.
+    public var sameVolume = true
+    /// Light augmentation: flips, rotations up to 10 degrees, intensity jitter.
+    public var augment = false
+    /// Skip unreadable or inconsistent cases with a warning instead of stopping.
+    public var skipBad = false
+
+    public init() {}
+}
+
+/// 2D slices of one case, resized and normalised.
+struct PreparedCase: Sendable {
+    var name: String
+    var images: [Float]     // slices x size x size
+    var labels: [UInt8]     // slices x size x size
+    var slices: Int
+    var dims: (Int, Int, Int)
+    var spacing: (Float, Float, Float)
+}
+
+/// A Medical Segmentation Decathlon or nnU-Net (v1/v2) dataset: `dataset.json` with
+/// `labels`, `imagesTr/` and `labelsTr/`. Every foreground label value is a binary task
+/// `<dataset>/label-<value>/<axis>`; samples are 2D slices along the axis.
+public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sendable {
+    public let root: String
+    public let name: String
+    public let options: VolumeOptions
+    public let labelNames: [Int: String]
+    public let identity: DatasetIdentity
+    let cases: [PreparedCase]
+    /// Per task: its label value and the (case, slice) pairs that contain it.
+    let taskLabels: [Int]
+    let labelled: [[(case: Int, slice: Int)]]
+    public let warnings: [String]
+
+    public var imageShape: FeatureShape { FeatureShape(channels: 1, height: options.size, width: options.size) }
+    public var taskNames: [String] { taskLabels.map { "\(name)/label-\($0)/\(options.axis.rawValue)" } }
+    public var defaultSplit: TaskSplit { TaskSplit(testPatterns: []) }
+
+    /// Loads and prepares every training case. Throws `DataError` naming the file and the
+    /// problem (or skips the case with a warning when `options.skipBad` is set).
+    public init(root: String, options: VolumeOptions = VolumeOptions(), logger: Logger = Logger(label: "medmaml.data")) throws(DataError) {
+        self.root = root
+        self.options = options
+        let jsonPath = root + "/dataset.json"
+        guard let jsonData = FileManager.default.contents(atPath: jsonPath) else {
+            throw .unreadable(path: jsonPath, reason: "no dataset.json (expected the Decathlon / nnU-Net layout)")
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: jsonData) as? [String: Any] else {
+            throw .invalid(path: jsonPath, reason: "not a JSON object")
+        }
+        guard let labelsAny = json["labels"] as? [String: Any], !labelsAny.isEmpty else {
+            throw .invalid(path: jsonPath, reason: "missing \"labels\"")
+        }
+        // Decathlon: {"1": "spleen"}; nnU-Net v2: {"spleen": 1}.
+        var labels: [Int: String] = [:]
+        for (k, v) in labelsAny {
+            if let value = Int(k), let n = v as? String { labels[value] = n }
+            else if let value = (v as? NSNumber)?.intValue { labels[value] = k }
+            else if v is [Any] { throw .unsupported(path: jsonPath, reason: "region-based labels (\"\(k)\") are not supported") }
+            else { throw .invalid(path: jsonPath, reason: "label entry \"\(k)\" is neither value->name nor name->value") }
+        }
+        labelNames = labels
+        let base = URL(fileURLWithPath: root).lastPathComponent
+        name = base.isEmpty ? (json["name"] as? String ?? "dataset") : base
+
+        // Training pairs: listed (Decathlon) or found by file names (nnU-Net v2).
+        var pairs: [(image: String, label: String)] = []
+        if let training = json["training"] as? [[String: Any]], !training.isEmpty {
+            for entry in training {
+                guard let image = entry["image"] as? String, let label = entry["label"] as? String else {
+                    throw .invalid(path: jsonPath, reason: "a training entry lacks \"image\" or \"label\"")
+                }
+                pairs.append((Self.resolve(root, image), Self.resolve(root, label)))
+            }
+        } else {
+            let ending = json["file_ending"] as? String ?? ".nii.gz"
+            let labelDir = root + "/labelsTr"
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: labelDir) else {
+                throw .unreadable(path: labelDir, reason: "no labelsTr folder")
+            }
+            for file in files.sorted() where file.hasSuffix(ending) && !file.hasPrefix(".") {
+                let caseName = String(file.dropLast(ending.count))
+                pairs.append((root + "/imagesTr/" + caseName + "_0000" + ending, labelDir + "/" + file))
+            }
+        }
+        guard !pairs.isEmpty else { throw .emptyTask(task: name, reason: "no training cases in \(root)") }
+
+        var prepared: [PreparedCase] = []
+        var warnings: [String] = []
+        var hasher = [UInt8](jsonData)
+        let optionsJSON = canonicalJSON(options)
+        hasher += [UInt8](optionsJSON)
+        for (imagePath, labelPath) in pairs {
+            do throws(DataError) {
+                let c = try Self.prepare(image: imagePath, label: labelPath, labels: labels, options: options,
+                                         warnings: &warnings, digest: &hasher)
+                prepared.append(c)
+            } catch {
+                guard options.skipBad else { throw error }
+                warnings.append("skipped case: \(error)")
+                logger.warning("skipping a bad case", metadata: ["error": "\(error)"])
+            }
+        }
+        guard !prepared.isEmpty else { throw .emptyTask(task: name, reason: "every case was bad") }
+        cases = prepared
+
+        var taskLabels: [Int] = [], labelled: [[(case: Int, slice: Int)]] = []
+        for value in labels.keys.sorted() where value != 0 {
+            var list: [(case: Int, slice: Int)] = []
+            let plane = options.size * options.size
+            for (ci, c) in prepared.enumerated() {
+                for s in 0..<c.slices where !options.requireLabel || c.labels[(s * plane)..<((s + 1) * plane)].contains(UInt8(value)) {
+                    list.append((ci, s))
+                }
+            }
+            if list.isEmpty {
+                let message = "label \(value) (\(labels[value]!)) appears in no slice"
+                guard options.skipBad else { throw .emptyTask(task: "\(name)/label-\(value)", reason: message) }
+                warnings.append("dropped task: " + message)
+                continue
+            }
+            taskLabels.append(value)
+            labelled.append(list)
+        }
+        guard !taskLabels.isEmpty else { throw .emptyTask(task: name, reason: "no foreground label has any slice") }
+        self.taskLabels = taskLabels
+        self.labelled = labelled
+        self.warnings = warnings
+        for w in warnings { logger.warning("\(w)") }
+        identity = DatasetIdentity(name: name, fingerprint: SHA256.hex(hasher))
+    }
+
+    static func resolve(_ root: String, _ relative: String) -> String {
+        relative.hasPrefix("/") ? relative : root + "/" + (relative.hasPrefix("./") ? String(relative.dropFirst(2)) : relative)
+    }
+
+    /// Reads one case and cuts it into resized, normalised slices. The digest accumulates the
+    /// file contents' hashes for the dataset fingerprint.
+    static func prepare(image: String, label: String, labels: [Int: String], options: VolumeOptions,
+                        warnings: inout [String], digest: inout [UInt8]) throws(DataError) -> PreparedCase {
+        let img = try NIfTIVolume.read(path: image)
+        let lab = try NIfTIVolume.read(path: label)
+        for (path, v) in [(image, img), (label, lab)] {
+            digest += Array(v.fileDigest.utf8)
+            if v.extraVolumesDropped > 0 { warnings.append("\(path): 4D file, using the first of \(v.extraVolumesDropped + 1) volumes") }
+        }
+        guard img.dims == lab.dims else {
+            throw .invalid(path: label, reason: "label size \(lab.dims) differs from image size \(img.dims) (\(image))")
+        }
+        var labelValues = [UInt8](repeating: 0, count: lab.values.count)
+        for (i, v) in lab.values.enumerated() {
+            guard v == v.rounded(), v >= 0, v <= 255 else {
+                throw .invalid(path: label, reason: "label value \(v) is not an integer in 0...255")
+            }
+            guard v == 0 || labels[Int(v)] != nil else {
+                throw .invalid(path: label, reason: "label value \(Int(v)) is not declared in dataset.json")
+            }
+            labelValues[i] = UInt8(v)
+        }
+        var values = img.values
+        options.normalisation.apply(&values)
+        let (nx, ny, nz) = img.dims
+        let (count, h, w): (Int, Int, Int)
+        switch options.axis {
+        case .axial: (count, h, w) = (nz, ny, nx)
+        case .coronal: (count, h, w) = (ny, nz, nx)
+        case .sagittal: (count, h, w) = (nx, nz, ny)
+        }
+        let size = options.size
+        var images: [Float] = [], slices: [UInt8] = []
+        images.reserveCapacity(count * size * size)
+        for s in 0..<count {
+            var sliceImage = [Float](repeating: 0, count: h * w), sliceLabel = [UInt8](repeating: 0, count: h * w)
+            for r in 0..<h {
+                for c in 0..<w {
+                    // Rows run top to bottom; for coronal and sagittal slices, superior (high z) at the top.
+                    let (x, y, z): (Int, Int, Int)
+                    switch options.axis {
+                    case .axial: (x, y, z) = (c, r, s)
+                    case .coronal: (x, y, z) = (c, s, nz - 1 - r)
+                    case .sagittal: (x, y, z) = (s, c, nz - 1 - r)
+                    }
+                    let i = (z * ny + y) * nx + x
+                    sliceImage[r * w + c] = values[i]
+                    sliceLabel[r * w + c] = labelValues[i]
+                }
+            }
+            images += Resample.bilinear(sliceImage, height: h, width: w, outHeight: size, outWidth: size)
+            slices += Resample.nearest(sliceLabel, height: h, width: w, outHeight: size, outWidth: size)
+        }
+        let caseName = URL(fileURLWithPath: label).lastPathComponent
+        return PreparedCase(name: caseName, images: images, labels: slices, slices: count, dims: img.dims, spacing: img.spacing)
+    }
+
+    public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
+        guard task >= 0, task < taskLabels.count else { throw .badRequest("no task number \(task) in \(name)") }
+        guard support > 0, query >= 0 else { throw .badRequest("bad shot counts \(support)+\(query)") }
+        let need = support + query
+        let pool = labelled[task]
+        var rng = RandomStream(key: [seed, stableHash(taskNames[task]), index])
+        var chosen: [(case: Int, slice: Int)]
+        // MetaMedSeg: one volume when some volume has enough slices with the label.
+        var byCase: [Int: [(case: Int, slice: Int)]] = [:]
+        for p in pool { byCase[p.case, default: []].append(p) }
+        let rich = byCase.keys.sorted().filter { byCase[$0]!.count >= need }
+        if options.sameVolume, !rich.isEmpty {
+            chosen = byCase[rich[rng.below(rich.count)]]!
+        } else {
+            chosen = pool
+        }
+        guard chosen.count >= need else {
+            throw .emptyTask(task: taskNames[task], reason: "has \(chosen.count) usable slices, a sample needs \(need)")
+        }
+        rng.shuffle(&chosen)
+        let plane = options.size * options.size
+        let value = UInt8(taskLabels[task])
+        var images: [Float] = [], masks: [Float] = []
+        for (k, p) in chosen.prefix(need).enumerated() {
+            var image = Array(cases[p.case].images[(p.slice * plane)..<((p.slice + 1) * plane)])
+            var mask = cases[p.case].labels[(p.slice * plane)..<((p.slice + 1) * plane)].map { $0 == value ? Float(1) : 0 }
+            if options.augment {
+                var arng = RandomStream(key: [seed, stableHash(taskNames[task]), index, UInt64(k), 0xA06])
+                Augmentation.apply(image: &image, mask: &mask, size: options.size, rng: &arng)
+            }
+            images += image
+            masks += mask
+        }
+        let split = support * plane
+        return TaskSample(shape: imageShape, supportImages: Array(images[..<split]), supportMasks: Array(masks[..<split]),
+                          queryImages: Array(images[split...]), queryMasks: Array(masks[split...]))
+    }
+
+    public func details(task: Int) -> String? {
+        let pool = labelled[task]
+        let volumes = Set(pool.map(\.case)).count
+        return "\(labelNames[taskLabels[task]] ?? "?"): \(pool.count) slices in \(volumes)/\(cases.count) volumes"
+    }
+
+    /// Per case: name, dimensions, voxel size and slice count.
+    public var caseSummaries: [String] {
+        cases.map { "\($0.name): \($0.dims.0)x\($0.dims.1)x\($0.dims.2) voxels of \($0.spacing.0)x\($0.spacing.1)x\($0.spacing.2), \($0.slices) \(options.axis.rawValue) slices" }
+    }
+}
+
+/// Deterministic light augmentation of a slice and its mask.
+public enum Augmentation {
+    public static func apply(image: inout [Float], mask: inout [Float], size: Int, rng: inout RandomStream) {
+        let flip = rng.chance(0.5)
+        let angle = rng.uniform(-10, 10) * .pi / 180
+        let scale = rng.uniform(0.9, 1.1), shift = rng.uniform(-0.1, 0.1)
+        let fill = image.min() ?? 0
+        image = Resample.rotate(image, height: size, width: size, angle: angle, flip: flip, nearest: false, fill: fill)
+        mask = Resample.rotate(mask, height: size, width: size, angle: angle, flip: flip, nearest: true, fill: 0)
+        for i in image.indices { image[i] = image[i] * scale + shift }
+    }
+}

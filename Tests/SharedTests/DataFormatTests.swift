@@ -1,0 +1,264 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+/// NIfTI against nibabel, PNG round trips, Decathlon and PNG-folder datasets, bad input.
+@Suite struct NIfTITests {
+    static let folder = fixturePath("nifti")
+    static let files = ["u8.nii", "i8.nii.gz", "u16.nii", "i16_scaled.nii.gz", "i32.nii", "f32.nii.gz",
+                        "f64.nii", "i64.nii.gz", "i16_bigendian.nii", "f32_4d.nii.gz"]
+
+    @Test(arguments: files)
+    func readsWhatNibabelWrote(_ name: String) throws {
+        let expected = try Safetensors.read(path: Self.folder + "/expected.safetensors")
+        let v = try NIfTIVolume.read(path: Self.folder + "/" + name)
+        #expect(v.dims == (5, 4, 3))
+        let e = try expected.require(name, in: "expected")
+        #expect(e.shape == [3, 4, 5])
+        #expect(zip(v.values, e.values).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($1)) }, "values of \(name)")
+        #expect(try expected.require(name + ".spacing", in: "expected").values == [v.spacing.x, v.spacing.y, v.spacing.z])
+        #expect(v.bigEndian == (name == "i16_bigendian.nii"))
+        #expect(v.extraVolumesDropped == (name == "f32_4d.nii.gz" ? 1 : 0))
+    }
+
+    @Test func scalingIsApplied() throws {
+        let v = try NIfTIVolume.read(path: Self.folder + "/i16_scaled.nii.gz")
+        // Stored int16 are multiples of 7; scaled by 2.5 and shifted by -10.
+        #expect(v.values.allSatisfy { (($0 + 10) / 2.5).truncatingRemainder(dividingBy: 7) == 0 })
+    }
+
+    @Test(arguments: ["u8.nii", "i16_bigendian.nii", "f32.nii.gz"])
+    func maskWriterKeepsTheGeometry(_ name: String) throws {
+        let tmp = TemporaryFolder()
+        let v = try NIfTIVolume.read(path: Self.folder + "/" + name)
+        let labels = (0..<60).map { UInt8($0 % 3) }
+        let out = tmp.path + "/pred.nii.gz"
+        try NIfTIVolume.writeMask(labels, like: v, to: out)
+        let back = try NIfTIVolume.read(path: out)
+        #expect(back.values == labels.map(Float.init))
+        #expect(back.datatype == 2 && back.bigEndian == v.bigEndian)
+        #expect(back.spacing == v.spacing)
+        // qform/sform and everything geometric (bytes 76...107 pixdim, 252...343 affine) unchanged.
+        #expect(back.header[76..<108] == v.header[76..<108])
+        #expect(back.header[252..<344] == v.header[252..<344])
+    }
+
+    /// Each kind of bad file is a clear error that names the file.
+    @Test func badFiles() throws {
+        let tmp = TemporaryFolder()
+        let good = try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/u8.nii"))
+        func expectError(_ data: Data, _ name: String, _ fragment: String) {
+            let path = tmp.write(name, data)
+            do {
+                _ = try NIfTIVolume.read(path: path)
+                Issue.record("\(name) was accepted")
+            } catch {
+                #expect(error.description.contains(path), "\(error)")
+                #expect(error.description.contains(fragment), "\(name): \(error)")
+            }
+        }
+        expectError(good.prefix(100), "short.nii", "shorter than a NIfTI-1 header")
+        expectError(good.dropLast(10), "truncated.nii", "truncated")
+        var magic = good; magic[344] = UInt8(ascii: "x")
+        expectError(magic, "magic.nii", "bad magic")
+        var pair = good; pair.replaceSubrange(344..<348, with: Array("ni1\0".utf8))
+        expectError(pair, "pair.nii", "two-file")
+        var dtype = good; dtype[70] = 32; dtype[71] = 0
+        expectError(dtype, "complex.nii", "datatype 32")
+        var bitpix = good; bitpix[72] = 16
+        expectError(bitpix, "bitpix.nii", "bitpix")
+        var dims = good; dims[42] = 0; dims[43] = 0
+        expectError(dims, "dims.nii", "non-positive dimension")
+        var size = good; size[0] = 0x1C; size[1] = 0x02
+        expectError(size, "nifti2.nii", "NIfTI-2")
+        var offset = good; offset.replaceSubrange(108..<112, with: withUnsafeBytes(of: Float(10).bitPattern.littleEndian) { Array($0) })
+        expectError(offset, "offset.nii", "vox_offset")
+        expectError(Data([0x1F, 0x8B, 1, 2, 3, 4]), "corrupt.nii.gz", "gzip")
+        expectError(good, "plain.nii.gz", "not gzip")
+        #expect(throws: DataError.self) { try NIfTIVolume.read(path: tmp.path + "/missing.nii") }
+    }
+}
+
+@Suite struct PNGTests {
+    @Test func roundTrips() throws {
+        let gray: [UInt8] = (0..<(7 * 5)).map { UInt8($0 * 7) }
+        let g = try PNG.decode(PNG.encode(width: 7, height: 5, channels: 1, pixels: gray))
+        #expect(g.bitDepth == 8 && g.width == 7 && g.height == 5 && g.samples == gray.map(UInt16.init))
+        let deep: [UInt16] = (0..<(6 * 4)).map { UInt16($0 * 2731) }
+        let d = try PNG.decode(PNG.encode16(width: 6, height: 4, samples: deep))
+        #expect(d.bitDepth == 16 && d.samples == deep)
+        let rgb = try PNG.decode(PNG.encode(width: 2, height: 1, channels: 3, pixels: [255, 255, 255, 0, 0, 0]))
+        #expect(rgb.wasColor && rgb.samples == [255, 0])
+    }
+
+    @Test func readsAnIndependentlyEncoded16BitFile() throws {
+        let folder = fixturePath("pngtasks")
+        let png = try PNG.read(path: folder + "/reference16.png.bin")
+        let expected = try Safetensors.read(path: folder + "/reference16.safetensors").require("reference16", in: "fixture")
+        #expect(png.bitDepth == 16 && png.width == 24 && png.height == 20)
+        #expect(png.samples.map(Float.init) == expected.values)
+    }
+
+    @Test func badPNGs() {
+        #expect(throws: DataError.self) { try PNG.decode(Data([1, 2, 3])) }
+        var bytes = [UInt8](try! PNG.encode(width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 9, count: 16)))
+        // Damage the compressed image data (a critical chunk) just after the IDAT tag.
+        let idat = (0..<(bytes.count - 4)).first { bytes[$0..<($0 + 4)] == [73, 68, 65, 84] }!
+        bytes[idat + 6] ^= 0xFF
+        #expect(throws: DataError.self) { try PNG.decode(Data(bytes)) }
+        #expect(throws: DataError.self) { try PNG.decode(Data(bytes.prefix(40))) }
+    }
+}
+
+@Suite struct VolumeDatasetTests {
+    static let v1 = fixturePath("decathlon/Task99_Mini"), v2 = fixturePath("decathlon/Dataset098_MiniV2")
+
+    static func options(_ edit: (inout VolumeOptions) -> Void = { _ in }) -> VolumeOptions {
+        var o = VolumeOptions()
+        o.size = 32
+        edit(&o)
+        return o
+    }
+
+    @Test(arguments: [v1, v2])
+    func everyForegroundLabelIsATask(_ root: String) throws {
+        let d = try DecathlonDataset(root: root, options: Self.options())
+        let base = URL(fileURLWithPath: root).lastPathComponent
+        #expect(d.taskNames == ["\(base)/label-1/axial", "\(base)/label-2/axial"])
+        let s = try d.sample(task: 1, index: 3, seed: 1, support: 2, query: 1)
+        try s.validate()
+        // Every sampled slice contains the label, and images are normalised volumes.
+        for b in 0..<3 {
+            let m = (s.supportMasks + s.queryMasks)[(b * 1024)..<((b + 1) * 1024)]
+            #expect(m.contains(1))
+        }
+    }
+
+    @Test func samplesComeFromOneVolumeAndAreDeterministic() throws {
+        let d = try DecathlonDataset(root: Self.v1, options: Self.options())
+        let a = try d.sample(task: 0, index: 7, seed: 4, support: 3, query: 2)
+        #expect(a == (try d.sample(task: 0, index: 7, seed: 4, support: 3, query: 2)))
+        #expect(a != (try d.sample(task: 0, index: 8, seed: 4, support: 3, query: 2)))
+        // Too many shots for any volume or the whole task is a clear error.
+        #expect(throws: DataError.self) { try d.sample(task: 1, index: 0, seed: 0, support: 8, query: 8) }
+    }
+
+    @Test(arguments: SliceAxis.allCases)
+    func axesAndAugmentation(_ axis: SliceAxis) throws {
+        let d = try DecathlonDataset(root: Self.v1, options: Self.options { $0.axis = axis; $0.augment = true })
+        #expect(d.taskNames[0].hasSuffix("/" + axis.rawValue))
+        let s = try d.sample(task: 0, index: 0, seed: 0, support: 2, query: 1)
+        try s.validate()
+        #expect(s == (try d.sample(task: 0, index: 0, seed: 0, support: 2, query: 1)))
+    }
+
+    @Test func fingerprintChangesWithTheData() throws {
+        let tmp = TemporaryFolder()
+        let root = try tmp.copy(Self.v1)
+        let a = try DecathlonDataset(root: root, options: Self.options()).identity
+        #expect(a == (try DecathlonDataset(root: root, options: Self.options()).identity))
+        let b = try DecathlonDataset(root: root, options: Self.options { $0.axis = .coronal }).identity
+        #expect(a.fingerprint != b.fingerprint)
+        try FileManager.default.copyItem(atPath: root + "/labelsTr/mini_000.nii.gz", toPath: root + "/x")
+        try FileManager.default.removeItem(atPath: root + "/labelsTr/mini_000.nii.gz")
+        try FileManager.default.copyItem(atPath: root + "/labelsTr/mini_001.nii.gz", toPath: root + "/labelsTr/mini_000.nii.gz")
+        #expect(a.fingerprint != (try DecathlonDataset(root: root, options: Self.options()).identity.fingerprint))
+    }
+
+    /// Broken datasets fail with the file and the reason, or are skipped with a warning.
+    @Test func badDatasets() throws {
+        let tmp = TemporaryFolder()
+        func broken(_ name: String, _ damage: (String) throws -> Void) throws -> String {
+            let root = try tmp.copy(Self.v1, as: name)
+            try damage(root)
+            return root
+        }
+        func expectError(_ root: String, _ fragment: String) {
+            do {
+                _ = try DecathlonDataset(root: root, options: Self.options())
+                Issue.record("\(root) was accepted")
+            } catch {
+                #expect(error.description.contains(fragment), "\(error)")
+            }
+        }
+        let fm = FileManager.default
+        // An image whose shape differs from its label.
+        let mismatch = try broken("mismatch") { root in
+            try fm.removeItem(atPath: root + "/imagesTr/mini_001.nii.gz")
+            try fm.copyItem(atPath: fixturePath("nifti/f32.nii.gz"), toPath: root + "/imagesTr/mini_001.nii.gz")
+        }
+        expectError(mismatch, "differs from image size")
+        // A missing label file.
+        let missing = try broken("missing") { try fm.removeItem(atPath: $0 + "/labelsTr/mini_002.nii.gz") }
+        expectError(missing, "mini_002.nii.gz")
+        // A truncated (corrupt) file.
+        let corrupt = try broken("corrupt") { root in
+            let p = root + "/imagesTr/mini_000.nii.gz"
+            let d = try Data(contentsOf: URL(fileURLWithPath: p))
+            try d.prefix(d.count / 2).write(to: URL(fileURLWithPath: p))
+        }
+        expectError(corrupt, "mini_000.nii.gz")
+        // Labels not declared in dataset.json, and non-integer labels.
+        let undeclared = try broken("undeclared") { root in
+            let p = root + "/dataset.json"
+            let s = try String(contentsOfFile: p, encoding: .utf8).replacingOccurrences(of: "\"2\": \"lesion\"", with: "\"3\": \"lesion\"")
+            try s.write(toFile: p, atomically: true, encoding: .utf8)
+        }
+        expectError(undeclared, "not declared")
+        let fractional = try broken("fractional") { root in
+            try fm.removeItem(atPath: root + "/labelsTr/mini_000.nii.gz")
+            try fm.copyItem(atPath: root + "/imagesTr/mini_000.nii.gz", toPath: root + "/labelsTr/mini_000.nii.gz")
+        }
+        expectError(fractional, "label value")
+        // No dataset.json labels, and an empty task.
+        let nolabels = try broken("nolabels") { try "{\"training\": []}".write(toFile: $0 + "/dataset.json", atomically: true, encoding: .utf8) }
+        expectError(nolabels, "missing \"labels\"")
+        let empty = try broken("empty") { root in
+            let p = root + "/dataset.json"
+            let s = try String(contentsOfFile: p, encoding: .utf8).replacingOccurrences(of: "\"2\": \"lesion\"", with: "\"2\": \"lesion\", \"7\": \"ghost\"")
+            try s.write(toFile: p, atomically: true, encoding: .utf8)
+        }
+        expectError(empty, "appears in no slice")
+        // With skipBad the bad case is skipped and the rest loads.
+        let skipped = try DecathlonDataset(root: corrupt, options: Self.options { $0.skipBad = true })
+        #expect(skipped.warnings.contains { $0.contains("mini_000") })
+        #expect(skipped.caseSummaries.count == 2)
+        let dropped = try DecathlonDataset(root: empty, options: Self.options { $0.skipBad = true })
+        #expect(dropped.taskNames.count == 2)
+    }
+}
+
+@Suite struct PNGFolderTests {
+    @Test func loadsTasksFrom8And16BitFolders() throws {
+        var o = VolumeOptions()
+        o.size = 16
+        let d = try PNGFolderDataset(root: fixturePath("pngtasks"), options: o)
+        #expect(d.taskNames == ["pngtasks/discs16", "pngtasks/discs8"])
+        let s = try d.sample(task: 0, index: 1, seed: 2, support: 2, query: 2)
+        try s.validate()
+        #expect(s.shape == FeatureShape(channels: 1, height: 16, width: 16))
+        #expect(s.supportMasks.contains(1))
+        #expect(throws: DataError.self) { try d.sample(task: 0, index: 0, seed: 0, support: 3, query: 2) }
+    }
+
+    @Test func missingOrMismatchedMasksAreErrors() throws {
+        let tmp = TemporaryFolder()
+        let root = try tmp.copy(fixturePath("pngtasks"))
+        try FileManager.default.removeItem(atPath: root + "/discs8/masks/im1.png")
+        #expect(throws: DataError.self) { try PNGFolderDataset(root: root) }
+        var o = VolumeOptions()
+        o.skipBad = true
+        let d = try PNGFolderDataset(root: root, options: o)
+        #expect(d.warnings.contains { $0.contains("im1.png") })
+        let big = try PNG.encode(width: 5, height: 5, channels: 1, pixels: [UInt8](repeating: 255, count: 25))
+        try big.write(to: URL(fileURLWithPath: root + "/discs16/masks/im0.png"))
+        do {
+            _ = try PNGFolderDataset(root: root)
+            Issue.record("a mismatched mask was accepted")
+        } catch {
+            #expect(error.description.contains("im1.png") || error.description.contains("im0.png"))
+        }
+        #expect(throws: DataError.self) { try PNGFolderDataset(root: tmp.path + "/nothing") }
+    }
+}
