@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+
+/// How to open a dataset, as the coordinator tells its workers.
+public struct DatasetSpec: Codable, Hashable, Sendable {
+    public enum Kind: String, Codable, Sendable { case synthetic, decathlon, pngFolders }
+    public var kind: Kind
+    /// The dataset folder's name (workers look for it under `--data-root`).
+    public var name: String
+    /// The path the coordinator opened (used by workers when no data root is given).
+    public var path: String
+    public var options: VolumeOptions
+    /// What the coordinator loaded; a worker's copy must match it.
+    public var identity: DatasetIdentity
+
+    public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
+        self.kind = kind
+        self.name = name
+        self.path = path
+        self.options = options
+        self.identity = identity
+    }
+
+    /// Opens "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of PNG tasks.
+    public static func open(_ path: String, options: VolumeOptions, logger: Logger = Logger(label: "medmaml.data")) throws -> (DatasetSpec, TaskSource) {
+        if path == "synthetic" {
+            let source = SyntheticFamily(size: options.size)
+            return (DatasetSpec(kind: .synthetic, name: "synthetic", path: path, options: options, identity: source.identity), source)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError.unreadable(path: path, reason: "neither \"synthetic\" nor a folder")
+        }
+        let name = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
+        let source: TaskSource
+        let kind: Kind
+        if FileManager.default.fileExists(atPath: path + "/dataset.json") {
+            source = try DecathlonDataset(root: path, options: options, logger: logger)
+            kind = .decathlon
+        } else {
+            source = try PNGFolderDataset(root: path, options: options, logger: logger)
+            kind = .pngFolders
+        }
+        return (DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity), source)
+    }
+
+    /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
+    /// coordinator's path. Throws if the data found there differs (another fingerprint).
+    public func openOnWorker(dataRoot: String?, logger: Logger) throws -> TaskSource {
+        let location = kind == .synthetic ? "synthetic" : (dataRoot.map { $0 + "/" + name } ?? path)
+        let (_, source) = try Self.open(location, options: options, logger: logger)
+        guard source.identity == identity else {
+            throw DataError.invalid(path: location, reason: "this worker's data differs from the coordinator's (fingerprint \(source.identity.fingerprint.prefix(16)) vs \(identity.fingerprint.prefix(16)))")
+        }
+        return source
+    }
+}
+
+/// Meta-test settings: how held-out tasks are adapted and scored.
+public struct EvaluationSpec: Codable, Hashable, Sendable {
+    public var seed: UInt64 = 1_000_003
+    public var support = 5
+    public var query = 5
+    /// Inner steps when adapting (default: the training inner steps).
+    public var steps: Int? = nil
+    /// Sampled instances per held-out task.
+    public var perTask = 4
+    /// Evaluate every this many outer steps (0: never during training).
+    public var every = 0
+    public init() {}
+}
+
+/// Everything a worker needs to compute a run's tasks, sent when it registers.
+public struct RunSpec: Codable, Sendable {
+    public var runID: String
+    public var training: TrainingConfig
+    public var dataset: DatasetSpec
+    public var split: TaskSplit
+    public var evaluation: EvaluationSpec
+
+    public init(runID: Wire.RunID, training: TrainingConfig, dataset: DatasetSpec, split: TaskSplit, evaluation: EvaluationSpec) {
+        self.runID = runID.description
+        self.training = training
+        self.dataset = dataset
+        self.split = split
+        self.evaluation = evaluation
+    }
+
+    /// The meta-train and meta-test task numbers.
+    public func partition(_ source: TaskSource) -> (train: [Int], test: [Int]) { split.partition(source.taskNames) }
+
+    /// The learner configuration for evaluation (shots may differ from training).
+    public var evaluationConfig: MetaConfig {
+        var c = training.meta
+        c.supportShots = evaluation.support
+        c.queryShots = evaluation.query
+        return c
+    }
+}
+
+/// A fingerprint of the numbers a machine computes for a run: the first meta-train task's
+/// first sample and its meta-gradient at the run's initial parameters. Machines whose data
+/// generation or matrix kernels differ get different fingerprints, and would break the
+/// bitwise reproducibility of the run, so the coordinator refuses them.
+public enum NumericsCheck {
+    public static func fingerprint(run: RunSpec, source: TaskSource) throws -> String {
+        let (train, _) = run.partition(source)
+        guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
+        let config = run.training
+        let sample = try source.sample(task: first, index: 0, seed: config.seed,
+                                       support: config.meta.supportShots, query: config.meta.queryShots)
+        let learner = try MetaLearner<Float>(config: config.meta)
+        let meta = learner.layout.initialValues(seed: config.initSeed ?? config.seed, innerLearningRate: config.meta.innerLearningRate)
+        var g = [Float](repeating: 0, count: meta.count)
+        _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
+        let parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
+        return SHA256.hex(Array(parts.joined(separator: "/").utf8))
+    }
+}

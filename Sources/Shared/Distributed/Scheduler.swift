@@ -1,0 +1,389 @@
+import Logging
+
+/// The coordinator's bookkeeping as a pure state machine (the swift-nio pattern): who is
+/// alive, which task is where, what to resend. Events (a received message, a clock tick) go
+/// in with the current time; actions (messages to send, log lines, a completed batch) come
+/// out, and the socket loop performs them. Time is injected, so tests need no sleeping.
+///
+/// Reliability follows the ZeroMQ guide's Paranoid Pirate and Majordomo patterns and
+/// MapReduce's backup tasks: heartbeats both ways, a silent worker's tasks are reassigned, an
+/// outstanding task older than a deadline derived from observed task times gets a backup copy
+/// on an idle worker (the first result wins), and a worker returning malformed or non-finite
+/// results has the task re-run elsewhere and is quarantined after repeated faults. Each slot's
+/// result depends only on the parameters and the task, so whichever copy arrives first gives
+/// the same bits.
+public struct Scheduler {
+    public typealias WorkerID = [UInt8]
+
+    public struct Settings: Sendable {
+        public var heartbeatInterval = Wire.heartbeatInterval
+        public var heartbeatExpiry = Wire.heartbeatExpiry
+        /// No backup copy is made for a task younger than this (seconds).
+        public var minimumDeadline = 5.0
+        /// A task gets a backup after this many times the median observed task time.
+        public var deadlineFactor = 3.0
+        /// Faults (bad results) before a worker is quarantined.
+        public var maximumFaults = 3
+        /// Meta-parameter count: the size every meta-gradient must have.
+        public var parameterCount: Int
+        public init(parameterCount: Int) { self.parameterCount = parameterCount }
+    }
+
+    public enum Phase: String, Sendable { case loading, ready }
+
+    public struct Worker: Sendable {
+        public var name: String
+        public var threads: Int
+        public var phase: Phase
+        public var lastSeen: Double
+        public var lastSent: Double
+        /// The batch whose parameters this worker holds.
+        public var paramsBatch: UInt64?
+        /// Slot -> time sent.
+        public var outstanding: [Int: Double] = [:]
+        public var faults = 0
+        public var completed = 0
+        var free: Int { phase == .ready ? threads - outstanding.count : 0 }
+    }
+
+    public struct Job: Sendable, Equatable {
+        public var kind: Wire.TaskKind
+        public var ref: TaskRef
+        public init(kind: Wire.TaskKind, ref: TaskRef) {
+            self.kind = kind
+            self.ref = ref
+        }
+    }
+
+    public struct Outcome: Sendable {
+        public var result: Wire.Result
+        public var gradient: [Float]?
+        /// Name of the worker whose copy was used.
+        public var worker: String
+    }
+
+    public enum Action: Sendable {
+        case send(WorkerID, Wire.Message)
+        /// Send the parameters of the current batch (the driver holds them).
+        case sendParams(WorkerID, batch: UInt64)
+        case log(Logger.Level, String)
+        /// Every slot has its result; outcomes in slot order.
+        case batchComplete(batch: UInt64, [Outcome])
+        /// The run cannot go on.
+        case fatal(String)
+    }
+
+    /// Counts of everything dropped or redone, for logs and tests.
+    public struct Counters: Sendable, Equatable {
+        public var malformed = 0, stale = 0, duplicate = 0, unknown = 0, refused = 0
+        public var faults = 0, quarantined = 0, reassigned = 0, backups = 0, lost = 0
+    }
+
+    public let settings: Settings
+    public let run: Wire.RunID
+    let welcome: Wire.Welcome
+    let datasetFingerprint: String
+    let numericsFingerprint: String
+
+    public private(set) var workers: [WorkerID: Worker] = [:]
+    private var quarantined: Set<WorkerID> = []
+    public private(set) var counters = Counters()
+
+    public private(set) var batch: UInt64?
+    private var jobs: [Job] = []
+    private var pending: [Int] = []
+    private var assigned: [Int: Set<WorkerID>] = [:]
+    private var outcomes: [Int: Outcome] = [:]
+    private var failures: [Int: [WorkerID: String]] = [:]
+    private var taskTimes: [Double] = []
+
+    public init(run: Wire.RunID, welcome: Wire.Welcome, datasetFingerprint: String, numericsFingerprint: String, settings: Settings) {
+        self.run = run
+        self.welcome = welcome
+        self.datasetFingerprint = datasetFingerprint
+        self.numericsFingerprint = numericsFingerprint
+        self.settings = settings
+    }
+
+    // MARK: Queries
+
+    public var readyWorkers: Int { workers.values.filter { $0.phase == .ready }.count }
+    public var readyThreads: Int { workers.values.filter { $0.phase == .ready }.reduce(0) { $0 + $1.threads } }
+    public var remainingSlots: Int { jobs.count - outcomes.count }
+    /// The deadline after which an outstanding task gets a backup copy.
+    public var deadline: Double {
+        guard !taskTimes.isEmpty else { return max(settings.minimumDeadline, 4 * settings.heartbeatExpiry) }
+        let sorted = taskTimes.suffix(64).sorted()
+        return max(settings.minimumDeadline, settings.deadlineFactor * sorted[sorted.count / 2])
+    }
+
+    // MARK: Events
+
+    /// Starts a batch of jobs (slots 0..<n) computed at the parameters of batch `id`.
+    public mutating func startBatch(id: UInt64, jobs: [Job], now: Double) -> [Action] {
+        precondition(batch == nil, "a batch is already running")
+        precondition(!jobs.isEmpty, "empty batch")
+        batch = id
+        self.jobs = jobs
+        pending = Array(jobs.indices)
+        assigned = [:]
+        outcomes = [:]
+        failures = [:]
+        return dispatch(now: now)
+    }
+
+    /// Handles a message from `id` (frames without the ROUTER's identity frame).
+    public mutating func receive(from id: WorkerID, frames: [[UInt8]], now: Double) -> [Action] {
+        let message: Wire.Message
+        do {
+            message = try Wire.Message(frames: frames, maximumPayload: settings.parameterCount)
+        } catch {
+            counters.malformed += 1
+            return [.log(.warning, "dropped a message from \(label(id)): \(error)")]
+        }
+        if quarantined.contains(id) {
+            return [.send(id, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: "quarantined")))]
+        }
+        if message.command == .hello { return hello(id, message, now: now) }
+        guard message.run == run else {
+            counters.refused += 1
+            workers[id] = nil
+            return [.send(id, Wire.Message(.refused, run: message.run, body: Wire.Notice(reason: "this coordinator runs another run (\(run)); worker of run \(message.run) refused"))),
+                    .log(.warning, "refused \(label(id)): it belongs to run \(message.run)")]
+        }
+        guard workers[id] != nil else {
+            counters.unknown += 1
+            return [.send(id, Wire.Message(.reset, run: run, body: Wire.Notice(reason: "unknown worker; register again")))]
+        }
+        workers[id]!.lastSeen = now
+        var actions: [Action]
+        switch message.command {
+        case .ready: actions = ready(id, message)
+        case .result: actions = result(id, message, now: now)
+        case .failed: actions = failed(id, message)
+        case .heartbeat: actions = []
+        case .bye:
+            actions = [.log(.info, "worker \(label(id)) left")]
+            actions += remove(id)
+        case .hello, .welcome, .refused, .params, .task, .reset, .shutdown:
+            counters.malformed += 1
+            actions = [.log(.warning, "unexpected \(message.command) from \(label(id))")]
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// Heartbeats, expiry of silent workers, dispatch and backup copies.
+    public mutating func tick(now: Double) -> [Action] {
+        var actions: [Action] = []
+        for id in workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            guard let w = workers[id] else { continue }
+            if now - w.lastSeen > settings.heartbeatExpiry {
+                counters.lost += 1
+                actions.append(.log(.warning, "worker \(w.name) silent for \(Int(now - w.lastSeen)) s: declared dead, \(w.outstanding.count) task(s) reassigned"))
+                actions += remove(id)
+                continue
+            }
+            if now - w.lastSent >= settings.heartbeatInterval {
+                workers[id]!.lastSent = now
+                actions.append(.send(id, Wire.Message(.heartbeat, run: run, body: Wire.Empty())))
+            }
+        }
+        return actions + dispatch(now: now)
+    }
+
+    /// Tells every worker the run is over.
+    public mutating func shutdownAll(reason: String) -> [Action] {
+        let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
+        workers = [:]
+        return ids.map { .send($0, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: reason))) }
+    }
+
+    // MARK: Handlers
+
+    private mutating func hello(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
+        let hello: Wire.Hello
+        do { hello = try message.decode(Wire.Hello.self) } catch {
+            counters.malformed += 1
+            return [.log(.warning, "dropped a hello from \(label(id)): \(error)")]
+        }
+        if let previous = hello.previousRun, previous != run.description {
+            counters.refused += 1
+            return [.send(id, Wire.Message(.refused, run: run, body: Wire.Notice(reason: "the worker belongs to run \(previous); this coordinator runs \(run)"))),
+                    .log(.warning, "refused \(hello.name): it belongs to run \(previous)")]
+        }
+        guard (1...1024).contains(hello.threads) else {
+            counters.malformed += 1
+            return [.log(.warning, "dropped a hello from \(hello.name): \(hello.threads) threads")]
+        }
+        var actions: [Action] = []
+        if workers[id] != nil { actions += remove(id) }
+        workers[id] = Worker(name: hello.name, threads: hello.threads, phase: .loading, lastSeen: now, lastSent: now)
+        actions.append(.send(id, Wire.Message(.welcome, run: run, body: welcome)))
+        actions.append(.log(.info, "worker \(hello.name) registering (\(hello.threads) threads)"))
+        return actions
+    }
+
+    private mutating func ready(_ id: WorkerID, _ message: Wire.Message) -> [Action] {
+        guard let r = try? message.decode(Wire.Ready.self) else {
+            counters.malformed += 1
+            return [.log(.warning, "malformed ready from \(label(id))")]
+        }
+        var reason: String?
+        if r.datasetFingerprint != datasetFingerprint {
+            reason = "dataset fingerprint \(r.datasetFingerprint.prefix(16)) differs from the coordinator's \(datasetFingerprint.prefix(16)): the worker's data is not the run's data"
+        } else if r.numericsFingerprint != numericsFingerprint {
+            reason = "numerics differ from the coordinator's (worker kernels: \(r.kernel)); results would not be bitwise reproducible. Pin the kernels on every machine (OPENBLAS_CORETYPE, ONEDNN_MAX_CPU_ISA) or use identical machines"
+        }
+        if let reason {
+            counters.refused += 1
+            let name = workers[id]!.name
+            workers[id] = nil
+            return [.send(id, Wire.Message(.refused, run: run, body: Wire.Notice(reason: reason))),
+                    .log(.error, "refused worker \(name): \(reason)")]
+        }
+        workers[id]!.phase = .ready
+        return [.log(.info, "worker \(workers[id]!.name) ready (\(workers[id]!.threads) threads, \(readyWorkers) worker(s) ready)")]
+    }
+
+    private mutating func result(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
+        guard let r = try? message.decode(Wire.Result.self) else {
+            counters.malformed += 1
+            return [.log(.warning, "malformed result from \(label(id))")]
+        }
+        guard let current = batch, message.step == current, jobs.indices.contains(r.slot) else {
+            // A copy from a finished batch: its outstanding entry was cleared with the batch.
+            counters.stale += 1
+            return [.log(.debug, "stale result (batch \(message.step), slot \(r.slot)) from \(label(id))")]
+        }
+        guard let sentAt = workers[id]!.outstanding.removeValue(forKey: r.slot) else {
+            counters.duplicate += 1
+            return [.log(.warning, "result for a slot \(r.slot) not assigned to \(label(id)) dropped")]
+        }
+        assigned[r.slot]?.remove(id)
+        if outcomes[r.slot] != nil {
+            counters.duplicate += 1
+            return []
+        }
+        let job = jobs[r.slot]
+        var problem: String?
+        if r.kind != job.kind {
+            problem = "result kind \(r.kind) for a \(job.kind) task"
+        } else if job.kind == .metaGradient {
+            if let g = message.payload {
+                if g.count != settings.parameterCount { problem = "gradient of \(g.count) values, expected \(settings.parameterCount)" }
+                else if !g.allSatisfy(\.isFinite) { problem = "non-finite gradient" }
+            } else {
+                problem = "meta-gradient result without a payload"
+            }
+            if problem == nil, ![r.queryLoss, r.objective].allSatisfy(\.isFinite) { problem = "non-finite loss" }
+        } else if message.payload != nil {
+            problem = "evaluation result with a payload"
+        }
+        if let problem { return fault(id, slot: r.slot, problem) }
+        outcomes[r.slot] = Outcome(result: r, gradient: message.payload, worker: workers[id]!.name)
+        workers[id]!.completed += 1
+        taskTimes.append(now - sentAt)
+        if outcomes.count == jobs.count {
+            let done = (0..<jobs.count).map { outcomes[$0]! }
+            // Copies still running elsewhere will report stale results; their threads count
+            // as free again now (a worker queues what it cannot start yet).
+            for w in workers.keys { workers[w]!.outstanding = [:] }
+            batch = nil
+            jobs = []
+            pending = []
+            return [.batchComplete(batch: current, done)]
+        }
+        return []
+    }
+
+    private mutating func failed(_ id: WorkerID, _ message: Wire.Message) -> [Action] {
+        guard let n = try? message.decode(Wire.Notice.self), let slot = n.slot, message.step == batch,
+              workers[id]!.outstanding.removeValue(forKey: slot) != nil
+        else {
+            counters.stale += 1
+            return []
+        }
+        assigned[slot]?.remove(id)
+        failures[slot, default: [:]][id] = n.reason
+        if failures[slot]!.count >= 2 {
+            return [.fatal("task slot \(slot) (\(jobs[slot].ref)) fails on every worker that tries it: \(n.reason)")]
+        }
+        requeue(slot)
+        return [.log(.warning, "worker \(workers[id]!.name) could not compute slot \(slot): \(n.reason); trying another worker")]
+    }
+
+    /// A bad result: the task is redone elsewhere; repeated faults quarantine the worker.
+    private mutating func fault(_ id: WorkerID, slot: Int, _ problem: String) -> [Action] {
+        counters.faults += 1
+        workers[id]!.faults += 1
+        requeue(slot)
+        var actions: [Action] = [.log(.warning, "bad result from \(workers[id]!.name) for slot \(slot): \(problem); the task is re-run")]
+        if workers[id]!.faults >= settings.maximumFaults {
+            counters.quarantined += 1
+            quarantined.insert(id)
+            let name = workers[id]!.name
+            actions += remove(id)
+            actions.append(.send(id, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: "quarantined after \(settings.maximumFaults) bad results"))))
+            actions.append(.log(.error, "worker \(name) quarantined after \(settings.maximumFaults) bad results"))
+        }
+        return actions
+    }
+
+    /// Forgets a worker and puts its unfinished tasks back in the queue.
+    private mutating func remove(_ id: WorkerID) -> [Action] {
+        guard let w = workers.removeValue(forKey: id) else { return [] }
+        for slot in w.outstanding.keys.sorted() {
+            assigned[slot]?.remove(id)
+            requeue(slot)
+        }
+        return []
+    }
+
+    private mutating func requeue(_ slot: Int) {
+        guard batch != nil, outcomes[slot] == nil, (assigned[slot] ?? []).isEmpty, !pending.contains(slot) else { return }
+        counters.reassigned += 1
+        pending.append(slot)
+        pending.sort()
+    }
+
+    /// Gives pending tasks to ready workers with free threads; once none is pending, gives
+    /// idle workers backup copies of tasks outstanding longer than the deadline.
+    private mutating func dispatch(now: Double) -> [Action] {
+        guard let current = batch else { return [] }
+        var actions: [Action] = []
+        let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
+        func send(_ slot: Int, to id: WorkerID) {
+            if workers[id]!.paramsBatch != current {
+                workers[id]!.paramsBatch = current
+                actions.append(.sendParams(id, batch: current))
+            }
+            workers[id]!.outstanding[slot] = now
+            workers[id]!.lastSent = now
+            assigned[slot, default: []].insert(id)
+            actions.append(.send(id, Wire.Message(.task, run: run, step: current,
+                                                  body: Wire.Task(slot: slot, kind: jobs[slot].kind, ref: jobs[slot].ref))))
+        }
+        for id in ids {
+            while workers[id]!.free > 0, let index = pending.firstIndex(where: { failures[$0]?[id] == nil }) {
+                send(pending.remove(at: index), to: id)
+            }
+        }
+        guard pending.isEmpty else { return actions }
+        let limit = deadline
+        for slot in assigned.keys.sorted() where outcomes[slot] == nil {
+            let holders = assigned[slot] ?? []
+            guard holders.count == 1, let holder = holders.first,
+                  let sentAt = workers[holder]?.outstanding[slot], now - sentAt > limit,
+                  let idle = ids.first(where: { $0 != holder && workers[$0]!.free > 0 && failures[slot]?[$0] == nil })
+            else { continue }
+            counters.backups += 1
+            actions.append(.log(.info, "slot \(slot) outstanding on \(workers[holder]!.name) for \(Int(now - sentAt)) s (deadline \(Int(limit)) s): backup copy on \(workers[idle]!.name)"))
+            send(slot, to: idle)
+        }
+        return actions
+    }
+
+    private func label(_ id: WorkerID) -> String {
+        workers[id]?.name ?? id.prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}
