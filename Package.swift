@@ -61,6 +61,9 @@ let package = Package(
             dependencies: ["Shared"],
             path: "Tests/TestSupport"),
         .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Shared", "TestSupport"]),
+        .testTarget(
             name: "SharedTests",
             dependencies: ["Shared", "TestSupport"],
             exclude: ["Fixtures"]),

@@ -7,7 +7,7 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [MetaGradientCommand.self, Datasets.self, Bench.self])
+        subcommands: [Train.self, MetaGradientCommand.self, Datasets.self, Keygen.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

@@ -20,30 +20,7 @@ struct DataOptions: ParsableArguments {
     /// The dataset: "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of
     /// PNG task folders.
     func load(_ dataset: String, logger: Logger = Logger(label: "medmaml.data")) throws -> TaskSource {
-        guard (16...1024).contains(imageSize), imageSize % 4 == 0 else {
-            throw ValidationError("--image-size must be a multiple of 4 in 16...1024")
-        }
-        if dataset == "synthetic" { return SyntheticFamily(size: imageSize) }
-        var options = VolumeOptions()
-        options.size = imageSize
-        options.axis = axis
-        options.augment = augment
-        options.skipBad = skipBad
-        options.sameVolume = !acrossVolumes
-        options.requireLabel = !includeEmptySlices
-        if let window = ctWindow {
-            let parts = window.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 2, parts[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH, for example 40,400") }
-            options.normalisation = .ctWindow(level: parts[0], width: parts[1])
-        }
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dataset, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ValidationError("dataset '\(dataset)' is neither \"synthetic\" nor a folder")
-        }
-        if FileManager.default.fileExists(atPath: dataset + "/dataset.json") {
-            return try DecathlonDataset(root: dataset, options: options, logger: logger)
-        }
-        return try PNGFolderDataset(root: dataset, options: options, logger: logger)
+        try DatasetSpec.open(dataset, options: volumeOptions(), logger: logger).1
     }
 
     func split(for source: TaskSource) -> TaskSplit {

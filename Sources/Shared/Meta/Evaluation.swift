@@ -41,6 +41,18 @@ public enum FewShotEvaluation {
         public var queryLoss: Float
     }
 
+    /// Adapts `meta` to one sample's support set and scores its query set.
+    public static func score(learner: MetaLearner<Float>, meta: [Float], sample s: TaskSample, steps: Int) -> Scores {
+        let adapted = learner.adapt(meta: meta, supportImages: s.supportImages, supportMasks: s.supportMasks, steps: steps)
+        let net = learner.network
+        let logits = net.forward(parameters: adapted, images: s.queryImages, batch: s.queryCount)
+        let dice = s.queryMasks.withUnsafeBufferPointer {
+            SegmentationMetrics.meanDice(logits: logits, masks: $0.baseAddress!, images: s.queryCount, pixels: s.shape.plane)
+        }
+        let loss = net.loss.forward(logits: logits, masks: s.queryMasks, batch: s.queryCount)
+        return Scores(dice: dice, queryLoss: loss.total)
+    }
+
     /// Adapts `meta` to each instance with `steps` inner steps and scores its query set.
     /// Results are in instance order.
     public static func run(
@@ -50,14 +62,7 @@ public enum FewShotEvaluation {
         let results = pool.run(instances) { learner, ref, _ in
             Result { () throws(DataError) -> Scores in
                 let s = try source.sample(task: ref.task, index: ref.index, seed: seed, support: support, query: query)
-                let adapted = learner.adapt(meta: meta, supportImages: s.supportImages, supportMasks: s.supportMasks, steps: steps)
-                let net = learner.network
-                let logits = net.forward(parameters: adapted, images: s.queryImages, batch: s.queryCount)
-                let dice = s.queryMasks.withUnsafeBufferPointer {
-                    SegmentationMetrics.meanDice(logits: logits, masks: $0.baseAddress!, images: s.queryCount, pixels: s.shape.plane)
-                }
-                let loss = net.loss.forward(logits: logits, masks: s.queryMasks, batch: s.queryCount)
-                return Scores(dice: dice, queryLoss: loss.total)
+                return score(learner: learner, meta: meta, sample: s, steps: steps)
             }
         }
         var out: [Scores] = []

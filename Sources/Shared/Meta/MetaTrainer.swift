@@ -57,40 +57,24 @@ public func averageInTaskOrder(_ gradients: [[Float]]) -> [Float] {
     return sum
 }
 
-/// Single-process meta-training: meta-batches sampled from the seed, per-task meta-gradients
-/// on a pool of threads, averaged in task order, Adam. This is the `--in-process` reference
-/// the distributed run must reproduce bit for bit, and what tests use.
-public final class MetaTrainer {
+/// The outer loop of meta-training: the meta-parameters, Adam's state, the step counter and
+/// the meta-batch sampling. It does not compute tasks: `MetaTrainer` does that on local
+/// threads, the distributed coordinator on workers, and both apply results through here, so
+/// the two give the same bits.
+public final class OuterLoop {
     public let config: TrainingConfig
-    public let source: TaskSource
-    public let split: TaskSplit
     public let layout: MetaLayout
+    public let trainTasks: [Int]
     public private(set) var meta: [Float]
     public private(set) var optimizerState: Adam.State
     public private(set) var step = 0
-    private let pool: ComputePool<MetaLearner<Float>, TaskRef, Result<TaskResult, DataError>>
-    private let trainTasks: [Int]
-    private let logger: Logger
 
-    /// One task's output.
-    public struct TaskResult: Sendable {
-        public var gradient: [Float]
-        public var stats: MetaLearner<Float>.Stats
-    }
-
-    public init(config: TrainingConfig, source: TaskSource, split: TaskSplit? = nil, threads: Int = 1,
-                initial: [Float]? = nil, logger: Logger = Logger(label: "medmaml.trainer")) throws {
+    public init(config: TrainingConfig, trainTasks: [Int], initial: [Float]? = nil) throws {
         try config.validate()
-        guard source.imageShape == config.meta.model.input else {
-            throw MetaConfigError.invalid("the model input \(config.meta.model.input) does not match the dataset's images \(source.imageShape)")
-        }
         self.config = config
-        self.source = source
-        self.split = split ?? source.defaultSplit
-        self.logger = logger
         layout = try MetaLayout(config: config.meta)
-        trainTasks = self.split.partition(source.taskNames).train
         guard !trainTasks.isEmpty else { throw MetaConfigError.invalid("no meta-train tasks in the split") }
+        self.trainTasks = trainTasks
         if let initial {
             guard initial.count == layout.count else {
                 throw MetaConfigError.invalid("initial parameters have \(initial.count) values, the model needs \(layout.count)")
@@ -100,8 +84,6 @@ public final class MetaTrainer {
             meta = layout.initialValues(seed: config.initSeed ?? config.seed, innerLearningRate: config.meta.innerLearningRate)
         }
         optimizerState = Adam.State(count: layout.count)
-        let metaConfig = config.meta
-        pool = try ComputePool(threads: threads) { _ in try MetaLearner<Float>(config: metaConfig) }
     }
 
     /// Restores a checkpointed state (parameters, optimizer moments and step).
@@ -112,14 +94,68 @@ public final class MetaTrainer {
         self.step = step
     }
 
+    public var done: Bool { step >= config.steps }
+
     /// The meta-batch of the current step.
     public var currentBatch: [TaskRef] {
         TaskSampler.metaBatch(step: step, seed: config.seed, pool: trainTasks, size: config.metaBatch)
     }
 
+    /// Applies the averaged meta-gradient of a step's results (in task order) with Adam.
+    @discardableResult
+    public func apply(gradients: [[Float]], stats: [MetaLearner<Float>.Stats], seconds: Double) -> StepReport {
+        let g = averageInTaskOrder(gradients)
+        let norm = config.optimizer.update(parameters: &meta, gradient: g, state: &optimizerState)
+        let n = Float(stats.count)
+        let report = StepReport(
+            step: step,
+            metaLoss: stats.reduce(0) { $0 + $1.objective } / n,
+            queryDice: stats.reduce(0) { $0 + $1.queryDice } / n,
+            supportLoss: stats.reduce(0) { $0 + $1.supportLoss } / n,
+            gradientNorm: norm, order: config.meta.effectiveOrder(atStep: step), seconds: seconds)
+        step += 1
+        return report
+    }
+
+    /// SHA-256 of the meta-parameter buffer (little-endian Float32).
+    public var parameterHash: String { SHA256.hex(floats: meta) }
+}
+
+/// Single-process meta-training: the outer loop with per-task meta-gradients computed on a
+/// pool of local threads. This is the `--in-process` reference the distributed run must
+/// reproduce bit for bit, and what tests use.
+public final class MetaTrainer {
+    public let source: TaskSource
+    public let split: TaskSplit
+    public let outer: OuterLoop
+    private let pool: ComputePool<MetaLearner<Float>, TaskRef, Result<TaskResult, DataError>>
+
+    /// One task's output.
+    public struct TaskResult: Sendable {
+        public var gradient: [Float]
+        public var stats: MetaLearner<Float>.Stats
+    }
+
+    public init(config: TrainingConfig, source: TaskSource, split: TaskSplit? = nil, threads: Int = 1,
+                initial: [Float]? = nil) throws {
+        guard source.imageShape == config.meta.model.input else {
+            throw MetaConfigError.invalid("the model input \(config.meta.model.input) does not match the dataset's images \(source.imageShape)")
+        }
+        self.source = source
+        self.split = split ?? source.defaultSplit
+        outer = try OuterLoop(config: config, trainTasks: self.split.partition(source.taskNames).train, initial: initial)
+        let metaConfig = config.meta
+        pool = try ComputePool(threads: threads) { _ in try MetaLearner<Float>(config: metaConfig) }
+    }
+
+    public var config: TrainingConfig { outer.config }
+    public var meta: [Float] { outer.meta }
+    public var step: Int { outer.step }
+    public var parameterHash: String { outer.parameterHash }
+
     /// Computes the meta-gradients of `tasks` at the current meta-parameters.
     public func computeTasks(_ tasks: [TaskRef], atStep s: Int) -> [Result<TaskResult, DataError>] {
-        let meta = self.meta, source = self.source, config = self.config
+        let meta = outer.meta, source = self.source, config = outer.config
         return pool.run(tasks) { learner, ref, _ in
             Self.compute(learner: learner, meta: meta, ref: ref, step: s, source: source, config: config)
         }
@@ -141,31 +177,13 @@ public final class MetaTrainer {
         }
     }
 
-    /// Applies the averaged meta-gradient of a step's results (in task order) with Adam.
-    @discardableResult
-    public func apply(_ results: [TaskResult], seconds: Double) -> StepReport {
-        let g = averageInTaskOrder(results.map(\.gradient))
-        let norm = config.optimizer.update(parameters: &meta, gradient: g, state: &optimizerState)
-        let n = Float(results.count)
-        let report = StepReport(
-            step: step,
-            metaLoss: results.reduce(0) { $0 + $1.stats.objective } / n,
-            queryDice: results.reduce(0) { $0 + $1.stats.queryDice } / n,
-            supportLoss: results.reduce(0) { $0 + $1.stats.supportLoss } / n,
-            gradientNorm: norm, order: config.meta.effectiveOrder(atStep: step), seconds: seconds)
-        step += 1
-        return report
-    }
-
     /// Runs one outer step in this process.
     @discardableResult
     public func runStep() throws(DataError) -> StepReport {
         let start = DispatchTime.now().uptimeNanoseconds
         var results: [TaskResult] = []
-        for r in computeTasks(currentBatch, atStep: step) { results.append(try r.get()) }
-        return apply(results, seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        for r in computeTasks(outer.currentBatch, atStep: outer.step) { results.append(try r.get()) }
+        return outer.apply(gradients: results.map(\.gradient), stats: results.map(\.stats),
+                           seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
-
-    /// SHA-256 of the meta-parameter buffer (little-endian Float32).
-    public var parameterHash: String { SHA256.hex(floats: meta) }
 }

@@ -61,11 +61,14 @@ public final class ZMQSocket {
     let handle: UnsafeMutableRawPointer
     public let kind: Kind
     private var closed = false
+    /// Held so the context outlives its sockets: `zmq_ctx_term` blocks until all are closed.
+    private let context: ZMQContext
 
     public init(_ context: ZMQContext, _ kind: Kind) throws(ZMQError) {
         guard let h = zmq_socket(context.handle, kind.rawValue) else { throw .last("zmq_socket") }
         handle = h
         self.kind = kind
+        self.context = context
         try set(Self.optionLinger, Int32(0))
     }
 

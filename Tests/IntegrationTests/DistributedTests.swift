@@ -1,0 +1,222 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+/// Real coordinator and worker processes on loopback, with real faults. Every run must end
+/// with the same `final_params_sha256` as the same run `--in-process`.
+@Suite(.serialized) struct DistributedTests {
+    static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "3",
+                         "--checkpoint-every", "5", "--log-level", "info"]
+    let folder = TemporaryFolder()
+
+    /// The in-process reference hash for `steps` steps (cached per step count).
+    static let references = ThreadSafeBox<[Int: String]>([:])
+    func reference(steps: Int) throws -> String {
+        if let h = Self.references.value[steps] { return h }
+        let p = try ChildProcess(executable("medmaml-coordinator"),
+                                 ["train"] + Self.common + ["--steps", "\(steps)", "--in-process", "--threads", "2",
+                                                            "--checkpoint-dir", folder.path + "/reference-\(steps)"],
+                                 name: "reference-\(steps)", folder: folder.path)
+        #expect(p.waitExit() == 0, "\(p.stderr)")
+        let hash = try #require(p.finalHash)
+        Self.references.mutate { $0[steps] = hash }
+        return hash
+    }
+
+    func coordinator(steps: Int, port: Int, name: String = "coordinator", extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(executable("medmaml-coordinator"),
+                         ["train"] + Self.common + ["--steps", "\(steps)", "--bind", "tcp://127.0.0.1:\(port)",
+                                                    "--checkpoint-dir", folder.path + "/run"] + extra,
+                         name: name, folder: folder.path)
+    }
+
+    func worker(port: Int, threads: Int = 1, name: String, extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(executable("medmaml-worker"),
+                         ["--connect", "tcp://127.0.0.1:\(port)", "--threads", "\(threads)", "--name", name,
+                          "--idle-timeout", "60"] + extra,
+                         name: name, folder: folder.path)
+    }
+
+    func expectSameHash(_ c: ChildProcess, steps: Int, _ comment: String = "") throws {
+        #expect(c.waitExit() == 0, "coordinator failed: \(c.stderr.suffix(3000))")
+        #expect(c.finalHash == (try reference(steps: steps)), "\(comment)\n\(c.stderr.suffix(3000))")
+    }
+
+    @Test(arguments: [(1, 1), (2, 1), (1, 2)])
+    func topologiesGiveTheInProcessResult(_ shape: (workers: Int, threads: Int)) throws {
+        let port = freePort()
+        let c = try coordinator(steps: 12, port: port, extra: ["--min-workers", "\(shape.workers)"])
+        #expect(c.waitFor("waiting for workers"))
+        let workers = try (0..<shape.workers).map { try worker(port: port, threads: shape.threads, name: "w\($0)") }
+        try expectSameHash(c, steps: 12, "\(shape.workers) worker(s) x \(shape.threads) thread(s)")
+        for w in workers { #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)") }
+    }
+
+    @Test func workerKilledMidStep() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 30, port: port, extra: ["--min-workers", "2"])
+        let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
+        #expect(c.waitFor("step 5/30"))
+        w1.signal(SIGKILL)
+        try expectSameHash(c, steps: 30)
+        #expect(c.stderr.contains("worker w1 silent") || c.stderr.contains("backup copy"))
+        _ = w0
+    }
+
+    @Test func workerStoppedLongerThanTheDeadlineThenContinued() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 40, port: port, extra: ["--min-workers", "2"])
+        let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
+        #expect(c.waitFor("step 5/40"))
+        w1.signal(SIGSTOP)
+        #expect(c.waitFor("declared dead", timeout: 30))
+        w1.signal(SIGCONT)
+        try expectSameHash(c, steps: 40)
+        _ = w0
+    }
+
+    @Test func workerJoiningMidRun() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 30, port: port)
+        let w0 = try worker(port: port, name: "w0")
+        #expect(c.waitFor("step 5/30"))
+        let w1 = try worker(port: port, name: "late")
+        #expect(c.waitFor("worker late ready"))
+        try expectSameHash(c, steps: 30)
+        _ = (w0, w1)
+    }
+
+    @Test func coordinatorKilledAndResumed() throws {
+        let port = freePort()
+        let first = try coordinator(steps: 30, port: port, name: "coordinator-1")
+        let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
+        #expect(first.waitFor("step 12/30"))
+        first.signal(SIGKILL)
+        _ = first.waitExit()
+        let second = try coordinator(steps: 30, port: port, name: "coordinator-2", extra: ["--resume"])
+        #expect(second.waitFor("resuming run"))
+        try expectSameHash(second, steps: 30)
+        #expect(second.stderr.contains("worker w0 ready") && second.stderr.contains("worker w1 ready"),
+                "workers did not re-register: \(second.stderr.suffix(2000))")
+        _ = (w0, w1)
+    }
+
+    @Test func sigtermCheckpointsAndResumeContinues() throws {
+        let port = freePort()
+        let first = try coordinator(steps: 30, port: port, name: "coordinator-1")
+        let w0 = try worker(port: port, threads: 2, name: "w0")
+        #expect(first.waitFor("step 8/30"))
+        first.signal(SIGTERM)
+        #expect(first.waitExit() == 128 + SIGTERM, "\(first.stderr.suffix(1500))")
+        #expect(first.stderr.contains("continue with --resume"))
+        let second = try coordinator(steps: 30, port: port, name: "coordinator-2", extra: ["--resume"])
+        try expectSameHash(second, steps: 30)
+        _ = w0
+    }
+
+    /// Garbage, truncated frames, wrong versions, oversize messages and NaN gradients from a
+    /// rogue client are dropped; the run goes on unaffected.
+    @Test func rogueClientChangesNothing() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 20, port: port)
+        let honest = try worker(port: port, name: "honest")
+        #expect(c.waitFor("worker honest ready"))
+        let rogue = RogueClient(port: port)
+        try rogue.sendGarbage()
+        let nanResults = try rogue.registerAndAnswerWithNaN(until: { !c.process.isRunning })
+        try expectSameHash(c, steps: 20)
+        #expect(nanResults >= 1)
+        #expect(c.stderr.contains("dropped a message"))
+        #expect(c.stderr.contains("non-finite gradient"))
+        #expect(c.stderr.contains("quarantined"))
+        _ = honest
+    }
+
+    @Test func workerWithOtherDataIsRefused() throws {
+        // The coordinator reads the PNG fixture; the worker a copy with one image changed.
+        let data = try folder.copy(fixturePath("pngtasks"))
+        let other = folder.path + "/other"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        let changed = try folder.copy(data, as: "other/pngtasks")
+        let png = try PNG.encode(width: 24, height: 20, channels: 1, pixels: [UInt8](repeating: 7, count: 480))
+        try png.write(to: URL(fileURLWithPath: changed + "/discs8/images/im0.png"))
+        let port = freePort()
+        let c = try ChildProcess(executable("medmaml-coordinator"),
+                                 ["train", "--dataset", data, "--image-size", "16", "--base-channels", "4", "--support", "2",
+                                  "--query", "1", "--meta-batch", "2", "--steps", "3", "--bind", "tcp://127.0.0.1:\(port)",
+                                  "--checkpoint-dir", folder.path + "/png-run"],
+                                 name: "png-coordinator", folder: folder.path)
+        let bad = try worker(port: port, name: "bad", extra: ["--data-root", other])
+        #expect(bad.waitExit(timeout: 60) == 2, "\(bad.stderr)")
+        #expect(bad.stderr.contains("refused by the coordinator") && bad.stderr.contains("dataset fingerprint"))
+        #expect(c.stderr.contains("refused worker bad"))
+        let good = try worker(port: port, name: "good")
+        #expect(c.waitExit() == 0, "\(c.stderr.suffix(2000))")
+        _ = good
+    }
+}
+
+/// A client that speaks the protocol badly on purpose.
+final class RogueClient {
+    let context = ZMQContext()
+    let socket: ZMQSocket
+    let port: Int
+
+    init(port: Int) {
+        self.port = port
+        socket = try! ZMQSocket(context, .dealer)
+        try! socket.connect("tcp://127.0.0.1:\(port)")
+    }
+
+    func sendGarbage() throws {
+        let header = Wire.Message(.heartbeat, run: .none, body: Wire.Empty()).encode()
+        try socket.send([[0xDE, 0xAD, 0xBE, 0xEF]])                                  // garbage, one frame
+        try socket.send([Array(header[0].prefix(10)), []])                            // truncated header
+        var wrongVersion = header
+        wrongVersion[0][4] = 77
+        try socket.send(wrongVersion)                                                 // wrong version
+        try socket.send(header + [[1, 2, 3]] + [[4]])                                 // too many frames
+        try socket.send([header[0], Array(repeating: 0x7B, count: 2 << 20)])          // oversize body
+        usleep(200_000)
+    }
+
+    /// Registers properly, then answers every task with a NaN gradient until `stop()`.
+    func registerAndAnswerWithNaN(until stop: () -> Bool) throws -> Int {
+        let fresh = try ZMQSocket(context, .dealer)
+        try fresh.connect("tcp://127.0.0.1:\(port)")
+        try fresh.send(Wire.Message(.hello, run: .none, body: Wire.Hello(name: "rogue", threads: 1, previousRun: nil)).encode())
+        var run = Wire.RunID.none
+        var answered = 0
+        var count = 0
+        let deadline = Date().addingTimeInterval(120)
+        while !stop() && Date() < deadline {
+            guard try ZMQSocket.poll([fresh], timeoutMilliseconds: 100)[0], let frames = try fresh.receive(dontWait: true),
+                  let m = try? Wire.Message(frames: frames, maximumPayload: 1 << 26)
+            else { continue }
+            switch m.command {
+            case .welcome:
+                let welcome = try m.decode(Wire.Welcome.self)
+                run = Wire.RunID(hex: welcome.run.runID)!
+                count = try MetaLayout(config: welcome.run.training.meta).count
+                let source = try welcome.run.dataset.openOnWorker(dataRoot: nil, logger: .init(label: "rogue"))
+                let numerics = try NumericsCheck.fingerprint(run: welcome.run, source: source)
+                try fresh.send(Wire.Message(.ready, run: run, body: Wire.Ready(datasetFingerprint: source.identity.fingerprint,
+                                                                              numericsFingerprint: numerics, kernel: "rogue")).encode())
+            case .task:
+                let task = try m.decode(Wire.Task.self)
+                let result = Wire.Result(slot: task.slot, kind: task.kind, queryLoss: 1, queryDice: 0, supportLoss: 1, objective: 1, seconds: 0)
+                try fresh.send(Wire.Message(.result, run: run, step: m.step, body: result,
+                                            payload: [Float](repeating: .nan, count: count)).encode())
+                answered += 1
+            case .heartbeat:
+                try fresh.send(Wire.Message(.heartbeat, run: run, body: Wire.Empty()).encode())
+            case .shutdown, .refused:
+                return answered
+            default:
+                break
+            }
+        }
+        return answered
+    }
+}
