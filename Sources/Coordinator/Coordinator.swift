@@ -13,7 +13,7 @@ struct Coordinator: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report numbers (release builds only).",
-        subcommands: [EngineBench.self, MAMLBench.self, DataBench.self])
+        subcommands: [EngineBench.self, MAMLBench.self, DataBench.self, ScaleBench.self])
 }
 
 struct EngineBench: ParsableCommand {
@@ -74,5 +74,28 @@ struct DataBench: ParsableCommand {
         let mean = perTask.map(\.1).reduce(0, +) / Double(perTask.count)
         print(String(format: "w1_forward_ms_per_image %.3f", forward))
         print(String(format: "generation_over_forward %.3f", mean / forward))
+    }
+}
+
+struct ScaleBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Coordinator time per step against many simulated workers (W1-sized gradients, one task each).")
+
+    @Option(help: "Comma-separated simulated worker counts.") var workers = "8,64,256"
+    @Option(help: "Steps per measurement (the first is left out).") var steps = 6
+    @Flag(help: "With CURVE encryption.") var secure = false
+
+    func run() throws {
+        let counts = workers.split(separator: ",").compactMap { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...1000).contains($0) }), steps >= 2 else {
+            throw ValidationError("--workers takes counts in 1...1000, --steps at least 2")
+        }
+        print("# coordinator per-step cost, W1 parameters, one task per simulated worker, \(secure ? "CURVE" : "plaintext")")
+        for n in counts {
+            let r = try ScaleBenchmark(workers: n, steps: steps, secure: secure).run()
+            print(String(format: "workers %4d  seconds_per_step %.4f  per_worker_ms %.2f  MB_per_step %.1f", n, r.secondsPerStep,
+                         1000 * r.secondsPerStep / Double(n), r.megabytesPerStep))
+        }
     }
 }

@@ -41,7 +41,7 @@ public struct RunSummary: Sendable {
 /// One meta-training run from start (or a checkpoint) to the last step, in process or on
 /// workers. Both modes sample the same meta-batches, average per-task meta-gradients in task
 /// order and apply the same Adam update, so they end with bitwise-identical parameters.
-public final class TrainingRun {
+public final class TrainingRun: @unchecked Sendable {
     public let spec: RunSpec
     public let source: TaskSource
     public let mode: ComputeMode

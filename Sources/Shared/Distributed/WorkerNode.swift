@@ -167,6 +167,11 @@ public final class WorkerNode: @unchecked Sendable {
     private enum SessionEnd { case exit(Exit), lost(hadContact: Bool) }
 
     /// One connection: register, serve, until the coordinator is lost or ends the worker.
+    private var handshakeFailures = 0
+    /// Consecutive failed security handshakes after which the worker gives up: the
+    /// coordinator does not accept this worker's key, or this is not the coordinator's key.
+    static let handshakeFailureLimit = 3
+
     private func session(pull: ZMQSocket, clock: MonotonicClock, previousRun: inout String?, lastHeard: inout Double) -> SessionEnd {
         let generation = lock.withLock { () -> Int in
             self.generation += 1
@@ -174,8 +179,10 @@ public final class WorkerNode: @unchecked Sendable {
             return self.generation
         }
         let dealer: ZMQSocket
+        let monitor: ZMQSocket
         do {
             dealer = try ZMQSocket(context, .dealer)
+            monitor = try dealer.monitorHandshakes(context)
             var g = SystemRandomNumberGenerator()
             try dealer.set(ZMQSocket.optionRoutingID, bytes: [0x4D] + (0..<15).map { _ in UInt8.random(in: 0...255, using: &g) })
             try dealer.set(ZMQSocket.optionMaxMessageSize, Int64(1 << 30))
@@ -184,7 +191,10 @@ public final class WorkerNode: @unchecked Sendable {
         } catch {
             return .exit(.failed("cannot connect to \(options.endpoint): \(error)"))
         }
-        defer { dealer.close() }
+        defer {
+            dealer.close()
+            monitor.close()
+        }
         var run = Wire.RunID.none
         func send(_ m: Wire.Message) { _ = try? dealer.send(m.encode(), dontWait: true) }
         send(Wire.Message(.hello, run: .none, body: Wire.Hello(name: options.name, threads: options.threads, previousRun: previousRun)))
@@ -213,7 +223,28 @@ public final class WorkerNode: @unchecked Sendable {
                     lastSent = now
                 }
             }
-            guard let readable = try? ZMQSocket.poll([dealer, pull], timeoutMilliseconds: 100) else { continue }
+            guard let readable = try? ZMQSocket.poll([dealer, pull, monitor], timeoutMilliseconds: 100) else { continue }
+            if readable[2] {
+                while let event = ZMQSocket.readHandshakeEvent(monitor) {
+                    switch event {
+                    case .succeeded:
+                        handshakeFailures = 0
+                    case .refusedAuthentication, .failedProtocol, .failedOther:
+                        handshakeFailures += 1
+                        logger.warning("security handshake with the coordinator failed", metadata: ["event": "\(event)"])
+                        if handshakeFailures >= Self.handshakeFailureLimit {
+                            let why: String
+                            switch event {
+                            case .refusedAuthentication: why = "the coordinator does not accept this worker's key (not in its authorized keys)"
+                            default: why = options.security == nil
+                                ? "the coordinator requires CURVE encryption: give --secret-key and --coordinator-key"
+                                : "the handshake fails: --coordinator-key is not the coordinator's public key, or the coordinator runs without encryption"
+                            }
+                            return .exit(.refused(why))
+                        }
+                    }
+                }
+            }
             if readable[1] {
                 while let frames = try? pull.receive(dontWait: true), frames.count >= 2 {
                     let g = frames[0].withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }

@@ -107,6 +107,40 @@ public final class ZMQSocket {
         _ = zmq_disconnect(handle, endpoint)
     }
 
+    /// Handshake outcomes reported by `monitorHandshakes`.
+    public enum HandshakeEvent: Sendable, Equatable {
+        case succeeded
+        /// The peer refused our credentials (CURVE key not authorized: ZAP said no).
+        case refusedAuthentication(status: UInt32)
+        /// The security handshake broke (wrong server key, or one side without CURVE).
+        case failedProtocol
+        case failedOther
+    }
+
+    /// Reports this socket's handshake outcomes on a PAIR socket that the caller polls and
+    /// reads with `readHandshakeEvent`.
+    public func monitorHandshakes(_ context: ZMQContext) throws(ZMQError) -> ZMQSocket {
+        let address = "inproc://medmaml-monitor-\(UUID().uuidString)"
+        let events: Int32 = 0x0800 | 0x1000 | 0x2000 | 0x4000
+        guard zmq_socket_monitor(handle, address, events) == 0 else { throw .last("zmq_socket_monitor") }
+        let pair = try ZMQSocket(context, .pair)
+        try pair.connect(address)
+        return pair
+    }
+
+    /// Decodes one monitor event (frame 1: UInt16 event, UInt32 value; frame 2: address).
+    public static func readHandshakeEvent(_ monitor: ZMQSocket) -> HandshakeEvent? {
+        guard let frames = try? monitor.receive(dontWait: true), let first = frames.first, first.count >= 6 else { return nil }
+        let event = UInt16(first[0]) | UInt16(first[1]) << 8
+        let value = UInt32(first[2]) | UInt32(first[3]) << 8 | UInt32(first[4]) << 16 | UInt32(first[5]) << 24
+        switch event {
+        case 0x1000: return .succeeded
+        case 0x4000: return .refusedAuthentication(status: value)
+        case 0x2000: return .failedProtocol
+        default: return .failedOther
+        }
+    }
+
     /// The endpoint actually bound (resolves `tcp://*:0` to a port).
     public var lastEndpoint: String {
         var buffer = [CChar](repeating: 0, count: 512)
