@@ -7,7 +7,7 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [Train.self, MetaGradientCommand.self, Datasets.self, Keygen.self, Bench.self])
+        subcommands: [Demo.self, Pretrain.self, Train.self, Evaluate.self, Adapt.self, MetaGradientCommand.self, Datasets.self, Keygen.self, Bench.self])
 }
 
 struct Bench: ParsableCommand {

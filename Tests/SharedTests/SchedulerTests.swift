@@ -221,3 +221,34 @@ import Testing
         #expect(h.fatal != nil)
     }
 }
+
+extension SchedulerTests {
+    /// Every worker holds a task whose result never comes (dropped on the way): with no idle
+    /// worker for a backup, the tasks are presumed lost after twice the deadline and re-sent.
+    @Test func lostResultsDoNotStallTheBatch() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        while h.now < 2 * h.scheduler.deadline + 1 {
+            h.tick(1)
+            h.receive(a, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+            h.receive(b, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        }
+        #expect(h.scheduler.counters.presumedLost == 2)
+        #expect(h.tasks(to: a).count == 2 && h.tasks(to: b).count == 2)
+        h.answer(a, slot: h.tasks(to: a).last!)
+        h.answer(b, slot: h.tasks(to: b).last!)
+        #expect(h.completed.count == 1)
+    }
+
+    @Test func evaluationResultsCarryNoPayload() {
+        var h = Harness()
+        h.join(a)
+        h.perform(h.scheduler.startBatch(id: 9, jobs: [Scheduler.Job(kind: .evaluate, ref: TaskRef(task: 0, index: 0))], now: 0))
+        h.receive(a, Wire.Message(.result, run: SchedulerTests.run, step: 9,
+                                  body: Wire.Result(slot: 0, kind: .evaluate, queryLoss: 1, queryDice: 0.7, supportLoss: 0, objective: 0, seconds: 1)))
+        #expect(h.completed.count == 1 && h.completed[0][0].gradient == nil)
+        #expect(h.scheduler.counters.malformed == 0)
+    }
+}

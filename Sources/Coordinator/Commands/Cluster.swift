@@ -72,9 +72,11 @@ final class LocalWorkers: @unchecked Sendable {
     let threads: Int
     let keys: LocalKeys?
     let logger: Logger
+    let logLevel: Logger.Level
     var processes: [Process] = []
 
     init(count: Int, threads: Int, keys: LocalKeys?, logger: Logger) throws {
+        self.logLevel = logger.logLevel
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         self.count = count
         self.threads = threads
@@ -96,7 +98,8 @@ final class LocalWorkers: @unchecked Sendable {
         for i in 0..<count {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.workerExecutable)
-            var args = ["--connect", connect, "--threads", "\(threads)", "--name", "local-\(i)", "--idle-timeout", "120"]
+            var args = ["--connect", connect, "--threads", "\(threads)", "--name", "local-\(i)", "--idle-timeout", "120",
+                        "--log-level", logLevel.rawValue]
             if let keys { args += ["--secret-key", keys.workerKey, "--coordinator-key", keys.coordinatorPublicKey] }
             p.arguments = args
             p.environment = environment

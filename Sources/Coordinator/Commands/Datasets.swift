@@ -34,10 +34,13 @@ struct Datasets: ParsableCommand {
         @Option(help: "Query images per row.") var query = 3
         @Option(help: "Sampling seed.") var seed: UInt64 = 0
         @Option(help: "Pixels per image pixel.") var zoom = 2
+        @Flag(help: "Show the self-supervised pretraining pseudo-tasks built from the dataset's unlabelled images.") var pseudo = false
         @OptionGroup var data: DataOptions
 
         func run() throws {
-            let source = try data.load(dataset)
+            let source = pseudo
+                ? try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(), pseudo: PseudoTaskOptions(), includeTraining: true).1
+                : try data.load(dataset)
             let pattern = task == "all" ? "*" : task
             let tasks = source.taskNames.indices.filter { globMatch(pattern, source.taskNames[$0]) }
             guard !tasks.isEmpty else { throw ValidationError("no task matches '\(task)'") }

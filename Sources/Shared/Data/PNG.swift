@@ -36,11 +36,21 @@ public enum PNG {
         guard data.count >= 8, data.prefix(8) == Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]) else {
             throw .invalid(path: path, reason: "not a PNG file (wrong signature)")
         }
+        let bytes = [UInt8](data)
+        // libpng keeps the input pointer from begin_read and reads image data in finish_read,
+        // so both calls must happen while the buffer is pinned.
+        let result: Result<Gray, DataError> = bytes.withUnsafeBytes { input in
+            Result { () throws(DataError) -> Gray in try decodePinned(input, path: path) }
+        }
+        return try result.get()
+    }
+
+    private static func decodePinned(_ input: UnsafeRawBufferPointer, path: String) throws(DataError) -> Gray {
         var image = png_image()
         image.version = png_uint_32(PNG_IMAGE_VERSION)
-        let bytes = [UInt8](data)
-        let began = bytes.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
-        guard began != 0 else { throw .invalid(path: path, reason: "corrupt PNG: \(message(image))") }
+        guard png_image_begin_read_from_memory(&image, input.baseAddress, input.count) != 0 else {
+            throw .invalid(path: path, reason: "corrupt PNG: \(message(image))")
+        }
         defer { png_image_free(&image) }
         let width = Int(image.width), height = Int(image.height)
         guard width > 0, height > 0, width <= maximumSide, height <= maximumSide else {
@@ -52,11 +62,9 @@ public enum PNG {
         var samples = [UInt16](repeating: 0, count: width * height)
         let ok: Int32
         if sixteen {
-            ok = bytes.withUnsafeBytes { _ in
-                samples.withUnsafeMutableBytes { out in
-                    // The row stride is in components (16-bit samples here), not bytes.
-                    png_image_finish_read(&image, nil, out.baseAddress, png_int_32(width), nil)
-                }
+            // The row stride is in components (16-bit samples here), not bytes.
+            ok = samples.withUnsafeMutableBytes { out in
+                png_image_finish_read(&image, nil, out.baseAddress, png_int_32(width), nil)
             }
         } else {
             var row = [UInt8](repeating: 0, count: width * height)

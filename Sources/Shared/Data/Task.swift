@@ -8,6 +8,8 @@ public struct TaskSample: Sendable, Equatable {
     public var supportMasks: [Float]
     public var queryImages: [Float]
     public var queryMasks: [Float]
+    /// Pixel size (row, column) in mm when known and the same for every image, else nil.
+    public var spacing: [Double]? = nil
 
     public var supportCount: Int { supportImages.count / shape.count }
     public var queryCount: Int { queryImages.count / shape.count }

@@ -216,35 +216,9 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         }
         var values = img.values
         options.normalisation.apply(&values)
-        let (nx, ny, nz) = img.dims
-        let (count, h, w): (Int, Int, Int)
-        switch options.axis {
-        case .axial: (count, h, w) = (nz, ny, nx)
-        case .coronal: (count, h, w) = (ny, nz, nx)
-        case .sagittal: (count, h, w) = (nx, nz, ny)
-        }
-        let size = options.size
-        var images: [Float] = [], slices: [UInt8] = []
-        images.reserveCapacity(count * size * size)
-        for s in 0..<count {
-            var sliceImage = [Float](repeating: 0, count: h * w), sliceLabel = [UInt8](repeating: 0, count: h * w)
-            for r in 0..<h {
-                for c in 0..<w {
-                    // Rows run top to bottom; for coronal and sagittal slices, superior (high z) at the top.
-                    let (x, y, z): (Int, Int, Int)
-                    switch options.axis {
-                    case .axial: (x, y, z) = (c, r, s)
-                    case .coronal: (x, y, z) = (c, s, nz - 1 - r)
-                    case .sagittal: (x, y, z) = (s, c, nz - 1 - r)
-                    }
-                    let i = (z * ny + y) * nx + x
-                    sliceImage[r * w + c] = values[i]
-                    sliceLabel[r * w + c] = labelValues[i]
-                }
-            }
-            images += Resample.bilinear(sliceImage, height: h, width: w, outHeight: size, outWidth: size)
-            slices += Resample.nearest(sliceLabel, height: h, width: w, outHeight: size, outWidth: size)
-        }
+        let slicer = VolumeSlicer(dims: img.dims, axis: options.axis)
+        let (images, slices) = slicer.resizedSlices(values, labels: labelValues, size: options.size)
+        let count = slicer.count
         let caseName = URL(fileURLWithPath: label).lastPathComponent
         return PreparedCase(name: caseName, images: images, labels: slices, slices: count, dims: img.dims, spacing: img.spacing)
     }
@@ -283,8 +257,23 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
             masks += mask
         }
         let split = support * plane
-        return TaskSample(shape: imageShape, supportImages: Array(images[..<split]), supportMasks: Array(masks[..<split]),
-                          queryImages: Array(images[split...]), queryMasks: Array(masks[split...]))
+        var sample = TaskSample(shape: imageShape, supportImages: Array(images[..<split]), supportMasks: Array(masks[..<split]),
+                                queryImages: Array(images[split...]), queryMasks: Array(masks[split...]))
+        let spacings = Set(chosen.prefix(need).map { pixelSpacing(cases[$0.case]) })
+        if spacings.count == 1, !options.augment { sample.spacing = spacings.first }
+        return sample
+    }
+
+    /// Row and column size in mm of a resized slice of `c`.
+    func pixelSpacing(_ c: PreparedCase) -> [Double] {
+        let (nx, ny, nz) = c.dims
+        let (sx, sy, sz) = (Double(c.spacing.0), Double(c.spacing.1), Double(c.spacing.2))
+        let size = Double(options.size)
+        switch options.axis {
+        case .axial: return [sy * Double(ny) / size, sx * Double(nx) / size]
+        case .coronal: return [sz * Double(nz) / size, sx * Double(nx) / size]
+        case .sagittal: return [sz * Double(nz) / size, sy * Double(ny) / size]
+        }
     }
 
     public func details(task: Int) -> String? {
@@ -296,6 +285,62 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
     /// Per case: name, dimensions, voxel size and slice count.
     public var caseSummaries: [String] {
         cases.map { "\($0.name): \($0.dims.0)x\($0.dims.1)x\($0.dims.2) voxels of \($0.spacing.0)x\($0.spacing.1)x\($0.spacing.2), \($0.slices) \(options.axis.rawValue) slices" }
+    }
+}
+
+/// Cuts a volume (x fastest) into 2D slices along an axis and puts slices back.
+///
+/// Rows run top to bottom; for coronal and sagittal slices superior (high z) is at the top.
+public struct VolumeSlicer: Sendable {
+    public let dims: (x: Int, y: Int, z: Int)
+    public let axis: SliceAxis
+    /// Slices along the axis, and each slice's rows and columns.
+    public let count: Int, height: Int, width: Int
+
+    public init(dims: (Int, Int, Int), axis: SliceAxis) {
+        self.dims = (dims.0, dims.1, dims.2)
+        self.axis = axis
+        switch axis {
+        case .axial: (count, height, width) = (dims.2, dims.1, dims.0)
+        case .coronal: (count, height, width) = (dims.1, dims.2, dims.0)
+        case .sagittal: (count, height, width) = (dims.0, dims.2, dims.1)
+        }
+    }
+
+    /// The volume index of row r, column c of slice s.
+    @inline(__always)
+    public func index(slice s: Int, row r: Int, column c: Int) -> Int {
+        let (x, y, z): (Int, Int, Int)
+        switch axis {
+        case .axial: (x, y, z) = (c, r, s)
+        case .coronal: (x, y, z) = (c, s, dims.z - 1 - r)
+        case .sagittal: (x, y, z) = (s, c, dims.z - 1 - r)
+        }
+        return (z * dims.y + y) * dims.x + x
+    }
+
+    public func slice<T>(_ volume: [T], _ s: Int) -> [T] {
+        var out: [T] = []
+        out.reserveCapacity(height * width)
+        for r in 0..<height { for c in 0..<width { out.append(volume[index(slice: s, row: r, column: c)]) } }
+        return out
+    }
+
+    public func insert<T>(_ slice: [T], at s: Int, into volume: inout [T]) {
+        for r in 0..<height { for c in 0..<width { volume[index(slice: s, row: r, column: c)] = slice[r * width + c] } }
+    }
+
+    /// Every slice resized to size x size (bilinear images, nearest labels), concatenated.
+    public func resizedSlices(_ values: [Float], labels: [UInt8], size: Int) -> ([Float], [UInt8]) {
+        var images: [Float] = [], out: [UInt8] = []
+        images.reserveCapacity(count * size * size)
+        for s in 0..<count {
+            images += Resample.bilinear(slice(values, s), height: height, width: width, outHeight: size, outWidth: size)
+            if !labels.isEmpty {
+                out += Resample.nearest(slice(labels, s), height: height, width: width, outHeight: size, outWidth: size)
+            }
+        }
+        return (images, out)
     }
 }
 

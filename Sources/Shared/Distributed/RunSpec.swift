@@ -12,6 +12,10 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     public var options: VolumeOptions
     /// What the coordinator loaded; a worker's copy must match it.
     public var identity: DatasetIdentity
+    /// Set for pretraining: self-supervised pseudo-tasks on the dataset's unlabelled images.
+    public var pseudo: PseudoTaskOptions? = nil
+    /// Pretraining on a Decathlon folder: use imagesTr as well as imagesTs.
+    public var includeTrainingImages = false
 
     public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
         self.kind = kind
@@ -19,6 +23,43 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         self.path = path
         self.options = options
         self.identity = identity
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages }
+
+    /// Fields added after the first version decode with their defaults, so older
+    /// checkpoints and run specifications still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        name = try c.decode(String.self, forKey: .name)
+        path = try c.decode(String.self, forKey: .path)
+        options = try c.decode(VolumeOptions.self, forKey: .options)
+        identity = try c.decode(DatasetIdentity.self, forKey: .identity)
+        pseudo = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudo)
+        includeTrainingImages = try c.decodeIfPresent(Bool.self, forKey: .includeTrainingImages) ?? false
+    }
+
+    /// Opens a dataset's unlabelled images as self-supervised pseudo-tasks (pretraining):
+    /// the synthetic family's images, a Decathlon folder's imagesTs/ (and imagesTr/ with
+    /// `includeTraining`), or the images of PNG task folders.
+    public static func openPseudo(_ path: String, options: VolumeOptions, pseudo: PseudoTaskOptions, includeTraining: Bool,
+                                  logger: Logger = Logger(label: "medmaml.data")) throws -> (DatasetSpec, TaskSource) {
+        let images: UnlabelledImages
+        let kind: Kind
+        if path == "synthetic" {
+            images = SyntheticUnlabelled(size: options.size)
+            kind = .synthetic
+        } else {
+            images = try FileUnlabelled(root: path, options: options, includeTraining: includeTraining, logger: logger)
+            kind = FileManager.default.fileExists(atPath: path + "/dataset.json") ? .decathlon : .pngFolders
+        }
+        let source = PseudoTaskSource(images: images, options: pseudo)
+        let name = path == "synthetic" ? "synthetic" : URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
+        var spec = DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity)
+        spec.pseudo = pseudo
+        spec.includeTrainingImages = includeTraining
+        return (spec, source)
     }
 
     /// Opens "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of PNG tasks.
@@ -48,7 +89,12 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// coordinator's path. The caller compares `identity` (the coordinator does, on READY).
     public func openOnWorker(dataRoot: String?, logger: Logger) throws -> TaskSource {
         let location = kind == .synthetic ? "synthetic" : (dataRoot.map { $0 + "/" + name } ?? path)
-        let (_, source) = try Self.open(location, options: options, logger: logger)
+        let source: TaskSource
+        if let pseudo {
+            source = try Self.openPseudo(location, options: options, pseudo: pseudo, includeTraining: includeTrainingImages, logger: logger).1
+        } else {
+            source = try Self.open(location, options: options, logger: logger).1
+        }
         if source.identity != identity {
             logger.error("this worker's data differs from the coordinator's", metadata: [
                 "path": "\(location)", "fingerprint.worker": "\(source.identity.fingerprint.prefix(16))",

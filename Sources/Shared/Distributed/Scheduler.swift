@@ -76,7 +76,7 @@ public struct Scheduler {
     /// Counts of everything dropped or redone, for logs and tests.
     public struct Counters: Sendable, Equatable {
         public var malformed = 0, stale = 0, duplicate = 0, unknown = 0, refused = 0
-        public var faults = 0, quarantined = 0, reassigned = 0, backups = 0, lost = 0
+        public var faults = 0, quarantined = 0, reassigned = 0, backups = 0, lost = 0, presumedLost = 0
     }
 
     public let settings: Settings
@@ -370,6 +370,20 @@ public struct Scheduler {
         }
         guard pending.isEmpty else { return actions }
         let limit = deadline
+        // A task outstanding for twice the deadline is presumed lost (its result dropped on the
+        // way, say): it goes back to the queue and frees its holder's slot, so a batch cannot
+        // wait forever when every worker holds such a task and none is idle for a backup.
+        for slot in assigned.keys.sorted() where outcomes[slot] == nil {
+            for holder in (assigned[slot] ?? []).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                guard let sentAt = workers[holder]?.outstanding[slot], now - sentAt > 2 * limit else { continue }
+                workers[holder]!.outstanding[slot] = nil
+                assigned[slot]!.remove(holder)
+                counters.presumedLost += 1
+                actions.append(.log(.warning, "slot \(slot) on \(workers[holder]!.name) unanswered for \(Int(now - sentAt)) s: presumed lost, requeued"))
+                requeue(slot)
+            }
+        }
+        if !pending.isEmpty { return actions + dispatch(now: now) }
         for slot in assigned.keys.sorted() where outcomes[slot] == nil {
             let holders = assigned[slot] ?? []
             guard holders.count == 1, let holder = holders.first,

@@ -50,7 +50,14 @@ public enum Wire {
         /// worker -> coordinator: leaving (empty body).
         case bye = 12
 
-        var hasPayload: Bool { self == .params || self == .result }
+        /// PARAMS always carries a payload; RESULT does for meta-gradients (not evaluations).
+        var payload: (allowed: Bool, required: Bool) {
+            switch self {
+            case .params: (true, true)
+            case .result: (true, false)
+            default: (false, false)
+            }
+        }
     }
 
     /// A 128-bit run identifier, random per run, that every message carries.
@@ -222,7 +229,7 @@ public enum Wire {
             step = s
             guard frames[1].count <= Wire.maximumBodySize else { throw .malformed("body of \(frames[1].count) bytes is too large") }
             body = frames[1]
-            if command.hasPayload {
+            if command.payload.allowed && (frames.count == 3 || command.payload.required) {
                 guard frames.count == 3 else { throw .malformed("\(command) needs a payload frame") }
                 let bytes = frames[2]
                 guard bytes.count % 4 == 0, bytes.count / 4 <= maximumPayload else {

@@ -1,0 +1,176 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shared
+
+struct Demo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The main job: meta-train on the synthetic family with local workers, then meta-test on held-out tasks against baselines.",
+        discussion: """
+            Meta-trains W1 twice (second and first order) on the synthetic family's meta-train \
+            tasks with local worker processes, trains the transfer baseline (ordinary supervised \
+            training on the same data budget), then adapts every method from 5 labelled images \
+            to the same sampled instances of the held-out tasks (an unseen structure and an \
+            unseen imaging style). Prints the table and writes, into --out: results.json, \
+            metrics.jsonl, training_curves.png, adaptation.png, final.safetensors and checkpoints.
+            """)
+
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Meta-training steps (each of the two MAML runs).") var steps = 120
+    @Option(help: "Tasks per meta-batch.") var metaBatch = 4
+    @Option(help: "Model input size.") var imageSize = 64
+    @Option(help: "U-Net channels of the first level (16: W1).") var baseChannels = 16
+    @Option(help: "Local worker processes.") var localWorkers = 2
+    @Option(help: "Compute threads per worker (and for the in-process phases).") var threads = 1
+    @Option(help: "Meta-test instances per held-out task.") var instancesPerTask = 8
+    @Option(help: "Held-out evaluation during meta-training every N steps.") var evalEvery = 20
+    @Option(help: "Inner SGD steps when MAML adapts at meta-test (5 in training).") var testInnerSteps = 20
+    @Option(help: "Adam fine-tuning steps for the scratch and transfer baselines.") var fineTuneSteps = 30
+    @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+
+    func run() throws {
+        let logger = makeLogger(logLevel)
+        StopSignal.install()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let clock = MonotonicClock()
+        let progress = ProgressLine(total: steps, batch: metaBatch, quiet: false)
+        @Sendable func say(_ s: String) { progress.note(s) }
+
+        var options = VolumeOptions()
+        options.size = imageSize
+        let (dataset, source) = try DatasetSpec.open("synthetic", options: options, logger: logger)
+        let split = source.defaultSplit
+        let (train, test) = split.partition(source.taskNames)
+        var base = TrainingConfig()
+        base.meta = MetaConfig(model: UNetConfig(height: imageSize, width: imageSize, baseChannels: baseChannels).spec)
+        base.metaBatch = metaBatch
+        base.steps = steps
+        base.seed = seed
+        var evaluation = EvaluationSpec()
+        evaluation.every = evalEvery
+        evaluation.perTask = 2
+        let cluster = try ClusterOptions.local(workers: localWorkers, threads: threads, logLevel: logLevel)
+        say("MedMAML demo: \(train.count) meta-train tasks, \(test.count) held-out tasks (\(split.testPatterns.joined(separator: ", "))), \(steps) steps x \(metaBatch) tasks, \(localWorkers) local worker(s) x \(threads) thread(s)")
+
+        // 1-2. Meta-training, second and first order, on the same task samples.
+        var runs: [MetaOrder: (RunSummary, RunSpec)] = [:]
+        for order in [MetaOrder.second, .first] {
+            var config = base
+            config.meta.order = order
+            let spec = RunSpec(runID: .random(), training: config, dataset: dataset, split: split, evaluation: evaluation)
+            say("meta-training, \(order.rawValue) order")
+            let folder = out + "/checkpoints-\(order.rawValue)"
+            let metrics = out + (order == .second ? "/metrics.jsonl" : "/metrics-first.jsonl")
+            try? FileManager.default.removeItem(atPath: metrics)
+            let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: folder, checkpointEvery: 0,
+                                          metrics: metrics, resume: nil, initial: nil, logger: logger)
+            if let sig = summary.stoppedBySignal { throw ExitCode(128 + sig) }
+            runs[order] = (summary, spec)
+        }
+        try? FileManager.default.removeItem(atPath: out + "/final.safetensors")
+        try FileManager.default.copyItem(atPath: out + "/checkpoints-second/final.safetensors", toPath: out + "/final.safetensors")
+
+        // 3. Transfer baseline: supervised joint training on the same task samples.
+        let model = base.meta.model
+        let layout = try MetaLayout(config: base.meta)
+        let random = layout.model.initialValues(seed: seed)
+        say("transfer baseline: supervised training on the same \(steps * metaBatch) task samples")
+        let transferProgress = Throttle(every: 5)
+        let transfer = try Baselines.jointTraining(config: base, source: source, trainTasks: train, steps: steps,
+                                                   learningRate: 1e-3, initial: random) { done, total in
+            if transferProgress.due() || done == total {
+                say("transfer: step \(done)/\(total)  ETA \(ProgressLine.duration(transferProgress.eta(done: done, total: total)))")
+            }
+        }
+
+        // 4. Meta-test: every method on the same instances.
+        let instances = TaskSampler.evaluation(seed: seed &+ 7919, pool: test, perTask: instancesPerTask)
+        let fine = Baselines.FineTune(steps: fineTuneSteps, learningRate: 1e-3)
+        let methods = [
+            MetaTest.Method(name: "maml_second", adaptation: .maml(meta: runs[.second]!.0.finalParameters, config: base.meta, steps: testInnerSteps)),
+            MetaTest.Method(name: "maml_first", adaptation: .maml(meta: runs[.first]!.0.finalParameters, config: base.meta, steps: testInnerSteps)),
+            MetaTest.Method(name: "scratch", adaptation: .fineTune(start: random, settings: Baselines.FineTune(steps: fineTuneSteps, learningRate: 3e-3))),
+            MetaTest.Method(name: "transfer", adaptation: .fineTune(start: transfer, settings: fine)),
+        ]
+        let metaTest = MetaTest(source: source, model: model, instances: instances, seed: seed &+ 7919, support: 5, query: 5)
+        say("meta-test: \(methods.count) methods x \(instances.count) instances (\(instancesPerTask) per held-out task), 5-shot")
+        let testProgress = Throttle(every: 5)
+        let results = try metaTest.run(methods, threads: max(localWorkers * threads, 1)) { done, total in
+            if testProgress.due() || done == total {
+                say("meta-test: \(done)/\(total)  ETA \(ProgressLine.duration(testProgress.eta(done: done, total: total)))")
+            }
+        }
+
+        // 5. Outputs.
+        let table = ResultsTable.text(results, title: "Held-out tasks, 5-shot (\(test.count) tasks: \(split.testPatterns.joined(separator: ", ")))")
+        print(table)
+        try ResultsTable.json(results, extra: [
+            "steps": steps, "meta_batch": metaBatch, "image_size": imageSize, "seed": Int(seed),
+            "held_out_tasks": test.map { source.taskNames[$0] }, "shots": 5, "query": 5,
+            "seconds": Int(clock.now), "final_params_sha256_second": runs[.second]!.0.finalHash,
+            "maml_test_inner_steps": testInnerSteps, "baseline_fine_tune_steps": fineTuneSteps,
+        ]).write(to: URL(fileURLWithPath: out + "/results.json"))
+        try Curves.render(second: out + "/metrics.jsonl", first: out + "/metrics-first.jsonl").write(to: out + "/training_curves.png")
+        let pictureInstances = test.map { task in TaskRef(task: task, index: instances.first { $0.task == task }!.index) }
+        try AdaptationPictures.render(source: source, model: model, instances: pictureInstances, seed: seed &+ 7919,
+                                      before: runs[.second]!.0.finalParameters, method: methods[0].adaptation)
+            .write(to: out + "/adaptation.png")
+        say("wrote \(out)/results.json, metrics.jsonl, training_curves.png, adaptation.png, final.safetensors in \(ProgressLine.duration(clock.now))")
+    }
+}
+
+extension ClusterOptions {
+    /// Local workers on loopback with throw-away keys (the demo's set-up).
+    static func local(workers: Int, threads: Int, logLevel: Logger.Level) throws -> ClusterOptions {
+        try ClusterOptions.parse(["--local-workers", "\(workers)", "--threads", "\(threads)", "--log-level", logLevel.rawValue]
+                                 + (workers == 0 ? ["--in-process"] : []))
+    }
+}
+
+/// Rate-limits progress lines and estimates the time left.
+final class Throttle: @unchecked Sendable {
+    let every: Double
+    let clock = MonotonicClock()
+    var last = -1e9
+    let lock = NSLock()
+    init(every: Double) { self.every = every }
+    func due() -> Bool {
+        lock.withLock {
+            guard clock.now - last >= every else { return false }
+            last = clock.now
+            return true
+        }
+    }
+    func eta(done: Int, total: Int) -> Double { done > 0 ? clock.now / Double(done) * Double(total - done) : 0 }
+}
+
+/// The results table and results.json.
+enum ResultsTable {
+    static func text(_ results: [MetaTest.MethodResult], title: String) -> String {
+        let unit = results.first?.hd95Unit ?? "px"
+        var lines = [title, "method        Dice (95% CI)        IoU     precision  recall   HD95 (\(unit))   instances"]
+        for r in results {
+            lines.append(r.name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                + String(format: "%.3f ± %.3f        %.3f   %.3f      %.3f    %6.2f       %d",
+                         r.dice.mean, r.dice.halfWidth, r.iou.mean, r.precision.mean, r.recall.mean, r.hd95.mean, r.dice.count))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(_ results: [MetaTest.MethodResult], extra: [String: Any]) throws -> Data {
+        var methods: [String: Any] = [:]
+        for r in results {
+            methods[r.name] = [
+                "dice_mean": r.dice.mean, "dice_ci95": r.dice.halfWidth, "instances": r.dice.count,
+                "iou_mean": r.iou.mean, "precision_mean": r.precision.mean, "recall_mean": r.recall.mean,
+                "hd95_mean": r.hd95.mean.isFinite ? r.hd95.mean : NSNull(), "hd95_unit": r.hd95Unit,
+                "hd95_instances": r.hd95.count,
+                "per_task_dice": r.perTaskDice.mapValues { ["mean": $0.mean, "ci95": $0.halfWidth.isFinite ? $0.halfWidth : 0, "instances": $0.count] },
+            ] as [String: Any]
+        }
+        var object = extra
+        object["methods"] = methods
+        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+    }
+}

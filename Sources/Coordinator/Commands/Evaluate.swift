@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Shared
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Meta-test a trained model on any dataset: adapt from K labelled images per task instance, score the rest.",
+        discussion: """
+            Reports Dice, IoU, HD95 (pixels, or mm when the voxel size is known), precision and \
+            recall, each as a mean with a 95% confidence interval over sampled task instances. \
+            With --baselines also the U-Net trained from scratch on the K images, and transfer \
+            learning (joint supervised training on the other tasks, then fine-tuning).
+            """)
+
+    @Option(help: "A checkpoint or final.safetensors.") var checkpoint: String
+    @Option(help: "\"synthetic\", a Decathlon/nnU-Net folder or a folder of PNG task folders.") var dataset = "synthetic"
+    @OptionGroup var data: DataOptions
+    @Option(help: "Labelled support images per instance (K).") var shots = 5
+    @Option(help: "Query images scored per instance.") var query = 5
+    @Option(parsing: .singleValue, help: "Tasks to evaluate (globs; default: the held-out split, or every task).") var tasks: [String] = []
+    @Option(help: "Sampled instances per task.") var instancesPerTask = 10
+    @Option(help: "Inner steps when adapting (default: as trained).") var innerSteps: Int?
+    @Flag(help: "Also run the scratch and transfer baselines.") var baselines = false
+    @Option(help: "Joint-training steps of the transfer baseline (meta-batches of the training tasks).") var transferSteps = 100
+    @Option(help: "Fine-tuning steps of the baselines.") var fineTuneSteps = 60
+    @Option(help: "Threads.") var threads = 2
+    @Option(help: "Sampling seed.") var seed: UInt64 = 2024
+    @Option(help: "Write the results as JSON here.") var out: String?
+
+    func run() throws {
+        let logger = makeLogger(.warning)
+        let model = try TrainedModel.load(checkpoint)
+        var options = try data.volumeOptions()
+        let input = model.config.model.input
+        if options.size != input.height {
+            FileHandle.standardError.write(Data("using the model's input size \(input.height) for the images\n".utf8))
+            options.size = input.height
+        }
+        let (_, source) = try DatasetSpec.open(dataset, options: options, logger: logger)
+        let split = data.split(for: source)
+        var selected = tasks.isEmpty ? split.partition(source.taskNames).test : source.taskNames.indices.filter { i in
+            tasks.contains { globMatch($0, source.taskNames[i]) }
+        }
+        if selected.isEmpty && tasks.isEmpty { selected = Array(source.taskNames.indices) }
+        guard !selected.isEmpty else { throw ValidationError("no task matches \(tasks)") }
+        let instances = TaskSampler.evaluation(seed: seed, pool: selected, perTask: instancesPerTask)
+        var methods = [MetaTest.Method(name: "maml", adaptation: .maml(meta: model.meta, config: model.config,
+                                                                     steps: innerSteps ?? model.config.innerSteps))]
+        if baselines {
+            let layout = try MetaLayout(config: model.config)
+            let random = layout.model.initialValues(seed: seed)
+            let others = source.taskNames.indices.filter { !selected.contains($0) }
+            methods.append(.init(name: "scratch", adaptation: .fineTune(start: random, settings: .init(steps: fineTuneSteps, learningRate: 3e-3))))
+            if others.isEmpty {
+                FileHandle.standardError.write(Data("transfer baseline skipped: every task is being evaluated, none is left to train on\n".utf8))
+            } else {
+                var config = model.run.training
+                config.meta.supportShots = shots
+                config.meta.queryShots = query
+                FileHandle.standardError.write(Data("training the transfer baseline on \(others.count) other task(s)\n".utf8))
+                let transfer = try Baselines.jointTraining(config: config, source: source, trainTasks: others, steps: transferSteps,
+                                                           learningRate: 1e-3, initial: random)
+                methods.append(.init(name: "transfer", adaptation: .fineTune(start: transfer, settings: .init(steps: fineTuneSteps, learningRate: 1e-3))))
+            }
+        }
+        let progress = Throttle(every: 5)
+        let results = try MetaTest(source: source, model: model.config.model, instances: instances, seed: seed,
+                                   support: shots, query: query).run(methods, threads: threads) { done, total in
+            if progress.due() || done == total {
+                FileHandle.standardError.write(Data("meta-test \(done)/\(total)  ETA \(ProgressLine.duration(progress.eta(done: done, total: total)))\n".utf8))
+            }
+        }
+        print(ResultsTable.text(results, title: "\(source.identity.name): \(selected.count) task(s), \(shots)-shot, \(instancesPerTask) instances each"))
+        for r in results where r.perTaskDice.count > 1 {
+            print("\nper task (\(r.name)):")
+            for (name, ci) in r.perTaskDice.sorted(by: { $0.key < $1.key }) { print("  " + name.padding(toLength: 44, withPad: " ", startingAt: 0) + "\(ci)") }
+        }
+        if let out {
+            try ResultsTable.json(results, extra: ["checkpoint": checkpoint, "dataset": source.identity.name, "shots": shots,
+                                                   "tasks": selected.map { source.taskNames[$0] }])
+                .write(to: URL(fileURLWithPath: out))
+        }
+    }
+}

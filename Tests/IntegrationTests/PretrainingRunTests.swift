@@ -1,0 +1,48 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+@Suite(.serialized) struct PretrainingRunTests {
+    static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "11", "--checkpoint-every", "0"]
+    let folder = TemporaryFolder()
+
+    func coordinator(_ args: [String], name: String) throws -> ChildProcess {
+        try ChildProcess(executable("medmaml-coordinator"), args, name: name, folder: folder.path)
+    }
+
+    /// Pretraining then meta-training from its result, through the real commands.
+    @Test func miniaturePretrainThenTrain() throws {
+        let pre = try coordinator(["pretrain"] + Self.common + ["--steps", "4", "--in-process", "--threads", "2",
+                                                                "--checkpoint-dir", folder.path + "/pre"], name: "pretrain")
+        #expect(pre.waitExit() == 0, "\(pre.stderr)")
+        #expect(pre.stderr.contains("pseudo/synthetic/ct"))
+        let train = try coordinator(["train"] + Self.common + ["--steps", "3", "--in-process", "--threads", "2",
+                                                               "--init-from", folder.path + "/pre/final.safetensors",
+                                                               "--checkpoint-dir", folder.path + "/train"], name: "train-from-pretrained")
+        #expect(train.waitExit() == 0, "\(train.stderr)")
+        #expect(train.stderr.contains("initial parameters from"))
+        let scratch = try coordinator(["train"] + Self.common + ["--steps", "3", "--in-process", "--threads", "2",
+                                                                 "--checkpoint-dir", folder.path + "/scratch"], name: "train-from-scratch")
+        #expect(scratch.waitExit() == 0)
+        #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
+    }
+
+    /// Pretraining on workers survives a worker kill with the in-process result.
+    @Test func pretrainingSurvivesAWorkerKill() throws {
+        let reference = try coordinator(["pretrain"] + Self.common + ["--steps", "25", "--in-process", "--threads", "2",
+                                                                      "--checkpoint-dir", folder.path + "/ref"], name: "pre-ref")
+        #expect(reference.waitExit() == 0, "\(reference.stderr)")
+        let port = freePort()
+        let c = try coordinator(["pretrain"] + Self.common + ["--steps", "25", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "2",
+                                                              "--checkpoint-dir", folder.path + "/dist"], name: "pre-dist")
+        let workers = try (0..<2).map {
+            try ChildProcess(executable("medmaml-worker"), ["--connect", "tcp://127.0.0.1:\(port)", "--name", "w\($0)", "--idle-timeout", "60"],
+                             name: "pre-w\($0)", folder: folder.path)
+        }
+        #expect(c.waitFor("step 5/25"))
+        workers[1].signal(SIGKILL)
+        #expect(c.waitExit() == 0, "\(c.stderr.suffix(3000))\nworker 0: \(workers[0].stderr.suffix(1500))")
+        #expect(c.finalHash == reference.finalHash)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Shared
+import TestSupport
+import Testing
+
+@Suite struct PretrainingTests {
+    static let family = SyntheticFamily(size: 32)
+
+    @Test func superpixelsAreDeterministicAndCoverTheImage() throws {
+        let image = Self.family.render(task: 2, index: 5, seed: 1, image: 0).image
+        let a = Superpixels(image: image, height: 32, width: 32, target: 30)
+        let b = Superpixels(image: image, height: 32, width: 32, target: 30)
+        #expect(a == b)
+        #expect(a.labels.count == 32 * 32)
+        #expect(a.labels.allSatisfy { $0 >= 0 && Int($0) < a.count })
+        #expect(Set(a.labels).count == a.count, "labels are not contiguous")
+        #expect((10...60).contains(a.count), "\(a.count) superpixels for a target of 30")
+        // Each superpixel is one 4-connected region.
+        for label in 0..<a.count {
+            let members = a.labels.indices.filter { a.labels[$0] == Int32(label) }
+            var seen: Set<Int> = [members[0]], stack = [members[0]]
+            while let i = stack.popLast() {
+                let y = i / 32, x = i % 32
+                for j in [y > 0 ? i - 32 : -1, y < 31 ? i + 32 : -1, x > 0 ? i - 1 : -1, x < 31 ? i + 1 : -1]
+                where j >= 0 && a.labels[j] == Int32(label) && !seen.contains(j) {
+                    seen.insert(j)
+                    stack.append(j)
+                }
+            }
+            #expect(seen.count == members.count, "superpixel \(label) is not connected")
+        }
+    }
+
+    @Test func superpixelsFollowEdges() {
+        // Two flat halves: no superpixel should straddle the boundary.
+        let image = (0..<(32 * 32)).map { Float(($0 % 32) < 16 ? 0 : 5) }
+        let sp = Superpixels(image: image, height: 32, width: 32, target: 16)
+        for label in 0..<sp.count {
+            let columns = sp.labels.indices.filter { sp.labels[$0] == Int32(label) }.map { $0 % 32 }
+            #expect(columns.allSatisfy { $0 < 16 } || columns.allSatisfy { $0 >= 16 })
+        }
+    }
+
+    @Test func pseudoTasksAreValidBinaryTasksWithNonEmptyMasks() throws {
+        let source = PseudoTaskSource(images: SyntheticUnlabelled(size: 32))
+        #expect(source.taskNames == ["pseudo/synthetic/ct", "pseudo/synthetic/mr", "pseudo/synthetic/ultrasound", "pseudo/synthetic/xray"])
+        for task in source.taskNames.indices {
+            for index in 0..<3 {
+                let s = try source.sample(task: task, index: UInt64(index), seed: 4, support: 5, query: 5)
+                try s.validate()
+                for b in 0..<10 {
+                    let m = (s.supportMasks + s.queryMasks)[(b * 1024)..<((b + 1) * 1024)]
+                    let area = m.reduce(0, +) / 1024
+                    #expect(area > 0 && area < 0.5, "pseudo-mask area \(area)")
+                }
+                #expect(s == (try source.sample(task: task, index: UInt64(index), seed: 4, support: 5, query: 5)))
+            }
+        }
+    }
+
+    @Test func pseudoTasksFromFiles() throws {
+        var options = VolumeOptions()
+        options.size = 32
+        let volumes = try FileUnlabelled(root: fixturePath("decathlon/Task99_Mini"), options: options, includeTraining: true,
+                                         logger: .init(label: "test"))
+        #expect(volumes.groups.count == 3)
+        let pngs = try FileUnlabelled(root: fixturePath("pngtasks"), options: options, includeTraining: false, logger: .init(label: "test"))
+        #expect(pngs.groups == ["discs16", "discs8"])
+        let s = try PseudoTaskSource(images: volumes).sample(task: 0, index: 0, seed: 0, support: 2, query: 1)
+        try s.validate()
+        // A Decathlon folder without imagesTs needs the training images.
+        #expect(throws: DataError.self) {
+            try FileUnlabelled(root: fixturePath("decathlon/Task99_Mini"), options: options, includeTraining: false, logger: .init(label: "test"))
+        }
+    }
+}
