@@ -61,6 +61,22 @@ import Testing
         #expect(!c.stderr.contains("secret-key"))
     }
 
+    /// Z85 has `#` in its alphabet: an allowlist file must not read it as a comment.
+    @Test func allowlistKeysMayContainHash() throws {
+        var withHash: [CurveKeyPair] = []
+        while withHash.count < 2 {
+            let pair = try CurveKeyPair.generate()
+            if pair.publicKey.contains("#") { withHash.append(pair) }
+        }
+        let text = "# workers of this run\npublic-key = \"\(withHash[0].publicKey)\"\n\(withHash[1].publicKey)  # bare, with a comment\n\n"
+        let file = folder.write("authorized.txt", Data(text.utf8))
+        #expect(try CurveKeyPair.readAuthorized(file) == Set(withHash.map(\.publicKey)))
+        let bad = folder.write("bad.txt", Data("\(withHash[0].publicKey)\nnot-a-key\n".utf8))
+        do { _ = try CurveKeyPair.readAuthorized(bad); Issue.record("accepted a bad line") } catch {
+            #expect("\(error)".contains("line 2"))
+        }
+    }
+
     @Test func plaintextOnANetworkAddressNeedsInsecure() throws {
         let c = try ChildProcess(executable("medmaml-coordinator"), ["train"] + Self.common + ["--bind", "tcp://0.0.0.0:\(freePort())"],
                                  name: "no-insecure", folder: folder.path)

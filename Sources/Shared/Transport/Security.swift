@@ -82,8 +82,10 @@ public struct CurveKeyPair: Sendable {
         } else {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .file(path: path, reason: "cannot read") }
             for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
-                    .trimmingCharacters(in: .whitespaces) ?? ""
+                // `#` starts a comment at the start of a line or after a space; Z85 keys may contain `#`.
+                var line = raw.trimmingCharacters(in: .whitespaces)
+                if line.hasPrefix("#") { continue }
+                if let comment = line.range(of: #"\s#"#, options: .regularExpression) { line = String(line[..<comment.lowerBound]) }
                 if line.isEmpty { continue }
                 guard let key = field("public-key", in: line) ?? bareKey(line), valid(key) else {
                     throw .file(path: path, reason: "line \(n + 1) is not a public key")
