@@ -124,7 +124,7 @@ import Testing
         #expect(c.waitFor("worker honest ready"))
         let rogue = RogueClient(port: port)
         try rogue.sendGarbage()
-        let nanResults = try rogue.registerAndAnswerWithNaN(until: { !c.process.isRunning })
+        let nanResults = try rogue.registerAndAnswerWithNaN(until: { !c.isRunning })
         try expectSameHash(c, steps: 20)
         #expect(nanResults >= 1)
         #expect(c.stderr.contains("dropped a message"))

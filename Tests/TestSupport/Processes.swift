@@ -10,38 +10,85 @@ public func executable(_ name: String) -> String { executablesFolder + "/" + nam
 
 /// A child process whose output goes to files, with helpers to wait for lines and signal it.
 /// Killed (SIGKILL) when released, so a failing test leaves nothing running.
+///
+/// Started with posix_spawn, an empty signal mask and default signal actions, as a shell would
+/// start it: the test runner's threads block most signals, and a blocked mask survives exec, so
+/// children started by Foundation's Process could not be interrupted with SIGINT.
 public final class ChildProcess: @unchecked Sendable {
-    public let process = Process()
     public let stdoutPath: String
     public let stderrPath: String
     public let name: String
+    public let pid: Int32
+    private let lock = NSLock()
+    private var exitStatus: Int32?
 
     public init(_ path: String, _ arguments: [String], name: String, folder: String, environment: [String: String] = [:]) throws {
         self.name = name
         stdoutPath = folder + "/\(name).out"
         stderrPath = folder + "/\(name).err"
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        try process.run()
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, path, &actions, &attributes, argv, envp)
+        guard status == 0 else {
+            throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "cannot start \(path): \(String(cString: strerror(status)))"])
+        }
+        pid = child
+    }
+
+    /// Whether the child is still running (reaps it when it has exited).
+    public var isRunning: Bool {
+        lock.lock(); defer { lock.unlock() }
+        if exitStatus != nil { return false }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        guard r == pid else { return r == 0 }
+        // Exit code, or the signal number for a child killed by a signal (as Foundation reports it).
+        exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : status & 0x7f
+        return false
+    }
+
+    /// The exit status once the child has exited.
+    public var terminationStatus: Int32 {
+        _ = isRunning
+        lock.lock(); defer { lock.unlock() }
+        return exitStatus ?? -1
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        if isRunning {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
     }
 
-    public var pid: Int32 { process.processIdentifier }
     public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-    public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    public func signal(_ sig: Int32) { kill(pid, sig) }
 
     /// Waits until stderr (or stdout) contains `text`; false on timeout or exit.
     @discardableResult
@@ -49,7 +96,7 @@ public final class ChildProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if stderr.contains(text) || stdout.contains(text) { return true }
-            if !process.isRunning { return stderr.contains(text) || stdout.contains(text) }
+            if !isRunning { return stderr.contains(text) || stdout.contains(text) }
             usleep(20_000)
         }
         return false
@@ -58,8 +105,8 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits for the process to exit and returns its status (nil on timeout).
     public func waitExit(timeout: Double = 120) -> Int32? {
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        return process.isRunning ? nil : process.terminationStatus
+        while isRunning && Date() < deadline { usleep(20_000) }
+        return isRunning ? nil : terminationStatus
     }
 
     /// The `final_params_sha256` the coordinator printed.
