@@ -39,3 +39,16 @@ netns_netem() {
     ip netns exec "$ns" tc qdisc replace dev eth0 root netem delay "$delay" loss "$loss"
     ip netns exec mmsw tc qdisc replace dev "v$ns" root netem delay "$delay" loss "$loss"
 }
+
+# For an EXIT/INT/TERM trap: kills the processes in PIDS, shows the logs in WORK when the
+# script failed (and SHOW_LOGS is set), removes the namespaces and WORK, keeps the status.
+netns_cleanup() {
+    local status=$?
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    if [ $status -ne 0 ] && [ -n "${SHOW_LOGS:-}" ]; then
+        for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done
+    fi
+    netns_down
+    rm -rf "$WORK"
+    exit $status
+}

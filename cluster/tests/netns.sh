@@ -14,15 +14,8 @@ command -v tc >/dev/null || { echo "SKIP: tc (iproute2) is not installed" >&2; e
 
 WORK=$(mktemp -d /tmp/medmaml-netns.XXXXXX)
 PIDS=()
-cleanup() {
-    status=$?
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    if [ $status -ne 0 ]; then for f in "$WORK"/*.log; do echo "--- $f" >&2; tail -15 "$f" >&2; done; fi
-    netns_down
-    rm -rf "$WORK"
-    exit $status
-}
-trap cleanup EXIT INT TERM
+SHOW_LOGS=1
+trap netns_cleanup EXIT INT TERM
 "$BIN/medmaml-coordinator" keygen --out "$WORK/coordinator" >/dev/null
 "$BIN/medmaml-coordinator" keygen --out "$WORK/worker" >/dev/null
 
