@@ -7,6 +7,8 @@
 # workers connect through a relay on the switch (cluster/tests/delay_relay.py) that delays
 # every chunk by 20 ms each way; the relay with no delay is then measured too, so that its
 # own cost is not counted as latency.
+# Each latency setting runs with the default prefetch (one task per thread sent ahead) and with
+# --prefetch 0 (a thread asks for its next task only when it has finished one).
 # Per-step times come from metrics.jsonl; the first step is left out; the configurations are
 # interleaved over ROUNDS rounds to spread the machine's noise.
 # Usage: sudo bench/latency.sh [steps] [order] [rounds]
@@ -44,8 +46,8 @@ netem() { # delay or "none"
     TARGET=10.77.0.1:5555
 }
 
-run() { # name; workers connect to $TARGET
-    ip netns exec mmc "$BIN/medmaml-coordinator" train --steps "$STEPS" --order "$ORDER" --meta-batch 8 --seed 3 \
+run() { # name, prefetch; workers connect to $TARGET
+    ip netns exec mmc "$BIN/medmaml-coordinator" train --steps "$STEPS" --order "$ORDER" --meta-batch 8 --seed 3 --prefetch "$2" \
         --checkpoint-every 0 --bind tcp://10.77.0.1:5555 --min-workers 2 \
         --secret-key "$WORK/coordinator.key" --authorized-keys "$WORK/worker.pub" \
         --checkpoint-dir "$WORK/$1" --metrics "$WORK/$1.jsonl" >"$WORK/$1.out" 2>"$WORK/$1.log" & local coordinator=$!
@@ -61,22 +63,23 @@ run() { # name; workers connect to $TARGET
 
 if netns_netem mmc 20ms 0% 2>/dev/null; then
     MODE=netem
-    configurations="none 20ms"
+    configurations="none 20ms none-p0 20ms-p0"
 else
     MODE=relay
-    configurations="direct relay-0ms relay-20ms"
+    configurations="direct relay-0ms relay-20ms relay-0ms-p0 relay-20ms-p0"
 fi
 echo "# W1, meta-batch 8, order $ORDER, 2 workers x 1 thread on namespace hosts, CURVE; latency by $MODE"
 declare -A total
 for round in $(seq "$ROUNDS"); do
     for c in $configurations; do
         case $c in
-            none|direct) netem none ;;
-            20ms) netem 20ms ;;
-            relay-0ms) relay 0 ;;
-            relay-20ms) relay 0.02 ;;
+            none|none-p0|direct) netem none ;;
+            20ms|20ms-p0) netem 20ms ;;
+            relay-0ms|relay-0ms-p0) relay 0 ;;
+            relay-20ms|relay-20ms-p0) relay 0.02 ;;
         esac
-        s=$(run "$c-$round")
+        prefetch=1; [ "${c%-p0}" != "$c" ] && prefetch=0
+        s=$(run "$c-$round" $prefetch)
         [ "$MODE" = relay ] && [ "$c" != direct ] && { kill "$RELAY" 2>/dev/null || true; wait "$RELAY" 2>/dev/null || true; }
         echo "round $round $c seconds_per_step $s" >&2
         total[$c]=$(awk -v a="${total[$c]:-0}" -v b="$s" 'BEGIN { print a + b }')
@@ -86,8 +89,11 @@ for c in $configurations; do
     total[$c]=$(awk -v a="${total[$c]}" -v r="$ROUNDS" 'BEGIN { printf "%.4f", a / r }')
     echo "${c}_seconds_per_step ${total[$c]}"
 done
-if [ "$MODE" = netem ]; then base=${total[none]}; slow=${total[20ms]}; else base=${total[relay-0ms]}; slow=${total[relay-20ms]}; fi
-awk -v a="$base" -v b="$slow" 'BEGIN {
-    printf "latency_20ms_cost_seconds_per_step %.4f\n", b - a
-    printf "latency_20ms_cost_percent %+.2f%%\n", (b / a - 1) * 100
-    printf "latency_20ms_cost_in_round_trips_of_40ms %.1f\n", (b - a) / 0.04 }'
+for p in "" -p0; do
+    if [ "$MODE" = netem ]; then base=${total[none$p]}; slow=${total[20ms$p]}; else base=${total[relay-0ms$p]}; slow=${total[relay-20ms$p]}; fi
+    name=prefetch_1; [ -n "$p" ] && name=prefetch_0
+    awk -v a="$base" -v b="$slow" -v n="$name" 'BEGIN {
+        printf "%s_latency_20ms_cost_seconds_per_step %.4f\n", n, b - a
+        printf "%s_latency_20ms_cost_percent %+.2f%%\n", n, (b / a - 1) * 100
+        printf "%s_latency_20ms_cost_in_round_trips_of_40ms %.1f\n", n, (b - a) / 0.04 }'
+done

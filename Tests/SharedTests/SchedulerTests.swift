@@ -15,9 +15,10 @@ import Testing
         var completed: [[Scheduler.Outcome]] = []
         var fatal: String?
 
-        init(maximumFaults: Int = 3) {
+        init(maximumFaults: Int = 3, prefetch: Int? = nil) {
             var settings = Scheduler.Settings(parameterCount: SchedulerTests.count)
             settings.maximumFaults = maximumFaults
+            if let prefetch { settings.prefetch = prefetch }
             let spec = RunSpec(runID: SchedulerTests.run, training: TrainingConfig(),
                                dataset: DatasetSpec(kind: .synthetic, name: "synthetic", path: "synthetic", options: VolumeOptions(),
                                                     identity: DatasetIdentity(name: "synthetic", fingerprint: "data")),
@@ -250,5 +251,94 @@ extension SchedulerTests {
                                   body: Wire.Result(slot: 0, kind: .evaluate, queryLoss: 1, queryDice: 0.7, supportLoss: 0, objective: 0, seconds: 1)))
         #expect(h.completed.count == 1 && h.completed[0][0].gradient == nil)
         #expect(h.scheduler.counters.malformed == 0)
+    }
+
+    // MARK: Tasks sent ahead (latency hiding)
+
+    @Test func tasksAreSentAheadWhileEveryThreadHasMoreWork() {
+        var h = Harness(prefetch: 1)
+        h.join(a)
+        h.join(b)
+        h.start(8)
+        // Each thread runs one task and has the next queued behind it.
+        #expect(h.tasks(to: a) == [0, 2])
+        #expect(h.tasks(to: b) == [1, 3])
+        h.answer(a, slot: 0)
+        #expect(h.tasks(to: a) == [0, 2, 4])
+        h.answer(a, slot: 2)
+        h.answer(b, slot: 1)
+        h.answer(a, slot: 4)
+        #expect(h.tasks(to: a) == [0, 2, 4, 5, 7])
+        #expect(h.tasks(to: b) == [1, 3, 6])
+        // Four tasks left for two threads, none pending: nothing more goes out.
+        for (id, slot) in [(b, 3), (a, 5), (b, 6), (a, 7)] { h.answer(id, slot: slot) }
+        #expect(h.sent.filter { $0.1.command == .task }.count == 8)
+        #expect(h.completed.count == 1)
+        #expect(h.completed.first?.map { $0.gradient?.first } == (0..<8).map { Float($0) })
+    }
+
+    @Test func nothingIsSentAheadAtTheEndOfABatch() {
+        var h = Harness(prefetch: 1)
+        h.join(a)
+        h.join(b)
+        h.start(3)
+        // One pending task, two threads: queuing it behind one of them could leave the other idle.
+        #expect(h.tasks(to: a) == [0])
+        #expect(h.tasks(to: b) == [1])
+        h.answer(b, slot: 1)
+        #expect(h.tasks(to: b) == [1, 2])
+    }
+
+    @Test func noPrefetchMeansOneTaskPerThread() {
+        var h = Harness(prefetch: 0)
+        h.join(a)
+        h.join(b, threads: 2)
+        h.start(8)
+        #expect(h.tasks(to: a) == [0])
+        #expect(h.tasks(to: b) == [1, 2])
+    }
+
+    @Test func aTaskSentAheadStartsItsClockWhenAThreadFreesUp() {
+        var h = Harness(prefetch: 1)
+        h.join(a)
+        h.start(3)
+        #expect(h.tasks(to: a) == [0, 1])
+        for slot in 0..<3 {
+            h.now += 10
+            h.answer(a, slot: slot)
+        }
+        #expect(h.tasks(to: a) == [0, 1, 2])
+        #expect(h.completed.count == 1)
+        // Every task took 10 s on the thread; timed from when it was sent, the queued ones
+        // would count 20 s and double the backup deadline.
+        #expect(h.scheduler.deadline == 30)
+    }
+
+    @Test func tasksQueuedBehindAStragglerGetBackups() {
+        var h = Harness(prefetch: 1)
+        h.join(a)
+        h.join(b)
+        h.start(4)
+        #expect(h.tasks(to: a) == [0, 2])
+        #expect(h.tasks(to: b) == [1, 3])
+        h.now = 1
+        h.answer(b, slot: 1)
+        h.now = 2
+        h.answer(b, slot: 3)
+        // a is stuck on slot 0 (alive: it heartbeats) with slot 2 queued behind it; b is idle.
+        // Past the deadline (5 s) b gets a backup of the running slot, then of the queued one.
+        h.receive(a, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        h.tick(4)
+        #expect(h.tasks(to: b) == [1, 3, 0])
+        #expect(h.scheduler.counters.backups == 1)
+        h.answer(b, slot: 0)
+        #expect(h.tasks(to: b) == [1, 3, 0, 2])
+        #expect(h.scheduler.counters.backups == 2 && h.scheduler.counters.lost == 0)
+        h.answer(b, slot: 2)
+        #expect(h.completed.count == 1)
+        #expect(h.completed.first?.map(\.worker) == ["w2", "w2", "w2", "w2"])
+        // The straggler's late results are dropped.
+        h.answer(a, slot: 0)
+        #expect(h.completed.count == 1)
     }
 }

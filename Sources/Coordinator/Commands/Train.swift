@@ -56,6 +56,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Start this many worker processes on this host (stopped on exit).") var localWorkers = 0
     @Option(help: "Compute threads per local worker, or task threads with --in-process.") var threads = 1
     @Flag(help: "Run every task in this process, with no sockets.") var inProcess = false
+    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = 1
     @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") var secretKey: String?
     @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") var authorizedKeys: String?
     @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false
@@ -135,6 +136,7 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     outputs.metricsPath = metrics
     let mode: ComputeMode
     var launcher: LocalWorkers?
+    guard (0...64).contains(cluster.prefetch) else { throw ValidationError("--prefetch must be between 0 and 64") }
     if cluster.inProcess {
         guard cluster.threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         mode = .inProcess(threads: cluster.threads)
@@ -148,6 +150,7 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     }
     defer { launcher?.stop() }
     let run = try TrainingRun(spec: spec, source: source, mode: mode, outputs: outputs, resume: resume, initial: initial, logger: logger)
+    run.prefetch = cluster.prefetch
     let progress = ProgressLine(total: spec.training.steps, batch: spec.training.metaBatch, quiet: quiet)
     run.onStep = { report, r in
         progress.step(report, workers: r.workerStatus)

@@ -12,6 +12,12 @@ import Logging
 /// results has the task re-run elsewhere and is quarantined after repeated faults. Each slot's
 /// result depends only on the parameters and the task, so whichever copy arrives first gives
 /// the same bits.
+///
+/// Latency is hidden by sending a worker up to `prefetch` tasks per thread beyond those it can
+/// run at once, so a thread finds its next task waiting instead of paying a round trip for it.
+/// Prefetching happens only while every thread is sure to get more work anyway (pending plus
+/// queued tasks at least the ready threads), so the end of a batch is never left waiting on a
+/// task queued behind another while a thread elsewhere idles.
 public struct Scheduler {
     public typealias WorkerID = [UInt8]
 
@@ -24,6 +30,8 @@ public struct Scheduler {
         public var deadlineFactor = 3.0
         /// Faults (bad results) before a worker is quarantined.
         public var maximumFaults = 3
+        /// Tasks per thread sent ahead, queued on the worker (0: one task per thread at a time).
+        public var prefetch = 1
         /// Meta-parameter count: the size every meta-gradient must have.
         public var parameterCount: Int
         public init(parameterCount: Int) { self.parameterCount = parameterCount }
@@ -39,11 +47,26 @@ public struct Scheduler {
         public var lastSent: Double
         /// The batch whose parameters this worker holds.
         public var paramsBatch: UInt64?
-        /// Slot -> time sent.
+        /// Slot -> time it was sent, or (for a task sent ahead) the time it moved to a thread.
         public var outstanding: [Int: Double] = [:]
+        /// Slots sent ahead and (presumably) still queued on the worker, in the order sent: the
+        /// worker starts tasks in the order they arrive.
+        public var queued: [Int] = []
         public var faults = 0
         public var completed = 0
-        var free: Int { phase == .ready ? threads - outstanding.count : 0 }
+        var running: Int { outstanding.count - queued.count }
+        var free: Int { phase == .ready ? max(0, threads - running) : 0 }
+
+        /// Forgets `slot`; a queued task moves to the thread that finishing `slot` freed, and
+        /// its clock starts now.
+        mutating func finish(_ slot: Int, now: Double) -> Double? {
+            guard let sentAt = outstanding.removeValue(forKey: slot) else { return nil }
+            queued.removeAll { $0 == slot }
+            while running < threads, !queued.isEmpty {
+                outstanding[queued.removeFirst()] = now
+            }
+            return sentAt
+        }
     }
 
     public struct Job: Sendable, Equatable {
@@ -160,7 +183,7 @@ public struct Scheduler {
         switch message.command {
         case .ready: actions = ready(id, message)
         case .result: actions = result(id, message, now: now)
-        case .failed: actions = failed(id, message)
+        case .failed: actions = failed(id, message, now: now)
         case .heartbeat: actions = []
         case .bye:
             actions = [.log(.info, "worker \(label(id)) left")]
@@ -255,7 +278,7 @@ public struct Scheduler {
             counters.stale += 1
             return [.log(.debug, "stale result (batch \(message.step), slot \(r.slot)) from \(label(id))")]
         }
-        guard let sentAt = workers[id]!.outstanding.removeValue(forKey: r.slot) else {
+        guard let sentAt = workers[id]!.finish(r.slot, now: now) else {
             counters.duplicate += 1
             return [.log(.warning, "result for a slot \(r.slot) not assigned to \(label(id)) dropped")]
         }
@@ -287,7 +310,7 @@ public struct Scheduler {
             let done = (0..<jobs.count).map { outcomes[$0]! }
             // Copies still running elsewhere will report stale results; their threads count
             // as free again now (a worker queues what it cannot start yet).
-            for w in workers.keys { workers[w]!.outstanding = [:] }
+            for w in workers.keys { workers[w]!.outstanding = [:]; workers[w]!.queued = [] }
             batch = nil
             jobs = []
             pending = []
@@ -296,9 +319,9 @@ public struct Scheduler {
         return []
     }
 
-    private mutating func failed(_ id: WorkerID, _ message: Wire.Message) -> [Action] {
+    private mutating func failed(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
         guard let n = try? message.decode(Wire.Notice.self), let slot = n.slot, message.step == batch,
-              workers[id]!.outstanding.removeValue(forKey: slot) != nil
+              workers[id]!.finish(slot, now: now) != nil
         else {
             counters.stale += 1
             return []
@@ -352,12 +375,13 @@ public struct Scheduler {
         guard let current = batch else { return [] }
         var actions: [Action] = []
         let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
-        func send(_ slot: Int, to id: WorkerID) {
+        func send(_ slot: Int, to id: WorkerID, ahead: Bool = false) {
             if workers[id]!.paramsBatch != current {
                 workers[id]!.paramsBatch = current
                 actions.append(.sendParams(id, batch: current))
             }
             workers[id]!.outstanding[slot] = now
+            if ahead { workers[id]!.queued.append(slot) }
             workers[id]!.lastSent = now
             assigned[slot, default: []].insert(id)
             actions.append(.send(id, Wire.Message(.task, run: run, step: current,
@@ -368,6 +392,20 @@ public struct Scheduler {
                 send(pending.remove(at: index), to: id)
             }
         }
+        // Tasks sent ahead, one at a time to the worker with the fewest queued per thread, while
+        // pending plus queued tasks cover every ready thread (the sum does not change here).
+        let ready = ids.filter { workers[$0]!.phase == .ready }
+        let threads = ready.reduce(0) { $0 + workers[$1]!.threads }
+        if settings.prefetch > 0, pending.count + ready.reduce(0, { $0 + workers[$1]!.queued.count }) >= threads {
+            func room(_ id: WorkerID) -> Bool { workers[id]!.queued.count < settings.prefetch * workers[id]!.threads }
+            func load(_ id: WorkerID) -> Double { Double(workers[id]!.queued.count) / Double(workers[id]!.threads) }
+            while !pending.isEmpty {
+                let candidates = ready.filter { id in room(id) && pending.contains { failures[$0]?[id] == nil } }
+                guard let id = candidates.min(by: { load($0) < load($1) }),
+                      let index = pending.firstIndex(where: { failures[$0]?[id] == nil }) else { break }
+                send(pending.remove(at: index), to: id, ahead: true)
+            }
+        }
         guard pending.isEmpty else { return actions }
         let limit = deadline
         // A task outstanding for twice the deadline is presumed lost (its result dropped on the
@@ -376,7 +414,7 @@ public struct Scheduler {
         for slot in assigned.keys.sorted() where outcomes[slot] == nil {
             for holder in (assigned[slot] ?? []).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
                 guard let sentAt = workers[holder]?.outstanding[slot], now - sentAt > 2 * limit else { continue }
-                workers[holder]!.outstanding[slot] = nil
+                _ = workers[holder]!.finish(slot, now: now)
                 assigned[slot]!.remove(holder)
                 counters.presumedLost += 1
                 actions.append(.log(.warning, "slot \(slot) on \(workers[holder]!.name) unanswered for \(Int(now - sentAt)) s: presumed lost, requeued"))

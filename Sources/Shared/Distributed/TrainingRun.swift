@@ -56,6 +56,8 @@ public final class TrainingRun: @unchecked Sendable {
     public var onStatus: ((String) -> Void)?
     /// Called once the socket is bound, with the resolved endpoint (for launching local workers).
     public var onBound: ((String) -> Void)?
+    /// Tasks per worker thread sent ahead of need (distributed mode; see `Scheduler`).
+    public var prefetch = Scheduler.Settings(parameterCount: 0).prefetch
     public private(set) var evaluations: [HeldOutScore] = []
     public private(set) var reports: [StepReport] = []
     /// Workers ready and their threads, for progress lines (distributed mode).
@@ -143,9 +145,11 @@ public final class TrainingRun: @unchecked Sendable {
 
         let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
         guard let runID = Wire.RunID(hex: spec.runID) else { throw MetaConfigError.invalid("bad run id \(spec.runID)") }
+        var settings = Scheduler.Settings(parameterCount: outer.layout.count)
+        settings.prefetch = prefetch
         var scheduler = Scheduler(
             run: runID, welcome: Wire.Welcome(run: spec), datasetFingerprint: spec.dataset.identity.fingerprint,
-            numericsFingerprint: numerics, settings: Scheduler.Settings(parameterCount: outer.layout.count))
+            numericsFingerprint: numerics, settings: settings)
         let clock = MonotonicClock()
         var paramsFrames: (batch: UInt64, frames: [[UInt8]])?
         var completed: [Scheduler.Outcome]?

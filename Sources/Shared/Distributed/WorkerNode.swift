@@ -288,6 +288,9 @@ public final class WorkerNode: @unchecked Sendable {
                         continue
                     }
                     lock.withLock {
+                        // The coordinator runs one batch at a time: parameters of a new batch make
+                        // any task still queued from an older one (a copy finished elsewhere) stale.
+                        queue.removeAll { $0.batch != message.step }
                         params[message.step] = values
                         // Keep the two newest batches' parameters (a training and an evaluation batch).
                         for old in params.keys.sorted().dropLast(2) where old != message.step { params[old] = nil }
