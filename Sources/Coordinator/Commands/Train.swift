@@ -56,7 +56,7 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Start this many worker processes on this host (stopped on exit).") var localWorkers = 0
     @Option(help: "Compute threads per local worker, or task threads with --in-process.") var threads = 1
     @Flag(help: "Run every task in this process, with no sockets.") var inProcess = false
-    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = 1
+    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = Scheduler.Settings.defaultPrefetch
     @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") var secretKey: String?
     @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") var authorizedKeys: String?
     @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false

@@ -31,7 +31,8 @@ public struct Scheduler {
         /// Faults (bad results) before a worker is quarantined.
         public var maximumFaults = 3
         /// Tasks per thread sent ahead, queued on the worker (0: one task per thread at a time).
-        public var prefetch = 1
+        public var prefetch = defaultPrefetch
+        public static let defaultPrefetch = 1
         /// Meta-parameter count: the size every meta-gradient must have.
         public var parameterCount: Int
         public init(parameterCount: Int) { self.parameterCount = parameterCount }

@@ -57,7 +57,7 @@ public final class TrainingRun: @unchecked Sendable {
     /// Called once the socket is bound, with the resolved endpoint (for launching local workers).
     public var onBound: ((String) -> Void)?
     /// Tasks per worker thread sent ahead of need (distributed mode; see `Scheduler`).
-    public var prefetch = Scheduler.Settings(parameterCount: 0).prefetch
+    public var prefetch = Scheduler.Settings.defaultPrefetch
     public private(set) var evaluations: [HeldOutScore] = []
     public private(set) var reports: [StepReport] = []
     /// Workers ready and their threads, for progress lines (distributed mode).
