@@ -1,7 +1,9 @@
 import ArgumentParser
+import Cluster
+import Core
 import Foundation
 import Logging
-import Shared
+import Transport
 
 @main
 struct Worker: ParsableCommand {

@@ -1,6 +1,6 @@
 import Foundation
-import TestSupport
 import Testing
+import TestSupport
 
 /// The launchers in cluster/, tested as far as this machine allows: a real single-host Slurm,
 /// network-namespace hosts with real faults, real sshd daemons for the SSH launcher, and the

@@ -1,7 +1,8 @@
+import Datasets
 import Foundation
-import Shared
-import TestSupport
 import Testing
+import TestSupport
+import Training
 
 /// The main job and the meta-test commands, end to end through the real executables.
 @Suite(.serialized) struct PipelineTests {

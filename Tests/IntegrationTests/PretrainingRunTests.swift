@@ -1,7 +1,6 @@
 import Foundation
-import Shared
-import TestSupport
 import Testing
+import TestSupport
 
 @Suite(.serialized) struct PretrainingRunTests {
     static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "11", "--checkpoint-every", "0"]

@@ -1,7 +1,8 @@
+import Core
+import Engine
 import Foundation
-import Shared
-import TestSupport
 import Testing
+import TestSupport
 
 /// Matrix products run single-threaded in the calling thread, so the same computation on two
 /// threads at once gives bitwise-identical results (the determinism contract depends on it).

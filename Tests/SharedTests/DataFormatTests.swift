@@ -1,7 +1,8 @@
+import Core
+import Datasets
 import Foundation
-import Shared
-import TestSupport
 import Testing
+import TestSupport
 
 /// NIfTI against nibabel, PNG round trips, Decathlon and PNG-folder datasets, bad input.
 @Suite struct NIfTITests {
@@ -123,7 +124,7 @@ import Testing
 
     @Test(arguments: [v1, v2])
     func everyForegroundLabelIsATask(_ root: String) throws {
-        let d = try DecathlonDataset(root: root, options: Self.options())
+        let d = try DecathlonDataset(root: root, options: Self.options(), logger: testLogger)
         let base = URL(fileURLWithPath: root).lastPathComponent
         #expect(d.taskNames == ["\(base)/label-1/axial", "\(base)/label-2/axial"])
         let s = try d.sample(task: 1, index: 3, seed: 1, support: 2, query: 1)
@@ -136,7 +137,7 @@ import Testing
     }
 
     @Test func samplesComeFromOneVolumeAndAreDeterministic() throws {
-        let d = try DecathlonDataset(root: Self.v1, options: Self.options())
+        let d = try DecathlonDataset(root: Self.v1, options: Self.options(), logger: testLogger)
         let a = try d.sample(task: 0, index: 7, seed: 4, support: 3, query: 2)
         #expect(a == (try d.sample(task: 0, index: 7, seed: 4, support: 3, query: 2)))
         #expect(a != (try d.sample(task: 0, index: 8, seed: 4, support: 3, query: 2)))
@@ -146,7 +147,7 @@ import Testing
 
     @Test(arguments: SliceAxis.allCases)
     func axesAndAugmentation(_ axis: SliceAxis) throws {
-        let d = try DecathlonDataset(root: Self.v1, options: Self.options { $0.axis = axis; $0.augment = true })
+        let d = try DecathlonDataset(root: Self.v1, options: Self.options { $0.axis = axis; $0.augment = true }, logger: testLogger)
         #expect(d.taskNames[0].hasSuffix("/" + axis.rawValue))
         let s = try d.sample(task: 0, index: 0, seed: 0, support: 2, query: 1)
         try s.validate()
@@ -156,14 +157,14 @@ import Testing
     @Test func fingerprintChangesWithTheData() throws {
         let tmp = TemporaryFolder()
         let root = try tmp.copy(Self.v1)
-        let a = try DecathlonDataset(root: root, options: Self.options()).identity
-        #expect(a == (try DecathlonDataset(root: root, options: Self.options()).identity))
-        let b = try DecathlonDataset(root: root, options: Self.options { $0.axis = .coronal }).identity
+        let a = try DecathlonDataset(root: root, options: Self.options(), logger: testLogger).identity
+        #expect(a == (try DecathlonDataset(root: root, options: Self.options(), logger: testLogger).identity))
+        let b = try DecathlonDataset(root: root, options: Self.options { $0.axis = .coronal }, logger: testLogger).identity
         #expect(a.fingerprint != b.fingerprint)
         try FileManager.default.copyItem(atPath: root + "/labelsTr/mini_000.nii.gz", toPath: root + "/x")
         try FileManager.default.removeItem(atPath: root + "/labelsTr/mini_000.nii.gz")
         try FileManager.default.copyItem(atPath: root + "/labelsTr/mini_001.nii.gz", toPath: root + "/labelsTr/mini_000.nii.gz")
-        #expect(a.fingerprint != (try DecathlonDataset(root: root, options: Self.options()).identity.fingerprint))
+        #expect(a.fingerprint != (try DecathlonDataset(root: root, options: Self.options(), logger: testLogger).identity.fingerprint))
     }
 
     /// Broken datasets fail with the file and the reason, or are skipped with a warning.
@@ -176,7 +177,7 @@ import Testing
         }
         func expectError(_ root: String, _ fragment: String) {
             do {
-                _ = try DecathlonDataset(root: root, options: Self.options())
+                _ = try DecathlonDataset(root: root, options: Self.options(), logger: testLogger)
                 Issue.record("\(root) was accepted")
             } catch {
                 #expect(error.description.contains(fragment), "\(error)")
@@ -221,10 +222,10 @@ import Testing
         }
         expectError(empty, "appears in no slice")
         // With skipBad the bad case is skipped and the rest loads.
-        let skipped = try DecathlonDataset(root: corrupt, options: Self.options { $0.skipBad = true })
+        let skipped = try DecathlonDataset(root: corrupt, options: Self.options { $0.skipBad = true }, logger: testLogger)
         #expect(skipped.warnings.contains { $0.contains("mini_000") })
         #expect(skipped.caseSummaries.count == 2)
-        let dropped = try DecathlonDataset(root: empty, options: Self.options { $0.skipBad = true })
+        let dropped = try DecathlonDataset(root: empty, options: Self.options { $0.skipBad = true }, logger: testLogger)
         #expect(dropped.taskNames.count == 2)
     }
 }
@@ -233,7 +234,7 @@ import Testing
     @Test func loadsTasksFrom8And16BitFolders() throws {
         var o = VolumeOptions()
         o.size = 16
-        let d = try PNGFolderDataset(root: fixturePath("pngtasks"), options: o)
+        let d = try PNGFolderDataset(root: fixturePath("pngtasks"), options: o, logger: testLogger)
         #expect(d.taskNames == ["pngtasks/discs16", "pngtasks/discs8"])
         let s = try d.sample(task: 0, index: 1, seed: 2, support: 2, query: 2)
         try s.validate()
@@ -246,19 +247,19 @@ import Testing
         let tmp = TemporaryFolder()
         let root = try tmp.copy(fixturePath("pngtasks"))
         try FileManager.default.removeItem(atPath: root + "/discs8/masks/im1.png")
-        #expect(throws: DataError.self) { try PNGFolderDataset(root: root) }
+        #expect(throws: DataError.self) { try PNGFolderDataset(root: root, logger: testLogger) }
         var o = VolumeOptions()
         o.skipBad = true
-        let d = try PNGFolderDataset(root: root, options: o)
+        let d = try PNGFolderDataset(root: root, options: o, logger: testLogger)
         #expect(d.warnings.contains { $0.contains("im1.png") })
         let big = try PNG.encode(width: 5, height: 5, channels: 1, pixels: [UInt8](repeating: 255, count: 25))
         try big.write(to: URL(fileURLWithPath: root + "/discs16/masks/im0.png"))
         do {
-            _ = try PNGFolderDataset(root: root)
+            _ = try PNGFolderDataset(root: root, logger: testLogger)
             Issue.record("a mismatched mask was accepted")
         } catch {
             #expect(error.description.contains("im1.png") || error.description.contains("im0.png"))
         }
-        #expect(throws: DataError.self) { try PNGFolderDataset(root: tmp.path + "/nothing") }
+        #expect(throws: DataError.self) { try PNGFolderDataset(root: tmp.path + "/nothing", logger: testLogger) }
     }
 }

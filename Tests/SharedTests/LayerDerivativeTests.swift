@@ -1,6 +1,6 @@
-import Shared
-import TestSupport
+import Engine
 import Testing
+import TestSupport
 
 /// Every layer's backward and tangent rules against central finite differences in Float64,
 /// each inside the smallest graph that exercises it (input tangents and cotangents included).

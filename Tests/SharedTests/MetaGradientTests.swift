@@ -1,6 +1,8 @@
-import Shared
-import TestSupport
+import Core
+import Engine
+import MetaLearning
 import Testing
+import TestSupport
 
 /// The meta-gradient against central finite differences of the whole MAML objective, in
 /// Float64, on a small U-Net with a large inner rate so the second-order terms are large.

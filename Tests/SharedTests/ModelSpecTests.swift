@@ -1,6 +1,7 @@
-import Shared
-import TestSupport
+import Core
+import Engine
 import Testing
+import TestSupport
 
 @Suite struct ModelSpecTests {
     @Test func w1HasTheDocumentedParameters() throws {

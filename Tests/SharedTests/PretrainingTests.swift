@@ -1,7 +1,8 @@
+import Datasets
 import Foundation
-import Shared
-import TestSupport
+import Pretraining
 import Testing
+import TestSupport
 
 @Suite struct PretrainingTests {
     static let family = SyntheticFamily(size: 32)

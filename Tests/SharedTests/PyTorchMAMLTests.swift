@@ -1,6 +1,8 @@
-import Shared
-import TestSupport
+import Core
+import Engine
+import MetaLearning
 import Testing
+import TestSupport
 
 /// W1 meta-gradients against an independent PyTorch MAML (autograd, create_graph=True),
 /// fixtures from Tests/Reference/make_maml_fixtures.py, computed in float64.

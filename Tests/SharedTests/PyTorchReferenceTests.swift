@@ -1,6 +1,7 @@
-import Shared
-import TestSupport
+import Core
+import Engine
 import Testing
+import TestSupport
 
 /// W1 against an independent framework: PyTorch's loss, gradient and H·v on the same
 /// parameters and images (fixtures from Tests/Reference/make_engine_fixtures.py).

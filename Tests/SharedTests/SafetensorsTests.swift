@@ -1,7 +1,7 @@
+import Core
 import Foundation
-import Shared
-import TestSupport
 import Testing
+import TestSupport
 
 @Suite struct SafetensorsTests {
     static func header(_ json: String, data: [UInt8] = []) -> Data {

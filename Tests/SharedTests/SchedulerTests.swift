@@ -1,6 +1,11 @@
-import Shared
-import TestSupport
+import Cluster
+import Core
+import Datasets
+import MetaLearning
 import Testing
+import TestSupport
+import Training
+import Wire
 
 /// The coordinator's state machine, driven by hand with an injected clock: no sockets, no sleeping.
 @Suite struct SchedulerTests {
@@ -19,11 +24,11 @@ import Testing
             var settings = Scheduler.Settings(parameterCount: SchedulerTests.count)
             settings.maximumFaults = maximumFaults
             if let prefetch { settings.prefetch = prefetch }
-            let spec = RunSpec(runID: SchedulerTests.run, training: TrainingConfig(),
+            let spec = RunSpec(runID: SchedulerTests.run.description, training: TrainingConfig(),
                                dataset: DatasetSpec(kind: .synthetic, name: "synthetic", path: "synthetic", options: VolumeOptions(),
                                                     identity: DatasetIdentity(name: "synthetic", fingerprint: "data")),
                                split: TaskSplit(testPatterns: []), evaluation: EvaluationSpec())
-            scheduler = Scheduler(run: SchedulerTests.run, welcome: Wire.Welcome(run: spec), datasetFingerprint: "data",
+            scheduler = Scheduler(run: SchedulerTests.run, welcome: Wire.Welcome(run: spec.wireForm), datasetFingerprint: "data",
                                   numericsFingerprint: "numbers", settings: settings)
         }
 
@@ -62,14 +67,14 @@ import Testing
 
         mutating func answer(_ id: Scheduler.WorkerID, slot: Int, batch: UInt64 = 7, gradient: [Float]? = nil) {
             let g = gradient ?? Array(repeating: Float(slot), count: SchedulerTests.count)
-            receive(id, Wire.Message(.result, run: SchedulerTests.run, step: batch,
+            receive(id, Wire.Message(.result, run: SchedulerTests.run, batch: batch,
                                      body: Wire.Result(slot: slot, kind: .metaGradient, queryLoss: 1, queryDice: 0.5,
                                                        supportLoss: 1, objective: 1, seconds: 1),
                                      payload: g))
         }
 
         mutating func start(_ n: Int, batch: UInt64 = 7) {
-            perform(scheduler.startBatch(id: batch, jobs: (0..<n).map { Scheduler.Job(kind: .metaGradient, ref: TaskRef(task: $0, index: 0)) }, now: now))
+            perform(scheduler.startBatch(id: batch, jobs: (0..<n).map { Scheduler.Job(kind: .metaGradient, ref: Wire.TaskReference(task: $0, index: 0)) }, now: now))
         }
     }
 
@@ -204,7 +209,7 @@ import Testing
         var wrongVersion = Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()).encode()
         wrongVersion[0][4] = 99
         h.perform(h.scheduler.receive(from: a, frames: wrongVersion, now: 0))
-        var oversize = Wire.Message(.result, run: SchedulerTests.run, step: 7, body: Wire.Empty(), payload: [1]).encode()
+        var oversize = Wire.Message(.result, run: SchedulerTests.run, batch: 7, body: Wire.Empty(), payload: [1]).encode()
         oversize[2] = Array(repeating: 0, count: 4 * (SchedulerTests.count + 1))
         h.perform(h.scheduler.receive(from: a, frames: oversize, now: 0))
         #expect(h.scheduler.counters.malformed == 4)
@@ -216,9 +221,9 @@ import Testing
         h.join(a)
         h.join(b)
         h.start(1)
-        h.receive(a, Wire.Message(.failed, run: SchedulerTests.run, step: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
+        h.receive(a, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
         #expect(h.fatal == nil && h.tasks(to: b) == [0])
-        h.receive(b, Wire.Message(.failed, run: SchedulerTests.run, step: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
+        h.receive(b, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
         #expect(h.fatal != nil)
     }
 }
@@ -246,8 +251,8 @@ extension SchedulerTests {
     @Test func evaluationResultsCarryNoPayload() {
         var h = Harness()
         h.join(a)
-        h.perform(h.scheduler.startBatch(id: 9, jobs: [Scheduler.Job(kind: .evaluate, ref: TaskRef(task: 0, index: 0))], now: 0))
-        h.receive(a, Wire.Message(.result, run: SchedulerTests.run, step: 9,
+        h.perform(h.scheduler.startBatch(id: 9, jobs: [Scheduler.Job(kind: .evaluate, ref: Wire.TaskReference(task: 0, index: 0))], now: 0))
+        h.receive(a, Wire.Message(.result, run: SchedulerTests.run, batch: 9,
                                   body: Wire.Result(slot: 0, kind: .evaluate, queryLoss: 1, queryDice: 0.7, supportLoss: 0, objective: 0, seconds: 1)))
         #expect(h.completed.count == 1 && h.completed[0][0].gradient == nil)
         #expect(h.scheduler.counters.malformed == 0)

@@ -1,5 +1,4 @@
 import Foundation
-import Shared
 
 /// The folder holding the built executables (the test binary sits beside them).
 public var executablesFolder: String {
@@ -127,4 +126,28 @@ public func freePort() -> Int {
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Whether `text` (a process's stderr) has a log line with `message` and every `key=value`
+/// of `metadata` (swift-log's stream format: `... label : k1=v1 k2=v2 [module] message`).
+public func logged(_ text: String, _ message: String, _ metadata: [String: String] = [:]) -> Bool {
+    text.split(separator: "\n").contains { line in
+        line.contains(message) && metadata.allSatisfy { key, value in
+            line.contains(" \(key)=\(value) ") || line.hasSuffix(" \(key)=\(value)")
+        }
+    }
+}
+
+extension ChildProcess {
+    /// Waits until stderr has a log line with `message` and `metadata` (see `logged`).
+    @discardableResult
+    public func waitForLog(_ message: String, _ metadata: [String: String] = [:], timeout: Double = 60) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if logged(stderr, message, metadata) { return true }
+            if !isRunning { return logged(stderr, message, metadata) }
+            usleep(20_000)
+        }
+        return false
+    }
 }

@@ -1,5 +1,10 @@
+import Core
+import Datasets
+import Engine
 import Foundation
-import Shared
+import Logging
+import MetaLearning
+import Training
 
 /// Builds small model graphs in one line per node, for derivative checks.
 public struct GraphBuilder {
@@ -124,7 +129,7 @@ public func fixturePath(_ name: String, file: String = #filePath) -> String {
 /// so cross-framework fixtures need not store them.
 public enum ReferenceFormula {
     static func uniform(_ name: String, _ count: Int, stream: UInt64) -> [Double] {
-        let salt = UInt64(crc32(Array(name.utf8))) + 40503 * stream
+        let salt = UInt64(Gzip.crc32(Array(name.utf8))) + 40503 * stream
         return (0..<count).map { i in
             Double((UInt64(i) &* 2_654_435_761 &+ salt) & 0xFFFF_FFFF) / 4_294_967_296
         }
@@ -224,3 +229,26 @@ public final class TemporaryFolder {
         return p
     }
 }
+
+/// The specification of a run on the synthetic family at `size` pixels.
+public func syntheticRunSpec(_ config: TrainingConfig, size: Int, evaluation: EvaluationSpec = EvaluationSpec()) -> RunSpec {
+    let source = SyntheticFamily(size: size)
+    var options = VolumeOptions()
+    options.size = size
+    let dataset = DatasetSpec(kind: .synthetic, name: "synthetic", path: "synthetic", options: options, identity: source.identity)
+    return RunSpec(runID: RunSpec.randomID(), training: config, dataset: dataset, split: source.defaultSplit, evaluation: evaluation)
+}
+
+/// A training run on the synthetic family at `size` pixels, writing into `folder`.
+public func syntheticRun(_ config: TrainingConfig, size: Int, backend: TaskBackend, folder: String,
+                         evaluation: EvaluationSpec = EvaluationSpec()) throws -> TrainingRun {
+    try TrainingRun(spec: syntheticRunSpec(config, size: size, evaluation: evaluation), source: SyntheticFamily(size: size),
+                    backend: backend, outputs: RunOutputs(checkpointFolder: folder), logger: testLogger)
+}
+
+/// The logger tests hand to library code that takes one.
+public let testLogger: Logger = {
+    var logger = Logger(label: "medmaml.test")
+    logger.logLevel = .warning
+    return logger
+}()

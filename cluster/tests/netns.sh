@@ -77,13 +77,13 @@ start_run 200 partition
 for i in $(seq 600); do grep -q "step 5/200" "$WORK/partition.log" && break; sleep 0.05; done
 grep -q "step 5/200" "$WORK/partition.log" || { echo "the run did not start" >&2; exit 1; }
 ip -n mmsw link set vmmw2 down
-for i in $(seq 400); do grep -q "worker mmw2 silent" "$WORK/partition.log" && break; sleep 0.05; done
-grep -q "worker mmw2 silent" "$WORK/partition.log" || { echo "the partition was not noticed" >&2; exit 1; }
+for i in $(seq 400); do grep "worker silent" "$WORK/partition.log" | grep -q "worker=mmw2 " && break; sleep 0.05; done
+grep "worker silent" "$WORK/partition.log" | grep -q "worker=mmw2 " || { echo "the partition was not noticed" >&2; exit 1; }
 sleep 2
 ip -n mmsw link set vmmw2 up
 rejoined=no
 for i in $(seq 1200); do
-    if sed -n '/worker mmw2 silent/,$p' "$WORK/partition.log" | grep -q "worker mmw2 ready"; then rejoined=yes; break; fi
+    if sed -n '/worker=mmw2 .*worker silent/,$p' "$WORK/partition.log" | grep "worker ready" | grep -q "worker=mmw2 "; then rejoined=yes; break; fi
     kill -0 "$COORD" 2>/dev/null || break
     sleep 0.05
 done

@@ -60,7 +60,7 @@ ip netns exec mmc "$REPO/cluster/ssh/launch.sh" --hosts "root@10.77.0.2 root@10.
     -- $FLAGS --steps 12 --checkpoint-dir "$WORK/run1" >"$WORK/run1.out" 2>"$WORK/run1.log"
 got=$(awk '/^final_params_sha256/ {print $2}' "$WORK/run1.out")
 [ -n "$expected" ] && [ "$got" = "$expected" ] || { echo "final_params_sha256 $got, expected $expected" >&2; exit 1; }
-grep -q "worker root@10.77.0.2-1 ready" "$WORK/run1.log" && grep -q "worker root@10.77.0.3-2 ready" "$WORK/run1.log"
+grep "worker ready" "$WORK/run1.log" | grep -q "worker=root@10.77.0.2-1 " && grep "worker ready" "$WORK/run1.log" | grep -q "worker=root@10.77.0.3-2 "
 echo "  same final_params_sha256 as in process, with workers on both hosts" >&2
 
 echo "test 2: Ctrl-C stops everything" >&2

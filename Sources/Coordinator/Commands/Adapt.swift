@@ -1,7 +1,12 @@
 import ArgumentParser
+import Core
+import Datasets
+import Engine
+import Evaluation
 import Foundation
 import Logging
-import Shared
+import MetaLearning
+import Training
 
 struct Adapt: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,19 +53,17 @@ struct Adapt: ParsableCommand {
         let (supportImages, supportMasks) = isVolume ? try volumeExamples(size: size, norm: norm) : try pngExamples(size: size, norm: norm)
         let k = supportImages.count / (size * size)
         guard k > 0 else { throw ValidationError("no labelled example contains the structure") }
-        var config = model.config
-        config.supportShots = k
-        config.queryShots = 1
-        let learner = try MetaLearner<Float>(config: config)
-        let adapted = Array(learner.adapt(meta: model.meta, supportImages: supportImages, supportMasks: supportMasks,
-                                          steps: steps ?? config.innerSteps).prefix(learner.layout.model.count))
+        let config = model.config
+        let scorer = try MetaTest.Scorer(model: config.model, capacity: 8)
+        let support = TaskSample(shape: config.model.input, supportImages: supportImages, supportMasks: supportMasks,
+                                 queryImages: [], queryMasks: [])
+        let adapted = try scorer.adapt(.maml(meta: model.meta, config: config, steps: steps ?? config.innerSteps), sample: support)
         FileHandle.standardError.write(Data("adapted from \(k) labelled image(s) with \(steps ?? config.innerSteps) inner steps\n".utf8))
-        let network = try Network<Float>(spec: config.model, capacity: 8)
         var scores: [SegmentationScores] = []
         if isVolume {
-            scores = try segmentVolume(network: network, parameters: adapted, size: size, norm: norm)
+            scores = try segmentVolume(scorer: scorer, parameters: adapted, size: size, norm: norm)
         } else {
-            scores = try segmentPNGs(network: network, parameters: adapted, size: size, norm: norm)
+            scores = try segmentPNGs(scorer: scorer, parameters: adapted, size: size, norm: norm)
         }
         if !scores.isEmpty {
             let dice = MeanCI(scores.map(\.dice)), iou = MeanCI(scores.map(\.iou))
@@ -117,12 +120,12 @@ struct Adapt: ParsableCommand {
         return (images, masks)
     }
 
-    func segmentPNGs(network: Network<Float>, parameters: [Float], size: Int, norm: IntensityNormalisation) throws -> [SegmentationScores] {
+    func segmentPNGs(scorer: MetaTest.Scorer, parameters: [Float], size: Int, norm: IntensityNormalisation) throws -> [SegmentationScores] {
         try FileManager.default.createDirectory(atPath: out + "/masks", withIntermediateDirectories: true)
         var scores: [SegmentationScores] = []
         for file in try pngFiles(images) {
             let (g, v) = try loadPNG(images + "/" + file, size: size, norm: norm)
-            let small = MetaTest.predict(network: network, parameters: parameters, images: v)
+            let small = scorer.predict(parameters: parameters, images: v)
             let full = Resample.nearest(small, height: size, width: size, outHeight: g.height, outWidth: g.width)
             try PNG.write(path: out + "/masks/" + file, width: g.width, height: g.height, channels: 1, pixels: full.map { $0 > 0.5 ? 255 : 0 })
             var truth: [Float]?
@@ -164,14 +167,14 @@ struct Adapt: ParsableCommand {
         return (imgs, msks)
     }
 
-    func segmentVolume(network: Network<Float>, parameters: [Float], size: Int, norm: IntensityNormalisation) throws -> [SegmentationScores] {
+    func segmentVolume(scorer: MetaTest.Scorer, parameters: [Float], size: Int, norm: IntensityNormalisation) throws -> [SegmentationScores] {
         let volume = try NIfTIVolume.read(path: images)
         var values = volume.values
         norm.apply(&values)
         let slicer = VolumeSlicer(dims: volume.dims, axis: axis)
         let (slices, _) = slicer.resizedSlices(values, labels: [], size: size)
         let plane = size * size
-        let small = MetaTest.predict(network: network, parameters: parameters, images: slices)
+        let small = scorer.predict(parameters: parameters, images: slices)
         var labels = [UInt8](repeating: 0, count: volume.values.count)
         for s in 0..<slicer.count {
             let full = Resample.nearest(Array(small[(s * plane)..<((s + 1) * plane)]), height: size, width: size,

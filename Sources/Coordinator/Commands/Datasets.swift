@@ -1,9 +1,12 @@
 import ArgumentParser
+import Datasets
 import Foundation
-import Shared
+import Pretraining
+import Training
 
-struct Datasets: ParsableCommand {
+struct DatasetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "datasets",
         abstract: "Inspect datasets and look at their tasks.",
         subcommands: [Inspect.self, PreviewCommand.self])
 
@@ -14,7 +17,7 @@ struct Datasets: ParsableCommand {
         @OptionGroup var data: DataOptions
 
         func run() throws {
-            let source = try data.load(dataset)
+            let source = try data.load(dataset, logger: makeLogger(.warning))
             print(try DatasetReport(source: source, split: data.split(for: source)).text)
             if let volumes = source as? DecathlonDataset {
                 print("\nvolumes:")
@@ -39,10 +42,11 @@ struct Datasets: ParsableCommand {
 
         func run() throws {
             let source = pseudo
-                ? try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(), pseudo: PseudoTaskOptions(), includeTraining: true).1
-                : try data.load(dataset)
+                ? try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(), pseudo: PseudoTaskOptions(), includeTraining: true,
+                                             logger: makeLogger(.warning)).1
+                : try data.load(dataset, logger: makeLogger(.warning))
             let pattern = task == "all" ? "*" : task
-            let tasks = source.taskNames.indices.filter { globMatch(pattern, source.taskNames[$0]) }
+            let tasks = source.taskNames.indices.filter { TaskSplit.matches(pattern, source.taskNames[$0]) }
             guard !tasks.isEmpty else { throw ValidationError("no task matches '\(task)'") }
             try Preview.tasks(source, tasks: tasks, support: support, query: query, seed: seed, zoom: zoom).write(to: out)
             FileHandle.standardError.write(Data("wrote \(out): \(tasks.count) task(s), one per row\n".utf8))

@@ -1,7 +1,12 @@
 import ArgumentParser
+import Core
+import Datasets
+import Engine
+import Evaluation
 import Foundation
 import Logging
-import Shared
+import MetaLearning
+import Training
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,7 +67,7 @@ struct Demo: ParsableCommand {
         for order in [MetaOrder.second, .first] {
             var config = base
             config.meta.order = order
-            let spec = RunSpec(runID: .random(), training: config, dataset: dataset, split: split, evaluation: evaluation)
+            let spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: dataset, split: split, evaluation: evaluation)
             say("meta-training, \(order.rawValue) order")
             let folder = out + "/checkpoints-\(order.rawValue)"
             let metrics = out + (order == .second ? "/metrics.jsonl" : "/metrics-first.jsonl")
@@ -81,8 +86,9 @@ struct Demo: ParsableCommand {
         let random = layout.model.initialValues(seed: seed)
         say("transfer baseline: supervised training on the same \(steps * metaBatch) task samples")
         let transferProgress = Throttle(every: 5)
+        let preset = Baselines.Preset.standard.withFineTuneSteps(fineTuneSteps)
         let transfer = try Baselines.jointTraining(config: base, source: source, trainTasks: train, steps: steps,
-                                                   learningRate: 1e-3, initial: random) { done, total in
+                                                   learningRate: preset.jointLearningRate, initial: random) { done, total in
             if transferProgress.due() || done == total {
                 say("transfer: step \(done)/\(total)  ETA \(ProgressLine.duration(transferProgress.eta(done: done, total: total)))")
             }
@@ -90,12 +96,11 @@ struct Demo: ParsableCommand {
 
         // 4. Meta-test: every method on the same instances.
         let instances = TaskSampler.evaluation(seed: seed &+ 7919, pool: test, perTask: instancesPerTask)
-        let fine = Baselines.FineTune(steps: fineTuneSteps, learningRate: 1e-3)
         let methods = [
             MetaTest.Method(name: "maml_second", adaptation: .maml(meta: runs[.second]!.0.finalParameters, config: base.meta, steps: testInnerSteps)),
             MetaTest.Method(name: "maml_first", adaptation: .maml(meta: runs[.first]!.0.finalParameters, config: base.meta, steps: testInnerSteps)),
-            MetaTest.Method(name: "scratch", adaptation: .fineTune(start: random, settings: Baselines.FineTune(steps: fineTuneSteps, learningRate: 3e-3))),
-            MetaTest.Method(name: "transfer", adaptation: .fineTune(start: transfer, settings: fine)),
+            MetaTest.Method(name: "scratch", adaptation: .fineTune(start: random, settings: preset.scratch)),
+            MetaTest.Method(name: "transfer", adaptation: .fineTune(start: transfer, settings: preset.transfer)),
         ]
         let metaTest = MetaTest(source: source, model: model, instances: instances, seed: seed &+ 7919, support: 5, query: 5)
         say("meta-test: \(methods.count) methods x \(instances.count) instances (\(instancesPerTask) per held-out task), 5-shot")
@@ -121,60 +126,5 @@ struct Demo: ParsableCommand {
                                       before: runs[.second]!.0.finalParameters, method: methods[0].adaptation)
             .write(to: out + "/adaptation.png")
         say("wrote \(out)/results.json, metrics.jsonl, training_curves.png, adaptation.png, final.safetensors in \(ProgressLine.duration(clock.now))")
-    }
-}
-
-extension ClusterOptions {
-    /// Local workers on loopback with throw-away keys (the demo's set-up).
-    static func local(workers: Int, threads: Int, logLevel: Logger.Level) throws -> ClusterOptions {
-        try ClusterOptions.parse(["--local-workers", "\(workers)", "--threads", "\(threads)", "--log-level", logLevel.rawValue]
-                                 + (workers == 0 ? ["--in-process"] : []))
-    }
-}
-
-/// Rate-limits progress lines and estimates the time left.
-final class Throttle: @unchecked Sendable {
-    let every: Double
-    let clock = MonotonicClock()
-    var last = -1e9
-    let lock = NSLock()
-    init(every: Double) { self.every = every }
-    func due() -> Bool {
-        lock.withLock {
-            guard clock.now - last >= every else { return false }
-            last = clock.now
-            return true
-        }
-    }
-    func eta(done: Int, total: Int) -> Double { done > 0 ? clock.now / Double(done) * Double(total - done) : 0 }
-}
-
-/// The results table and results.json.
-enum ResultsTable {
-    static func text(_ results: [MetaTest.MethodResult], title: String) -> String {
-        let unit = results.first?.hd95Unit ?? "px"
-        var lines = [title, "method        Dice (95% CI)        IoU     precision  recall   HD95 (\(unit))   instances"]
-        for r in results {
-            lines.append(r.name.padding(toLength: 14, withPad: " ", startingAt: 0)
-                + String(format: "%.3f ± %.3f        %.3f   %.3f      %.3f    %6.2f       %d",
-                         r.dice.mean, r.dice.halfWidth, r.iou.mean, r.precision.mean, r.recall.mean, r.hd95.mean, r.dice.count))
-        }
-        return lines.joined(separator: "\n")
-    }
-
-    static func json(_ results: [MetaTest.MethodResult], extra: [String: Any]) throws -> Data {
-        var methods: [String: Any] = [:]
-        for r in results {
-            methods[r.name] = [
-                "dice_mean": r.dice.mean, "dice_ci95": r.dice.halfWidth, "instances": r.dice.count,
-                "iou_mean": r.iou.mean, "precision_mean": r.precision.mean, "recall_mean": r.recall.mean,
-                "hd95_mean": r.hd95.mean.isFinite ? r.hd95.mean : NSNull(), "hd95_unit": r.hd95Unit,
-                "hd95_instances": r.hd95.count,
-                "per_task_dice": r.perTaskDice.mapValues { ["mean": $0.mean, "ci95": $0.halfWidth.isFinite ? $0.halfWidth : 0, "instances": $0.count] },
-            ] as [String: Any]
-        }
-        var object = extra
-        object["methods"] = methods
-        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
     }
 }

@@ -1,7 +1,10 @@
 import ArgumentParser
+import Datasets
+import Evaluation
 import Foundation
 import Logging
-import Shared
+import MetaLearning
+import Training
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +26,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Inner steps when adapting (default: as trained).") var innerSteps: Int?
     @Flag(help: "Also run the scratch and transfer baselines.") var baselines = false
     @Option(help: "Joint-training steps of the transfer baseline (meta-batches of the training tasks).") var transferSteps = 100
-    @Option(help: "Fine-tuning steps of the baselines.") var fineTuneSteps = 60
+    @Option(help: "Fine-tuning steps of the baselines (default: the standard preset's).") var fineTuneSteps: Int?
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Sampling seed.") var seed: UInt64 = 2024
     @Option(help: "Write the results as JSON here.") var out: String?
@@ -40,7 +43,7 @@ struct Evaluate: ParsableCommand {
         let (_, source) = try DatasetSpec.open(dataset, options: options, logger: logger)
         let split = data.split(for: source)
         var selected = tasks.isEmpty ? split.partition(source.taskNames).test : source.taskNames.indices.filter { i in
-            tasks.contains { globMatch($0, source.taskNames[i]) }
+            tasks.contains { TaskSplit.matches($0, source.taskNames[i]) }
         }
         if selected.isEmpty && tasks.isEmpty { selected = Array(source.taskNames.indices) }
         guard !selected.isEmpty else { throw ValidationError("no task matches \(tasks)") }
@@ -51,7 +54,8 @@ struct Evaluate: ParsableCommand {
             let layout = try MetaLayout(config: model.config)
             let random = layout.model.initialValues(seed: seed)
             let others = source.taskNames.indices.filter { !selected.contains($0) }
-            methods.append(.init(name: "scratch", adaptation: .fineTune(start: random, settings: .init(steps: fineTuneSteps, learningRate: 3e-3))))
+            let preset = fineTuneSteps.map { Baselines.Preset.standard.withFineTuneSteps($0) } ?? .standard
+            methods.append(.init(name: "scratch", adaptation: .fineTune(start: random, settings: preset.scratch)))
             if others.isEmpty {
                 FileHandle.standardError.write(Data("transfer baseline skipped: every task is being evaluated, none is left to train on\n".utf8))
             } else {
@@ -60,8 +64,8 @@ struct Evaluate: ParsableCommand {
                 config.meta.queryShots = query
                 FileHandle.standardError.write(Data("training the transfer baseline on \(others.count) other task(s)\n".utf8))
                 let transfer = try Baselines.jointTraining(config: config, source: source, trainTasks: others, steps: transferSteps,
-                                                           learningRate: 1e-3, initial: random)
-                methods.append(.init(name: "transfer", adaptation: .fineTune(start: transfer, settings: .init(steps: fineTuneSteps, learningRate: 1e-3))))
+                                                           learningRate: preset.jointLearningRate, initial: random)
+                methods.append(.init(name: "transfer", adaptation: .fineTune(start: transfer, settings: preset.transfer)))
             }
         }
         let progress = Throttle(every: 5)

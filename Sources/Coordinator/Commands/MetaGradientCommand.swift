@@ -1,6 +1,11 @@
 import ArgumentParser
+import Core
+import Datasets
+import Engine
+import Evaluation
 import Foundation
-import Shared
+import MetaLearning
+import Training
 
 struct MetaGradientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,4 +70,3 @@ struct MetaGradientCommand: ParsableCommand {
     }
 }
 
-extension MetaOrder: ExpressibleByArgument {}

@@ -1,7 +1,10 @@
 import ArgumentParser
+import Core
+import Datasets
 import Foundation
 import Logging
-import Shared
+import Pretraining
+import Training
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +40,7 @@ struct Pretrain: ParsableCommand {
         }
         let (datasetSpec, source) = try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(), pseudo: pseudo,
                                                                includeTraining: includeTrainingImages, logger: logger)
-        var spec = RunSpec(runID: .random(), training: try training.config(imageSize: data.imageSize), dataset: datasetSpec,
+        var spec = RunSpec(runID: RunSpec.randomID(), training: try training.config(imageSize: data.imageSize), dataset: datasetSpec,
                            split: source.defaultSplit, evaluation: EvaluationSpec())
         var checkpoint: Checkpoint?
         if resume, let path = Checkpoint.newest(in: checkpointDir) {

@@ -1,4 +1,8 @@
+import Core
+import Datasets
+import Engine
 import Foundation
+import MetaLearning
 
 /// The two baselines the meta-test compares MAML with, computed by the same engine on the
 /// same tasks and shots:
@@ -9,11 +13,41 @@ import Foundation
 public enum Baselines {
     /// Fine-tuning settings for the K support images (full batch, Adam).
     public struct FineTune: Codable, Hashable, Sendable {
-        public var steps = 40
-        public var learningRate: Float = 3e-3
-        public init(steps: Int = 40, learningRate: Float = 3e-3) {
+        public var steps: Int
+        public var learningRate: Float
+        public init(steps: Int, learningRate: Float) {
             self.steps = steps
             self.learningRate = learningRate
+        }
+    }
+
+    /// The baselines' settings, as one named preset that `demo` and `evaluate` both use.
+    public struct Preset: Codable, Hashable, Sendable {
+        /// Fine-tuning of the randomly initialised U-Net on the K shots.
+        public var scratch: FineTune
+        /// Fine-tuning of the jointly trained U-Net on the K shots.
+        public var transfer: FineTune
+        /// Adam learning rate of the joint (supervised) training.
+        public var jointLearningRate: Float
+
+        public init(scratch: FineTune, transfer: FineTune, jointLearningRate: Float) {
+            self.scratch = scratch
+            self.transfer = transfer
+            self.jointLearningRate = jointLearningRate
+        }
+
+        /// The settings MedMAML ships: 30 Adam steps on the shots, at 3e-3 from a random start
+        /// (far from any solution) and 1e-3 from the jointly trained one (already close).
+        public static let standard = Preset(scratch: FineTune(steps: 30, learningRate: 3e-3),
+                                            transfer: FineTune(steps: 30, learningRate: 1e-3),
+                                            jointLearningRate: 1e-3)
+
+        /// The same preset with `steps` fine-tuning steps for both baselines.
+        public func withFineTuneSteps(_ steps: Int) -> Preset {
+            var p = self
+            p.scratch.steps = steps
+            p.transfer.steps = steps
+            return p
         }
     }
 

@@ -1,3 +1,4 @@
+import Core
 import RealModule
 
 /// SLIC superpixels (Achanta et al., "SLIC Superpixels Compared to State-of-the-Art

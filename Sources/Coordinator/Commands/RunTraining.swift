@@ -1,0 +1,55 @@
+import ArgumentParser
+import Cluster
+import Core
+import Datasets
+import Foundation
+import Logging
+import MetaLearning
+import Training
+import Wire
+
+/// Runs a training run with the cluster options (shared by train, pretrain and demo).
+func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, checkpointDir: String, checkpointEvery: Int,
+                 metrics: String?, resume: Checkpoint?, initial: [Float]?, logger: Logger,
+                 quiet: Bool = false, onStep: ((StepReport, TrainingRun) -> Void)? = nil,
+                 onEvaluation: ((HeldOutScore) -> Void)? = nil) throws -> RunSummary {
+    var outputs = RunOutputs(checkpointFolder: checkpointDir)
+    outputs.checkpointEvery = checkpointEvery
+    outputs.metricsPath = metrics
+    var launcher: LocalWorkers?
+    guard (0...64).contains(cluster.prefetch) else { throw ValidationError("--prefetch must be between 0 and 64") }
+    let backend: TaskBackend
+    var distributed: DistributedBackend?
+    if cluster.inProcess {
+        guard cluster.threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        backend = InProcessBackend(threads: cluster.threads)
+    } else {
+        let security = try cluster.securityForCoordinator(logger: logger)
+        if cluster.localWorkers > 0 {
+            launcher = try LocalWorkers(count: cluster.localWorkers, threads: cluster.threads, keys: security?.local, logger: logger)
+        }
+        let d = DistributedBackend(endpoint: cluster.endpoint, minimumWorkers: max(cluster.minWorkers, cluster.localWorkers > 0 ? 1 : 0),
+                                   security: security?.config, logger: logger)
+        d.prefetch = cluster.prefetch
+        distributed = d
+        backend = d
+    }
+    defer { launcher?.stop() }
+    let run = try TrainingRun(spec: spec, source: source, backend: backend, outputs: outputs, resume: resume, initial: initial, logger: logger)
+    let progress = ProgressLine(total: spec.training.steps, batch: spec.training.metaBatch, quiet: quiet)
+    run.onStep = { report, r in
+        progress.step(report, workers: r.workerStatus)
+        onStep?(report, r)
+    }
+    run.onEvaluation = { score in
+        progress.note("held-out 5-shot Dice \(score.dice) at step \(score.step)")
+        onEvaluation?(score)
+    }
+    distributed?.onStatus = { progress.note($0) }
+    distributed?.onBound = { endpoint in
+        do { try launcher?.start(endpoint: endpoint) } catch { logger.error("cannot start local workers: \(error)") }
+    }
+    let summary = try run.run()
+    progress.finish()
+    return summary
+}

@@ -1,0 +1,22 @@
+import ArgumentParser
+import Logging
+import Wire
+
+/// Where and how the work runs: flags shared by `train`, `pretrain` and `demo`.
+struct ClusterOptions: ParsableArguments {
+    @Option(help: "Coordinator endpoint to bind (default tcp://*:5555; loopback with an ephemeral port for --local-workers).")
+    var bind: String?
+    @Option(help: "Wait for this many workers before the first step.") var minWorkers = 1
+    @Option(help: "Start this many worker processes on this host (stopped on exit).") var localWorkers = 0
+    @Option(help: "Compute threads per local worker, or task threads with --in-process.") var threads = 1
+    @Flag(help: "Run every task in this process, with no sockets.") var inProcess = false
+    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = Wire.defaultPrefetch
+    @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") var secretKey: String?
+    @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") var authorizedKeys: String?
+    @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
+
+    var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

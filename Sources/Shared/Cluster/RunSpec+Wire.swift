@@ -1,0 +1,165 @@
+import Core
+import Datasets
+import Engine
+import MetaLearning
+import Pretraining
+import Training
+import Wire
+
+/// Between a run's specification and its wire form (`Wire.RunSpecification`): the coordinator
+/// sends `wireForm` in WELCOME, a worker rebuilds the run with `init(wire:)`, which validates
+/// every field before anything is opened or allocated.
+extension RunSpec {
+    public var wireForm: Wire.RunSpecification {
+        let meta = training.meta
+        let model = Wire.RunSpecification.Model(
+            name: meta.model.name, channels: meta.model.input.channels, height: meta.model.input.height,
+            width: meta.model.input.width, nodes: meta.model.nodes.map(Self.wireNode))
+        let learner = Wire.RunSpecification.Learner(
+            supportShots: meta.supportShots, queryShots: meta.queryShots, innerSteps: meta.innerSteps,
+            innerLearningRate: meta.innerLearningRate, learnedInnerRates: meta.learnedInnerRates, order: meta.order.rawValue,
+            firstOrderSteps: meta.firstOrderSteps, multiStepLoss: meta.multiStepLoss, multiStepAnnealSteps: meta.multiStepAnnealSteps)
+        let o = dataset.options
+        let normalisation: Wire.RunSpecification.Normalisation = switch o.normalisation {
+        case .zscore(let low, let high): .init(kind: "zscore", low: low, high: high)
+        case .ctWindow(let level, let width): .init(kind: "ctWindow", level: level, width: width)
+        }
+        let pseudo = dataset.pseudo.map {
+            Wire.RunSpecification.Pseudo(superpixels: $0.superpixels, compactness: $0.compactness, maximumMerged: $0.maximumMerged,
+                                         minimumArea: $0.minimumArea, maximumArea: $0.maximumArea)
+        }
+        let wireDataset = Wire.RunSpecification.Dataset(
+            kind: dataset.kind.rawValue, name: dataset.name, path: dataset.path, identityName: dataset.identity.name,
+            fingerprint: dataset.identity.fingerprint, axis: o.axis.rawValue, size: o.size, normalisation: normalisation,
+            requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad, pseudo: pseudo,
+            includeTrainingImages: dataset.includeTrainingImages)
+        let e = evaluation
+        return Wire.RunSpecification(
+            runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
+            dataset: wireDataset, testPatterns: split.testPatterns,
+            heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask))
+    }
+
+    private static func wireNode(_ node: ModelSpec.Node) -> Wire.RunSpecification.Node {
+        var n = Wire.RunSpecification.Node(name: node.name, layer: "", inputs: node.inputs)
+        switch node.op {
+        case .input: n.layer = "input"
+        case .conv2d(let outChannels, let kernel, let bias):
+            n.layer = "conv2d"
+            (n.outChannels, n.kernel, n.bias) = (outChannels, kernel, bias)
+        case .groupNorm(let groups, let epsilon):
+            n.layer = "groupNorm"
+            (n.groups, n.epsilon) = (groups, epsilon)
+        case .relu: n.layer = "relu"
+        case .maxPool2: n.layer = "maxPool2"
+        case .upsample2: n.layer = "upsample2"
+        case .concat: n.layer = "concat"
+        }
+        return n
+    }
+
+    /// Rebuilds a run from its wire form, checking every field: ranges, names, the model graph
+    /// and the learner settings. What only the coordinator uses (the optimizer, the number of
+    /// steps, the meta-batch) keeps its default.
+    public init(wire w: Wire.RunSpecification) throws(WireError) {
+        func check(_ condition: Bool, _ what: @autoclosure () -> String) throws(WireError) {
+            if !condition { throw .malformed("run specification: \(what())") }
+        }
+        try check(Wire.RunID(hex: w.runID) != nil, "run id is not 32 hex characters")
+        let m = w.model
+        try check((1...64).contains(m.channels) && (1...4096).contains(m.height) && (1...4096).contains(m.width),
+                  "model input \(m.channels)x\(m.height)x\(m.width) out of range")
+        try check(m.name.count <= 256 && m.nodes.count <= 10_000, "model too large")
+        var nodes: [ModelSpec.Node] = []
+        for n in m.nodes {
+            let op: ModelSpec.Op
+            switch n.layer {
+            case "input": op = .input
+            case "conv2d":
+                guard let c = n.outChannels, let k = n.kernel, let b = n.bias else { throw .malformed("run specification: conv2d node '\(n.name)' lacks its settings") }
+                op = .conv2d(outChannels: c, kernel: k, bias: b)
+            case "groupNorm":
+                guard let g = n.groups, let e = n.epsilon else { throw .malformed("run specification: groupNorm node '\(n.name)' lacks its settings") }
+                op = .groupNorm(groups: g, epsilon: e)
+            case "relu": op = .relu
+            case "maxPool2": op = .maxPool2
+            case "upsample2": op = .upsample2
+            case "concat": op = .concat
+            default: throw .malformed("run specification: unknown layer '\(n.layer.prefix(40))'")
+            }
+            nodes.append(ModelSpec.Node(name: n.name, op: op, inputs: n.inputs))
+        }
+        var meta = MetaConfig(model: ModelSpec(name: m.name, input: FeatureShape(channels: m.channels, height: m.height, width: m.width),
+                                               nodes: nodes))
+        let l = w.learner
+        guard let order = MetaOrder(rawValue: l.order) else { throw .malformed("run specification: unknown order '\(l.order.prefix(40))'") }
+        meta.supportShots = l.supportShots
+        meta.queryShots = l.queryShots
+        meta.innerSteps = l.innerSteps
+        meta.innerLearningRate = l.innerLearningRate
+        meta.learnedInnerRates = l.learnedInnerRates
+        meta.order = order
+        meta.firstOrderSteps = l.firstOrderSteps
+        meta.multiStepLoss = l.multiStepLoss
+        meta.multiStepAnnealSteps = l.multiStepAnnealSteps
+        do { try meta.validate() } catch { throw .malformed("run specification: \(error)") }
+        guard let layout = try? MetaLayout(config: meta), layout.count <= Wire.maximumParameterCount else {
+            throw .malformed("run specification: the model has too many parameters")
+        }
+
+        let d = w.dataset
+        guard let kind = DatasetSpec.Kind(rawValue: d.kind) else { throw .malformed("run specification: unknown dataset kind '\(d.kind.prefix(40))'") }
+        guard let axis = SliceAxis(rawValue: d.axis) else { throw .malformed("run specification: unknown axis '\(d.axis.prefix(40))'") }
+        try check((16...1024).contains(d.size) && d.size == m.height && d.size == m.width, "image size \(d.size) does not match the model")
+        var options = VolumeOptions()
+        options.axis = axis
+        options.size = d.size
+        switch (d.normalisation.kind, d.normalisation.low, d.normalisation.high, d.normalisation.level, d.normalisation.width) {
+        case ("zscore", let low?, let high?, _, _):
+            try check(low.isFinite && high.isFinite && 0 <= low && low <= high && high <= 100, "percentiles out of range")
+            options.normalisation = .zscore(lowPercentile: low, highPercentile: high)
+        case ("ctWindow", _, _, let level?, let width?):
+            try check(level.isFinite && width.isFinite && width > 0, "CT window out of range")
+            options.normalisation = .ctWindow(level: level, width: width)
+        default:
+            throw .malformed("run specification: bad intensity normalisation")
+        }
+        options.requireLabel = d.requireLabel
+        options.sameVolume = d.sameVolume
+        options.augment = d.augment
+        options.skipBad = d.skipBad
+        var dataset = DatasetSpec(kind: kind, name: d.name, path: d.path, options: options,
+                                  identity: DatasetIdentity(name: d.identityName, fingerprint: d.fingerprint))
+        if let p = d.pseudo {
+            try check((4...1000).contains(p.superpixels) && (0...10).contains(p.maximumMerged) && p.compactness.isFinite && p.compactness > 0
+                      && p.minimumArea.isFinite && p.maximumArea.isFinite && 0 <= p.minimumArea && p.minimumArea <= p.maximumArea && p.maximumArea <= 1,
+                      "pseudo-task settings out of range")
+            var pseudo = PseudoTaskOptions()
+            pseudo.superpixels = p.superpixels
+            pseudo.compactness = p.compactness
+            pseudo.maximumMerged = p.maximumMerged
+            pseudo.minimumArea = p.minimumArea
+            pseudo.maximumArea = p.maximumArea
+            dataset.pseudo = pseudo
+        }
+        dataset.includeTrainingImages = d.includeTrainingImages
+
+        let h = w.heldOut
+        try check((1...256).contains(h.support) && (0...256).contains(h.query) && (0...10_000).contains(h.perTask),
+                  "held-out shots or instances out of range")
+        try check(h.steps.map { (0...10_000).contains($0) } ?? true, "held-out inner steps out of range")
+        try check(w.testPatterns.count <= 1000, "too many held-out patterns")
+        var evaluation = EvaluationSpec()
+        evaluation.seed = h.seed
+        evaluation.support = h.support
+        evaluation.query = h.query
+        evaluation.steps = h.steps
+        evaluation.perTask = h.perTask
+
+        var training = TrainingConfig(meta: meta)
+        training.seed = w.seed
+        training.initSeed = w.initSeed
+        self.init(runID: w.runID, training: training, dataset: dataset, split: TaskSplit(testPatterns: w.testPatterns),
+                  evaluation: evaluation)
+    }
+}

@@ -1,0 +1,269 @@
+import Core
+import Datasets
+import Engine
+import Foundation
+import Logging
+import MetaLearning
+import Training
+import Transport
+import Wire
+
+/// A worker process: the I/O loop that carries out `WorkerSession`'s actions, and
+/// `threads` compute threads that run one task each at a time.
+///
+/// One I/O thread (the caller of `run()`) owns the DEALER socket, since ZeroMQ sockets are
+/// not thread-safe. Compute threads hand results back over an inproc PUSH/PULL pair, which
+/// the I/O thread polls together with the DEALER, so heartbeats continue while every thread
+/// computes. All protocol decisions are the session's; this type only does I/O.
+public final class WorkerNode: @unchecked Sendable {
+    public struct Options: Sendable {
+        public var endpoint: String
+        public var threads: Int
+        public var name: String
+        public var dataRoot: String?
+        /// Exit after this many seconds without hearing from a coordinator (0: never).
+        public var idleTimeout: Double = 0
+        public var security: SecurityConfig?
+        public init(endpoint: String, threads: Int, name: String) {
+            self.endpoint = endpoint
+            self.threads = threads
+            self.name = name
+        }
+    }
+
+    /// What a run needs on this worker once its data is loaded.
+    struct Prepared {
+        let spec: RunSpec
+        let source: TaskSource
+        let runID: Wire.RunID
+    }
+
+    let options: Options
+    let logger: Logger
+    let context = ZMQContext()
+    let resultsEndpoint = "inproc://medmaml-results-\(UUID().uuidString)"
+    private let queue = WorkQueue()
+    private let prepared = Locked<Prepared?>(nil)
+    /// Events from background threads (data loaded) for the I/O loop.
+    private let inbox = Locked<[WorkerSession.Event]>([])
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    // MARK: Compute threads
+
+    private func startComputeThreads() -> [Thread] {
+        (0..<options.threads).map { i in
+            let t = Thread { [self] in self.computeLoop(i) }
+            t.name = "medmaml-worker-compute-\(i)"
+            t.stackSize = 8 << 20
+            t.start()
+            return t
+        }
+    }
+
+    private func computeLoop(_ index: Int) {
+        guard let push = try? ZMQSocket(context, .push), (try? push.connect(resultsEndpoint)) != nil else {
+            logger.critical("a compute thread cannot reach the I/O thread", metadata: ["thread": "\(index)"])
+            return
+        }
+        defer { push.close() }
+        var executor: TaskExecutor?
+        while let (item, meta) = queue.next() {
+            guard let prepared = prepared.get() else { continue }
+            let task = item.task
+            func failed(_ reason: String) -> [[UInt8]] {
+                Wire.Message(.failed, run: prepared.runID, batch: item.batch, body: Wire.Notice(reason: reason, slot: task.slot)).encode()
+            }
+            var frames: [[UInt8]]
+            if let meta {
+                do {
+                    if executor?.run.runID != prepared.spec.runID {
+                        executor = try TaskExecutor(run: prepared.spec, source: prepared.source)
+                    }
+                    let job = TaskJob(kind: task.kind.training, ref: TaskRef(task: task.ref.task, index: task.ref.index))
+                    switch executor!.compute(job, meta: meta, step: Wire.BatchID.step(of: item.batch), worker: options.name) {
+                    case .success(let outcome):
+                        let s = outcome.stats
+                        let result = Wire.Result(slot: task.slot, kind: task.kind, queryLoss: s.queryLoss, queryDice: s.queryDice,
+                                                 supportLoss: s.supportLoss, objective: s.objective, seconds: outcome.seconds)
+                        frames = Wire.Message(.result, run: prepared.runID, batch: item.batch, body: result, payload: outcome.gradient).encode()
+                    case .failure(let error):
+                        frames = failed("\(error)")
+                    }
+                } catch {
+                    frames = failed("\(error)")
+                }
+            } else {
+                frames = failed("no parameters for batch \(item.batch)")
+            }
+            // The generation travels with the result, so results of an older connection are dropped.
+            _ = try? push.send([withUnsafeBytes(of: Int64(item.generation).littleEndian) { Array($0) }] + frames)
+        }
+    }
+
+    // MARK: I/O loop
+
+    /// Runs until the coordinator shuts the worker down, refuses it, the idle timeout passes,
+    /// or a signal arrives.
+    public func run() -> WorkerSession.Exit {
+        let pull: ZMQSocket
+        do {
+            pull = try ZMQSocket(context, .pull)
+            try pull.bind(resultsEndpoint)
+        } catch {
+            return .failed("\(error)")
+        }
+        let threads = startComputeThreads()
+        var connection: (dealer: ZMQSocket, monitor: ZMQSocket)?
+        defer {
+            queue.stop()
+            for t in threads { while !t.isFinished { usleep(1000) } }
+            connection?.dealer.close()
+            connection?.monitor.close()
+            pull.close()
+        }
+        let clock = MonotonicClock()
+        var settings = WorkerSession.Settings(name: options.name, threads: options.threads)
+        settings.idleTimeout = options.idleTimeout
+        settings.secure = options.security != nil
+        var session = WorkerSession(settings: settings, now: clock.now)
+        var exit: WorkerSession.Exit?
+
+        func perform(_ actions: [WorkerSession.Action]) {
+            for action in actions {
+                switch action {
+                case .connect(let generation):
+                    connection?.dealer.close()
+                    connection?.monitor.close()
+                    connection = nil
+                    do {
+                        connection = try connect()
+                    } catch {
+                        exit = .failed("cannot connect to \(options.endpoint): \(error)")
+                    }
+                    logger.debug("connecting", metadata: ["endpoint": "\(options.endpoint)", "generation": "\(generation)"])
+                case .disconnect:
+                    connection?.dealer.close()
+                    connection?.monitor.close()
+                    connection = nil
+                case .send(let message):
+                    _ = try? connection?.dealer.send(message.encode(), dontWait: true)
+                case .forward(let frames):
+                    _ = try? connection?.dealer.send(frames, dontWait: true)
+                case .load(let wire):
+                    load(wire)
+                case .storeParameters(let batch, let values):
+                    queue.store(batch: batch, values)
+                case .enqueue(let batch, let task, let generation):
+                    queue.enqueue(WorkQueue.Item(generation: generation, batch: batch, task: task))
+                case .clearQueue:
+                    queue.clear()
+                case .log(let level, let message, let metadata):
+                    logger.log(level: level, message, metadata: metadata)
+                case .exit(let e):
+                    exit = e
+                }
+            }
+        }
+
+        perform(session.handle(.start, now: clock.now))
+        while exit == nil {
+            if let sig = StopSignal.received {
+                perform(session.handle(.signal(sig), now: clock.now))
+                break
+            }
+            for event in inbox.withLock({ events in defer { events = [] }; return events }) {
+                perform(session.handle(event, now: clock.now))
+            }
+            let sockets = [pull] + (connection.map { [$0.dealer, $0.monitor] } ?? [])
+            guard let readable = try? ZMQSocket.poll(sockets, timeoutMilliseconds: 100) else { continue }
+            if readable[0] {
+                while let frames = try? pull.receive(dontWait: true), frames.count >= 2 {
+                    let generation = frames[0].withUnsafeBytes { Int(Int64(littleEndian: $0.loadUnaligned(as: Int64.self))) }
+                    perform(session.handle(.computed(generation: generation, frames: Array(frames.dropFirst())), now: clock.now))
+                }
+            }
+            if let c = connection, readable.count == 3 {
+                if readable[2] {
+                    while let event = ZMQSocket.readHandshakeEvent(c.monitor) {
+                        perform(session.handle(.handshake(Self.handshake(event)), now: clock.now))
+                    }
+                }
+                if readable[1] {
+                    while exit == nil, connection?.dealer === c.dealer,
+                          let frames = try? c.dealer.receive(dontWait: true, maxFrames: Wire.maximumFrames) {
+                        perform(session.handle(.received(frames), now: clock.now))
+                    }
+                }
+            }
+            if exit == nil { perform(session.handle(.tick, now: clock.now)) }
+        }
+        return exit ?? .failed("the worker stopped without a reason")
+    }
+
+    /// A fresh DEALER with a fresh routing id, connected, and a monitor of its handshakes.
+    private func connect() throws -> (dealer: ZMQSocket, monitor: ZMQSocket) {
+        let dealer = try ZMQSocket(context, .dealer)
+        let monitor = try dealer.monitorHandshakes(context)
+        var g = SystemRandomNumberGenerator()
+        try dealer.set(.routingID, bytes: [0x4D] + (0..<15).map { _ in UInt8.random(in: 0...255, using: &g) })
+        try dealer.set(.maximumMessageSize, Int64(Wire.maximumMessageSize(parameterCount: Wire.maximumParameterCount)))
+        if let security = options.security { try security.configureClient(dealer) }
+        try dealer.connect(options.endpoint)
+        return (dealer, monitor)
+    }
+
+    private static func handshake(_ event: ZMQSocket.HandshakeEvent) -> WorkerSession.Handshake {
+        switch event {
+        case .succeeded: .succeeded
+        case .refusedAuthentication: .refusedAuthentication
+        case .failedProtocol, .failedOther: .failed
+        }
+    }
+
+    /// Loads the run's data and computes the numerics fingerprint on a background thread, then
+    /// posts `loaded` to the I/O loop.
+    private func load(_ wire: Wire.RunSpecification) {
+        let options = self.options, logger = self.logger
+        prepared.set(nil)
+        Thread.detachNewThread { [self] in
+            let result: Result<Wire.Ready, WorkerSession.LoadFailure>
+            do {
+                let spec = try RunSpec(wire: wire)
+                guard let runID = Wire.RunID(hex: spec.runID) else { throw WireError.malformed("bad run id") }
+                logger.info("loading data", metadata: ["dataset": "\(spec.dataset.name)", "run": "\(spec.runID)"])
+                let source = try spec.dataset.openOnWorker(dataRoot: options.dataRoot, logger: logger)
+                let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
+                prepared.set(Prepared(spec: spec, source: source, runID: runID))
+                result = .success(Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: numerics,
+                                             kernel: BLAS.kernelDescription))
+            } catch {
+                result = .failure(.init("cannot prepare the run's data: \(error)"))
+            }
+            inbox.withLock { $0.append(.loaded(runID: wire.runID, result)) }
+        }
+    }
+}
+
+extension Wire.TaskKind {
+    /// The training layer's name for the same kind of task.
+    var training: TaskKind {
+        switch self {
+        case .metaGradient: .metaGradient
+        case .evaluate: .evaluate
+        }
+    }
+}
+
+extension TaskKind {
+    /// The wire's name for the same kind of task.
+    var wire: Wire.TaskKind {
+        switch self {
+        case .metaGradient: .metaGradient
+        case .evaluate: .evaluate
+        }
+    }
+}

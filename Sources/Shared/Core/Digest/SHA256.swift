@@ -1,0 +1,35 @@
+import CSodium
+
+/// SHA-256 digests, from libsodium.
+public enum SHA256 {
+    /// The digest of raw bytes, as 64 lowercase hex characters.
+    public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
+        var digest = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        _ = sodium_init()
+        var empty: UInt8 = 0
+        digest.withUnsafeMutableBufferPointer { out in
+            let input = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            withUnsafePointer(to: &empty) { fallback in
+                _ = crypto_hash_sha256(out.baseAddress!, input ?? fallback, UInt64(bytes.count))
+            }
+        }
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The digest of Float32 values in little-endian byte order (the wire and checkpoint order).
+    public static func hex(floats: [Float]) -> String {
+        #if _endian(little)
+        return floats.withUnsafeBytes { hex($0) }
+        #else
+        let bytes = floats.flatMap { v -> [UInt8] in
+            let b = v.bitPattern.littleEndian
+            return [UInt8(b & 0xFF), UInt8((b >> 8) & 0xFF), UInt8((b >> 16) & 0xFF), UInt8(b >> 24)]
+        }
+        return bytes.withUnsafeBytes { hex($0) }
+        #endif
+    }
+
+    public static func hex(_ data: [UInt8]) -> String {
+        data.withUnsafeBytes { hex($0) }
+    }
+}

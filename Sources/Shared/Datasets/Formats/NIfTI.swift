@@ -1,0 +1,184 @@
+import Core
+import Foundation
+
+/// A NIfTI-1 volume (`.nii` or `.nii.gz`), as the Medical Segmentation Decathlon and nnU-Net
+/// store images and labels.
+///
+/// Reading validates the header (sizeof_hdr 348 in either byte order, magic `n+1`, dims,
+/// datatype, bitpix, vox_offset, data length), converts any of the datatypes nibabel writes
+/// (u/int8, u/int16, u/int32, u/int64, float32, float64) to Float and applies
+/// scl_slope/scl_inter. 4D files give their first volume (`extraVolumesDropped` says so).
+/// The writer stores a uint8 mask with the input's header (geometry and affine unchanged).
+public struct NIfTIVolume: Sendable {
+    /// Voxels along x, y, z.
+    public var dims: (x: Int, y: Int, z: Int)
+    /// Voxel size in the header's units (usually mm).
+    public var spacing: (x: Float, y: Float, z: Float)
+    /// Scaled voxel values, x fastest (NIfTI order).
+    public var values: [Float]
+    /// The 348-byte header as read (native byte order of the file).
+    public var header: [UInt8]
+    public var bigEndian: Bool
+    public var datatype: Int
+    /// Volumes beyond the first that a 4D file held.
+    public var extraVolumesDropped: Int
+    /// SHA-256 of the file as stored (compressed or not), when read from a file.
+    public var fileDigest: String = ""
+
+    public subscript(x: Int, y: Int, z: Int) -> Float { values[(z * dims.y + y) * dims.x + x] }
+
+    // MARK: Reading
+
+    public static func read(path: String) throws(DataError) -> NIfTIVolume {
+        guard let raw = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: "no such file or not readable")
+        }
+        var data = raw
+        if Gzip.isGzip(raw) {
+            do { data = try Gzip.decompress(raw) } catch { throw .invalid(path: path, reason: "\(error)") }
+        } else if path.hasSuffix(".gz") {
+            throw .invalid(path: path, reason: "named .gz but not gzip-compressed")
+        }
+        var volume = try decode(data, path: path)
+        volume.fileDigest = SHA256.hex([UInt8](raw))
+        return volume
+    }
+
+    public static func decode(_ data: Data, path: String) throws(DataError) -> NIfTIVolume {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 348 else { throw .invalid(path: path, reason: "file is \(bytes.count) bytes, shorter than a NIfTI-1 header (348)") }
+        let le = Reader(bytes: bytes, bigEndian: false)
+        let big: Bool
+        switch le.int32(0) {
+        case 348: big = false
+        case Int32(348).byteSwapped: big = true
+        default:
+            if le.int32(0) == 540 || le.int32(0) == Int32(540).byteSwapped {
+                throw .unsupported(path: path, reason: "NIfTI-2 files are not supported (only NIfTI-1)")
+            }
+            throw .invalid(path: path, reason: "not a NIfTI-1 file (sizeof_hdr is \(le.int32(0)), expected 348)")
+        }
+        let r = Reader(bytes: bytes, bigEndian: big)
+        let magic = Array(bytes[344..<348])
+        if magic == Array("ni1\0".utf8) {
+            throw .unsupported(path: path, reason: "two-file NIfTI (.hdr/.img) is not supported; convert to .nii")
+        }
+        guard magic == Array("n+1\0".utf8) else {
+            throw .invalid(path: path, reason: "bad magic \(magic.map { String(format: "%02x", $0) }.joined()), expected n+1")
+        }
+        let ndim = Int(r.int16(40))
+        guard (1...7).contains(ndim) else { throw .invalid(path: path, reason: "dim[0] = \(ndim) is not in 1...7") }
+        var dim = (1...7).map { Int(r.int16(40 + 2 * $0)) }
+        for i in ndim..<7 { dim[i] = 1 }
+        guard dim.prefix(ndim).allSatisfy({ $0 > 0 }) else {
+            throw .invalid(path: path, reason: "non-positive dimension in \(Array(dim.prefix(ndim)))")
+        }
+        guard ndim <= 4 || dim[4...].allSatisfy({ $0 == 1 }) else {
+            throw .unsupported(path: path, reason: "\(ndim)-D data with more than 4 dimensions")
+        }
+        let datatype = Int(r.int16(70)), bitpix = Int(r.int16(72))
+        guard let size = Self.elementSize(datatype) else {
+            throw .unsupported(path: path, reason: "datatype \(datatype) (supported: u/int8, u/int16, u/int32, u/int64, float32, float64)")
+        }
+        guard bitpix == 8 * size else { throw .invalid(path: path, reason: "bitpix \(bitpix) does not match datatype \(datatype)") }
+        let offsetF = r.float32(108)
+        guard offsetF.isFinite, offsetF >= 348, offsetF < Float(1 << 30) else {
+            throw .invalid(path: path, reason: "vox_offset \(offsetF) is out of range")
+        }
+        let offset = Int(offsetF)
+        let (nx, ny, nz) = (dim[0], dim[1], dim[2])
+        let (voxels, o1) = nx.multipliedReportingOverflow(by: ny)
+        let (voxels3, o2) = voxels.multipliedReportingOverflow(by: nz)
+        guard !o1, !o2, voxels3 <= 1 << 31 else { throw .invalid(path: path, reason: "volume \(nx)x\(ny)x\(nz) is too large") }
+        let volumes = dim[3]
+        guard offset + voxels3 * size * volumes <= bytes.count else {
+            throw .invalid(path: path, reason: "data is truncated: \(bytes.count - offset) bytes after the header, \(voxels3 * size * volumes) needed")
+        }
+        var slope = r.float32(112), intercept = r.float32(116)
+        if slope == 0 || !slope.isFinite { slope = 1; intercept = 0 }
+        if !intercept.isFinite { intercept = 0 }
+        var values = [Float](repeating: 0, count: voxels3)
+        for i in 0..<voxels3 {
+            let v = r.element(offset + i * size, datatype: datatype)
+            values[i] = Float(v * Double(slope) + Double(intercept))
+        }
+        guard values.allSatisfy(\.isFinite) else { throw .invalid(path: path, reason: "volume contains NaN or infinite values") }
+        func pix(_ i: Int) -> Float { let p = abs(r.float32(76 + 4 * i)); return p.isFinite && p > 0 ? p : 1 }
+        return NIfTIVolume(dims: (nx, ny, nz), spacing: (pix(1), pix(2), pix(3)), values: values,
+                           header: Array(bytes[0..<348]), bigEndian: big, datatype: datatype,
+                           extraVolumesDropped: volumes - 1)
+    }
+
+    static func elementSize(_ datatype: Int) -> Int? {
+        switch datatype {
+        case 2, 256: 1            // uint8, int8
+        case 4, 512: 2            // int16, uint16
+        case 8, 768, 16: 4        // int32, uint32, float32
+        case 64, 1024, 1280: 8    // float64, int64, uint64
+        default: nil
+        }
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        let bigEndian: Bool
+        func raw<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
+            var v: T = 0
+            for k in 0..<MemoryLayout<T>.size {
+                let b = T(truncatingIfNeeded: bytes[at + k])
+                v |= bigEndian ? b << (8 * (MemoryLayout<T>.size - 1 - k)) : b << (8 * k)
+            }
+            return v
+        }
+        func int16(_ at: Int) -> Int16 { raw(at, Int16.self) }
+        func int32(_ at: Int) -> Int32 { raw(at, Int32.self) }
+        func float32(_ at: Int) -> Float { Float(bitPattern: raw(at, UInt32.self)) }
+        func element(_ at: Int, datatype: Int) -> Double {
+            switch datatype {
+            case 2: Double(bytes[at])
+            case 256: Double(Int8(bitPattern: bytes[at]))
+            case 4: Double(raw(at, Int16.self))
+            case 512: Double(raw(at, UInt16.self))
+            case 8: Double(raw(at, Int32.self))
+            case 768: Double(raw(at, UInt32.self))
+            case 16: Double(Float(bitPattern: raw(at, UInt32.self)))
+            case 64: Double(bitPattern: raw(at, UInt64.self))
+            case 1024: Double(raw(at, Int64.self))
+            default: Double(raw(at, UInt64.self))
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes a uint8 volume (`labels`, x fastest, the dims of `like`) with `like`'s header:
+    /// same geometry and affine, datatype uint8, no scaling, one volume, no extensions.
+    /// Gzip-compressed if `path` ends in `.gz`. Atomic.
+    public static func writeMask(_ labels: [UInt8], like: NIfTIVolume, to path: String) throws(DataError) {
+        precondition(labels.count == like.dims.x * like.dims.y * like.dims.z, "label count does not match the volume")
+        var h = like.header
+        func put16(_ at: Int, _ v: Int16) {
+            let u = UInt16(bitPattern: v)
+            let b = like.bigEndian ? [UInt8(u >> 8), UInt8(u & 0xFF)] : [UInt8(u & 0xFF), UInt8(u >> 8)]
+            h[at] = b[0]; h[at + 1] = b[1]
+        }
+        func putF(_ at: Int, _ v: Float) {
+            let u = v.bitPattern
+            for k in 0..<4 { h[at + k] = UInt8((u >> (like.bigEndian ? 8 * (3 - k) : 8 * k)) & 0xFF) }
+        }
+        put16(40, 3)
+        for i in 4...7 { put16(40 + 2 * i, 1) }
+        put16(70, 2)
+        put16(72, 8)
+        putF(108, 352)
+        putF(112, 1)
+        putF(116, 0)
+        var data = Data(h)
+        data.append(contentsOf: [0, 0, 0, 0])   // no extensions
+        data.append(contentsOf: labels)
+        if path.hasSuffix(".gz") {
+            do { data = try Gzip.compress(data) } catch { throw .unreadable(path: path, reason: "\(error)") }
+        }
+        do { try AtomicFile.write(data, to: path) } catch { throw .unreadable(path: path, reason: "cannot write: \(error)") }
+    }
+}

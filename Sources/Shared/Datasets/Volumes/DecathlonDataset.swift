@@ -1,0 +1,227 @@
+import Core
+import Foundation
+import Logging
+
+/// 2D slices of one case, resized and normalised.
+struct PreparedCase: Sendable {
+    var name: String
+    var images: [Float]     // slices x size x size
+    var labels: [UInt8]     // slices x size x size
+    var slices: Int
+    var dims: (Int, Int, Int)
+    var spacing: (Float, Float, Float)
+}
+
+/// A Medical Segmentation Decathlon or nnU-Net (v1/v2) dataset: `dataset.json` with
+/// `labels`, `imagesTr/` and `labelsTr/`. Every foreground label value is a binary task
+/// `<dataset>/label-<value>/<axis>`; samples are 2D slices along the axis.
+public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sendable {
+    public let root: String
+    public let name: String
+    public let options: VolumeOptions
+    public let labelNames: [Int: String]
+    public let identity: DatasetIdentity
+    let cases: [PreparedCase]
+    /// Per task: its label value and the (case, slice) pairs that contain it.
+    let taskLabels: [Int]
+    let labelled: [[(case: Int, slice: Int)]]
+    public let warnings: [String]
+
+    public var imageShape: FeatureShape { FeatureShape(channels: 1, height: options.size, width: options.size) }
+    public var taskNames: [String] { taskLabels.map { "\(name)/label-\($0)/\(options.axis.rawValue)" } }
+    public var defaultSplit: TaskSplit { TaskSplit(testPatterns: []) }
+
+    /// Loads and prepares every training case. Throws `DataError` naming the file and the
+    /// problem (or skips the case with a warning when `options.skipBad` is set).
+    public init(root: String, options: VolumeOptions = VolumeOptions(), logger: Logger) throws(DataError) {
+        self.root = root
+        self.options = options
+        let jsonPath = root + "/dataset.json"
+        guard let jsonData = FileManager.default.contents(atPath: jsonPath) else {
+            throw .unreadable(path: jsonPath, reason: "no dataset.json (expected the Decathlon / nnU-Net layout)")
+        }
+        guard let json = try? JSONSerialization.jsonObject(with: jsonData) as? [String: Any] else {
+            throw .invalid(path: jsonPath, reason: "not a JSON object")
+        }
+        guard let labelsAny = json["labels"] as? [String: Any], !labelsAny.isEmpty else {
+            throw .invalid(path: jsonPath, reason: "missing \"labels\"")
+        }
+        // Decathlon: {"1": "spleen"}; nnU-Net v2: {"spleen": 1}.
+        var labels: [Int: String] = [:]
+        for (k, v) in labelsAny {
+            if let value = Int(k), let n = v as? String { labels[value] = n }
+            else if let value = (v as? NSNumber)?.intValue { labels[value] = k }
+            else if v is [Any] { throw .unsupported(path: jsonPath, reason: "region-based labels (\"\(k)\") are not supported") }
+            else { throw .invalid(path: jsonPath, reason: "label entry \"\(k)\" is neither value->name nor name->value") }
+        }
+        labelNames = labels
+        let base = URL(fileURLWithPath: root).lastPathComponent
+        name = base.isEmpty ? (json["name"] as? String ?? "dataset") : base
+
+        // Training pairs: listed (Decathlon) or found by file names (nnU-Net v2).
+        var pairs: [(image: String, label: String)] = []
+        if let training = json["training"] as? [[String: Any]], !training.isEmpty {
+            for entry in training {
+                guard let image = entry["image"] as? String, let label = entry["label"] as? String else {
+                    throw .invalid(path: jsonPath, reason: "a training entry lacks \"image\" or \"label\"")
+                }
+                pairs.append((Self.resolve(root, image), Self.resolve(root, label)))
+            }
+        } else {
+            let ending = json["file_ending"] as? String ?? ".nii.gz"
+            let labelDir = root + "/labelsTr"
+            guard let files = try? FileManager.default.contentsOfDirectory(atPath: labelDir) else {
+                throw .unreadable(path: labelDir, reason: "no labelsTr folder")
+            }
+            for file in files.sorted() where file.hasSuffix(ending) && !file.hasPrefix(".") {
+                let caseName = String(file.dropLast(ending.count))
+                pairs.append((root + "/imagesTr/" + caseName + "_0000" + ending, labelDir + "/" + file))
+            }
+        }
+        guard !pairs.isEmpty else { throw .emptyTask(task: name, reason: "no training cases in \(root)") }
+
+        var prepared: [PreparedCase] = []
+        var warnings: [String] = []
+        var hasher = [UInt8](jsonData)
+        let optionsJSON = canonicalJSON(options)
+        hasher += [UInt8](optionsJSON)
+        for (imagePath, labelPath) in pairs {
+            do throws(DataError) {
+                let c = try Self.prepare(image: imagePath, label: labelPath, labels: labels, options: options,
+                                         warnings: &warnings, digest: &hasher)
+                prepared.append(c)
+            } catch {
+                guard options.skipBad else { throw error }
+                warnings.append("skipped case: \(error)")
+                logger.warning("skipping a bad case", metadata: ["error": "\(error)"])
+            }
+        }
+        guard !prepared.isEmpty else { throw .emptyTask(task: name, reason: "every case was bad") }
+        cases = prepared
+
+        var taskLabels: [Int] = [], labelled: [[(case: Int, slice: Int)]] = []
+        for value in labels.keys.sorted() where value != 0 {
+            var list: [(case: Int, slice: Int)] = []
+            let plane = options.size * options.size
+            for (ci, c) in prepared.enumerated() {
+                for s in 0..<c.slices where !options.requireLabel || c.labels[(s * plane)..<((s + 1) * plane)].contains(UInt8(value)) {
+                    list.append((ci, s))
+                }
+            }
+            if list.isEmpty {
+                let message = "label \(value) (\(labels[value]!)) appears in no slice"
+                guard options.skipBad else { throw .emptyTask(task: "\(name)/label-\(value)", reason: message) }
+                warnings.append("dropped task: " + message)
+                continue
+            }
+            taskLabels.append(value)
+            labelled.append(list)
+        }
+        guard !taskLabels.isEmpty else { throw .emptyTask(task: name, reason: "no foreground label has any slice") }
+        self.taskLabels = taskLabels
+        self.labelled = labelled
+        self.warnings = warnings
+        for w in warnings { logger.warning("\(w)") }
+        identity = DatasetIdentity(name: name, fingerprint: SHA256.hex(hasher))
+    }
+
+    static func resolve(_ root: String, _ relative: String) -> String {
+        relative.hasPrefix("/") ? relative : root + "/" + (relative.hasPrefix("./") ? String(relative.dropFirst(2)) : relative)
+    }
+
+    /// Reads one case and cuts it into resized, normalised slices. The digest accumulates the
+    /// file contents' hashes for the dataset fingerprint.
+    static func prepare(image: String, label: String, labels: [Int: String], options: VolumeOptions,
+                        warnings: inout [String], digest: inout [UInt8]) throws(DataError) -> PreparedCase {
+        let img = try NIfTIVolume.read(path: image)
+        let lab = try NIfTIVolume.read(path: label)
+        for (path, v) in [(image, img), (label, lab)] {
+            digest += Array(v.fileDigest.utf8)
+            if v.extraVolumesDropped > 0 { warnings.append("\(path): 4D file, using the first of \(v.extraVolumesDropped + 1) volumes") }
+        }
+        guard img.dims == lab.dims else {
+            throw .invalid(path: label, reason: "label size \(lab.dims) differs from image size \(img.dims) (\(image))")
+        }
+        var labelValues = [UInt8](repeating: 0, count: lab.values.count)
+        for (i, v) in lab.values.enumerated() {
+            guard v == v.rounded(), v >= 0, v <= 255 else {
+                throw .invalid(path: label, reason: "label value \(v) is not an integer in 0...255")
+            }
+            guard v == 0 || labels[Int(v)] != nil else {
+                throw .invalid(path: label, reason: "label value \(Int(v)) is not declared in dataset.json")
+            }
+            labelValues[i] = UInt8(v)
+        }
+        var values = img.values
+        options.normalisation.apply(&values)
+        let slicer = VolumeSlicer(dims: img.dims, axis: options.axis)
+        let (images, slices) = slicer.resizedSlices(values, labels: labelValues, size: options.size)
+        let count = slicer.count
+        let caseName = URL(fileURLWithPath: label).lastPathComponent
+        return PreparedCase(name: caseName, images: images, labels: slices, slices: count, dims: img.dims, spacing: img.spacing)
+    }
+
+    public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
+        guard task >= 0, task < taskLabels.count else { throw .badRequest("no task number \(task) in \(name)") }
+        guard support > 0, query >= 0 else { throw .badRequest("bad shot counts \(support)+\(query)") }
+        let need = support + query
+        let pool = labelled[task]
+        var rng = RandomStream(key: [seed, stableHash(taskNames[task]), index])
+        var chosen: [(case: Int, slice: Int)]
+        // MetaMedSeg: one volume when some volume has enough slices with the label.
+        var byCase: [Int: [(case: Int, slice: Int)]] = [:]
+        for p in pool { byCase[p.case, default: []].append(p) }
+        let rich = byCase.keys.sorted().filter { byCase[$0]!.count >= need }
+        if options.sameVolume, !rich.isEmpty {
+            chosen = byCase[rich[rng.below(rich.count)]]!
+        } else {
+            chosen = pool
+        }
+        guard chosen.count >= need else {
+            throw .emptyTask(task: taskNames[task], reason: "has \(chosen.count) usable slices, a sample needs \(need)")
+        }
+        rng.shuffle(&chosen)
+        let plane = options.size * options.size
+        let value = UInt8(taskLabels[task])
+        var images: [Float] = [], masks: [Float] = []
+        for (k, p) in chosen.prefix(need).enumerated() {
+            var image = Array(cases[p.case].images[(p.slice * plane)..<((p.slice + 1) * plane)])
+            var mask = cases[p.case].labels[(p.slice * plane)..<((p.slice + 1) * plane)].map { $0 == value ? Float(1) : 0 }
+            if options.augment {
+                var arng = RandomStream(key: [seed, stableHash(taskNames[task]), index, UInt64(k), 0xA06])
+                Augmentation.apply(image: &image, mask: &mask, size: options.size, rng: &arng)
+            }
+            images += image
+            masks += mask
+        }
+        let split = support * plane
+        var sample = TaskSample(shape: imageShape, supportImages: Array(images[..<split]), supportMasks: Array(masks[..<split]),
+                                queryImages: Array(images[split...]), queryMasks: Array(masks[split...]))
+        let spacings = Set(chosen.prefix(need).map { pixelSpacing(cases[$0.case]) })
+        if spacings.count == 1, !options.augment { sample.spacing = spacings.first }
+        return sample
+    }
+
+    /// Row and column size in mm of a resized slice of `c`.
+    func pixelSpacing(_ c: PreparedCase) -> [Double] {
+        let (nx, ny, nz) = c.dims
+        let (sx, sy, sz) = (Double(c.spacing.0), Double(c.spacing.1), Double(c.spacing.2))
+        let size = Double(options.size)
+        switch options.axis {
+        case .axial: return [sy * Double(ny) / size, sx * Double(nx) / size]
+        case .coronal: return [sz * Double(nz) / size, sx * Double(nx) / size]
+        case .sagittal: return [sz * Double(nz) / size, sy * Double(ny) / size]
+        }
+    }
+
+    public func details(task: Int) -> String? {
+        let pool = labelled[task]
+        let volumes = Set(pool.map(\.case)).count
+        return "\(labelNames[taskLabels[task]] ?? "?"): \(pool.count) slices in \(volumes)/\(cases.count) volumes"
+    }
+
+    /// Per case: name, dimensions, voxel size and slice count.
+    public var caseSummaries: [String] {
+        cases.map { "\($0.name): \($0.dims.0)x\($0.dims.1)x\($0.dims.2) voxels of \($0.spacing.0)x\($0.spacing.1)x\($0.spacing.2), \($0.slices) \(options.axis.rawValue) slices" }
+    }
+}

@@ -1,0 +1,70 @@
+import Engine
+
+/// The inner loop and meta-gradient settings of one run (MAML, with the MAML++ options of
+/// Antoniou et al., "How to train your MAML", ICLR 2019).
+public struct MetaConfig: Codable, Hashable, Sendable {
+    public var model: ModelSpec
+    /// Support images per task (K) and query images per task (Q).
+    public var supportShots = 5
+    public var queryShots = 5
+    /// Inner SGD steps (k).
+    public var innerSteps = 5
+    /// The inner learning rate, or the initial value of the learned rates.
+    public var innerLearningRate: Float = 0.01
+    /// MAML++ LSLR: one learned rate per parameter tensor and inner step, meta-parameters too.
+    public var learnedInnerRates = false
+    public var order: MetaOrder = .second
+    /// MAML++ derivative-order annealing: first order for outer steps below this, then `order`.
+    public var firstOrderSteps = 0
+    /// MAML++ multi-step loss: the query loss after every inner step, weighted.
+    public var multiStepLoss = false
+    /// Outer steps over which the multi-step weights anneal towards the last step.
+    public var multiStepAnnealSteps = 100
+
+    public init(model: ModelSpec = UNetConfig.w1.spec) {
+        self.model = model
+    }
+
+    /// Checks the settings; configurations arrive over the wire and from the command line.
+    public func validate() throws(MetaConfigError) {
+        do { _ = try model.validate() } catch { throw .invalid("\(error)") }
+        guard (1...256).contains(supportShots), (1...256).contains(queryShots) else {
+            throw .invalid("support and query shots must be in 1...256")
+        }
+        guard (0...1000).contains(innerSteps) else { throw .invalid("inner steps must be in 0...1000") }
+        guard innerLearningRate.isFinite, innerLearningRate >= 0 else {
+            throw .invalid("the inner learning rate must be finite and non-negative")
+        }
+        guard firstOrderSteps >= 0, multiStepAnnealSteps >= 1 else {
+            throw .invalid("annealing step counts must be positive")
+        }
+        if order == .reptile && (learnedInnerRates || multiStepLoss) {
+            throw .invalid("reptile has no query loss to learn inner rates or weight steps with")
+        }
+        if order == .reptile && innerSteps == 0 {
+            throw .invalid("reptile needs at least one inner step")
+        }
+    }
+
+    /// The order used at outer step `step` (derivative-order annealing).
+    public func effectiveOrder(atStep step: Int) -> MetaOrder {
+        order == .second && step < firstOrderSteps ? .first : order
+    }
+
+    /// MAML++ multi-step loss weights for the query losses after inner steps 1...k at outer
+    /// step `step`: uniform at first, every non-final weight decaying linearly to 0.03/k over
+    /// `multiStepAnnealSteps`, the final weight growing to take up the rest. Without the
+    /// multi-step loss: all weight on the last step.
+    public func lossWeights(atStep step: Int) -> [Float] {
+        let k = innerSteps
+        guard k > 0 else { return [] }
+        guard multiStepLoss else { return Array(repeating: 0, count: k - 1) + [1] }
+        let n = Double(k)
+        let decay = 1.0 / n / Double(multiStepAnnealSteps)
+        let minimum = 0.03 / n
+        var w = [Double](repeating: 1.0 / n, count: k)
+        for i in 0..<(k - 1) { w[i] = max(w[i] - Double(step) * decay, minimum) }
+        w[k - 1] = min(w[k - 1] + Double(step) * (n - 1) * decay, 1 - (n - 1) * minimum)
+        return w.map { Float($0) }
+    }
+}

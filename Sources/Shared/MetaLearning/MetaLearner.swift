@@ -1,0 +1,288 @@
+import Core
+import Engine
+
+/// Computes meta-gradients for one task at a time: the MAML inner loop and the chosen
+/// meta-gradient (exact second order, first order, or Reptile), single-threaded.
+///
+/// Exact second order, with theta_0 = theta, theta_{i+1} = theta_i - alpha_i g_i,
+/// g_i = grad L_support(theta_i) and the objective sum_j w_j L_query(theta_j):
+///   v_k = w_k grad L_q(theta_k)
+///   v_i = v_{i+1} - H_i (alpha_i v_{i+1}) + w_i grad L_q(theta_i)      (i = k-1 ... 0, w_0 = 0)
+///   dL/dtheta = v_0,   dL/dalpha_i[t] = -<v_{i+1}[t], g_i[t]>
+/// where H_i is the support-loss Hessian at theta_i and alpha_i is diagonal (one rate per
+/// parameter tensor with LSLR). Each H_i u is an exact forward-over-reverse product. Memory
+/// stays flat in k: only theta_0 ... theta_{k-1} are kept (one parameter-sized buffer per
+/// step); the activations at theta_i are recomputed when the backward sweep reaches step i,
+/// unlike learn2learn/higher, which keep every step's graph (learn2learn #393).
+///
+/// Not thread-safe: one learner per thread. Results depend only on the inputs.
+public final class MetaLearner<Scalar: EngineScalar> {
+    public let config: MetaConfig
+    public let layout: MetaLayout
+    public let network: Network<Scalar>
+    private let n: Int
+    /// theta_0 ... theta_{k-1} (second order) or g_0 ... g_{k-1} (first order with LSLR).
+    private var history: [Storage<Scalar>]
+    private let current, gradient, v, hv, scratch: Storage<Scalar>
+
+    /// The statistics of one meta-gradient.
+    public typealias Stats = TaskStatistics
+
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public init(config: MetaConfig) throws(MetaConfigError) {
+        try config.validate()
+        self.config = config
+        layout = try MetaLayout(config: config)
+        do {
+            network = try Network<Scalar>(spec: config.model, capacity: max(config.supportShots, config.queryShots))
+        } catch {
+            throw .invalid("\(error)")
+        }
+        let n = layout.model.count
+        self.n = n
+        history = (0..<config.innerSteps).map { _ in Storage(count: n) }
+        current = Storage(count: n)
+        gradient = Storage(count: n)
+        v = Storage(count: n)
+        hv = Storage(count: n)
+        scratch = Storage(count: n)
+    }
+
+    /// The inner learning rate of tensor `t` at step `i` (steps past the learned ones reuse the last).
+    @inline(__always)
+    func rate(_ meta: UnsafePointer<Scalar>, tensor t: Int, step i: Int) -> Scalar {
+        guard layout.learnedRates else { return Scalar(config.innerLearningRate) }
+        return meta[layout.rateIndex(tensor: t, step: min(i, layout.steps - 1))]
+    }
+
+    /// target[t] = a[t] + scale * alpha_i[t] * b[t] for every tensor t.
+    private func axpyByTensor(
+        _ target: UnsafeMutablePointer<Scalar>, _ a: UnsafePointer<Scalar>, _ b: UnsafePointer<Scalar>,
+        scale: Scalar, meta: UnsafePointer<Scalar>, step: Int
+    ) {
+        for (t, e) in layout.model.entries.enumerated() {
+            let s = scale * rate(meta, tensor: t, step: step)
+            for j in e.range { target[j] = a[j] + s * b[j] }
+        }
+    }
+
+    private func dot(_ a: UnsafePointer<Scalar>, _ b: UnsafePointer<Scalar>, _ r: Range<Int>) -> Scalar {
+        var s: Double = 0
+        for j in r { s += Double(a[j]) * Double(b[j]) }
+        return Scalar(s)
+    }
+
+    /// Runs `steps` inner SGD steps on the support set from the model part of `meta`,
+    /// leaving theta_steps in `current`. With `keepHistory` theta_i is saved for each step.
+    /// Returns the support loss at theta_0.
+    @discardableResult
+    private func innerLoop(_ meta: UnsafePointer<Scalar>, _ task: Batch, steps: Int, keepHistory: Bool) -> Scalar {
+        current.pointer.update(from: meta, count: n)
+        var initialLoss: Scalar = .nan
+        for i in 0..<steps {
+            let value = network.gradient(
+                parameters: current.pointer, images: task.supportImages, masks: task.supportMasks,
+                batch: task.supportCount, into: gradient.pointer)
+            if i == 0 { initialLoss = value.total }
+            if keepHistory { history[i].pointer.update(from: current.pointer, count: n) }
+            axpyByTensor(current.pointer, current.pointer, gradient.pointer, scale: -1, meta: meta, step: i)
+        }
+        if steps == 0 {
+            initialLoss = network.lossValue(parameters: current.pointer, images: task.supportImages,
+                                            masks: task.supportMasks, batch: task.supportCount).total
+        }
+        return initialLoss
+    }
+
+    /// Query loss and Dice at `parameters`, without gradients.
+    private func score(_ parameters: UnsafePointer<Scalar>, _ task: Batch) -> (Scalar, Float) {
+        let logits = network.forward(parameters: parameters, images: task.queryImages, batch: task.queryCount)
+        let dice = Overlap.meanDice(
+            logits: logits, masks: task.queryMasks, images: task.queryCount, pixels: task.plane)
+        let loss = network.loss.forward(logits: logits, masks: task.queryMasks, batch: task.queryCount)
+        return (loss.total, dice)
+    }
+
+    /// The meta-gradient of one task at the meta-parameters `meta` (layout `layout`), written
+    /// to `out` (same layout). `step` is the outer step, for the MAML++ annealing schedules.
+    ///
+    /// - Precondition: the task has the configured shapes and shot counts.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func metaGradient(
+        meta: UnsafePointer<Scalar>, task sample: TaskSample, step: Int = 0, into out: UnsafeMutablePointer<Scalar>
+    ) -> Stats {
+        precondition(sample.shape == config.model.input, "task shape \(sample.shape) does not match the model input")
+        precondition(sample.supportCount <= network.capacity && sample.queryCount <= network.capacity,
+                     "more shots than the learner was built for")
+        let task = Batch(sample)
+        defer { task.release() }
+        let k = config.innerSteps
+        let weights = config.lossWeights(atStep: step).map { Scalar($0) }
+        out.update(repeating: 0, count: layout.count)
+        switch config.effectiveOrder(atStep: step) {
+        case .reptile:
+            let supportLoss = innerLoop(meta, task, steps: k, keepHistory: false)
+            for j in 0..<n { out[j] = meta[j] - current.pointer[j] }
+            let (loss, dice) = score(current.pointer, task)
+            return Stats(queryLoss: Float(loss), queryDice: dice, supportLoss: Float(supportLoss), objective: Float(loss))
+        case .first:
+            return firstOrder(meta, task, weights: weights, into: out)
+        case .second:
+            return secondOrder(meta, task, weights: weights, into: out)
+        }
+    }
+
+    private func secondOrder(
+        _ meta: UnsafePointer<Scalar>, _ task: Batch, weights: [Scalar], into out: UnsafeMutablePointer<Scalar>
+    ) -> Stats {
+        let k = config.innerSteps
+        let supportLoss = innerLoop(meta, task, steps: k, keepHistory: true)
+        let (_, dice) = score(current.pointer, task)
+        let final = network.gradient(parameters: current.pointer, images: task.queryImages,
+                                     masks: task.queryMasks, batch: task.queryCount, into: v.pointer)
+        let wk = k > 0 ? weights[k - 1] : 1
+        for j in 0..<n { v.pointer[j] *= wk }
+        var objective = wk * final.total
+        for i in stride(from: k - 1, through: 0, by: -1) {
+            let theta = history[i].pointer
+            // u = alpha_i v, then H_i u (and g_i for the rate gradients).
+            for (t, e) in layout.model.entries.enumerated() {
+                let a = rate(meta, tensor: t, step: i)
+                for j in e.range { scratch.pointer[j] = a * v.pointer[j] }
+            }
+            _ = network.hessianVectorProduct(
+                parameters: theta, direction: scratch.pointer, images: task.supportImages,
+                masks: task.supportMasks, batch: task.supportCount, into: hv.pointer,
+                gradient: layout.learnedRates ? gradient.pointer : nil)
+            if layout.learnedRates {
+                for (t, e) in layout.model.entries.enumerated() {
+                    out[layout.rateIndex(tensor: t, step: i)] = -dot(v.pointer, gradient.pointer, e.range)
+                }
+            }
+            for j in 0..<n { v.pointer[j] -= hv.pointer[j] }
+            if i >= 1 && weights[i - 1] != 0 {
+                let value = network.gradient(parameters: theta, images: task.queryImages,
+                                             masks: task.queryMasks, batch: task.queryCount, into: hv.pointer)
+                let w = weights[i - 1]
+                for j in 0..<n { v.pointer[j] += w * hv.pointer[j] }
+                objective += w * value.total
+            }
+        }
+        out.update(from: v.pointer, count: n)
+        return Stats(queryLoss: Float(final.total), queryDice: dice, supportLoss: Float(supportLoss),
+                     objective: Float(objective))
+    }
+
+    private func firstOrder(
+        _ meta: UnsafePointer<Scalar>, _ task: Batch, weights: [Scalar], into out: UnsafeMutablePointer<Scalar>
+    ) -> Stats {
+        // The Jacobians of the inner steps are taken as the identity: the meta-gradient is
+        // sum_j w_j grad L_q(theta_j); a rate's gradient is -<sum_{j>i} w_j grad L_q(theta_j), g_i>.
+        let k = config.innerSteps
+        current.pointer.update(from: meta, count: n)
+        var supportLoss: Scalar = .nan, objective: Scalar = 0, finalLoss: Scalar = .nan
+        for i in 0..<k {
+            let value = network.gradient(parameters: current.pointer, images: task.supportImages,
+                                         masks: task.supportMasks, batch: task.supportCount, into: gradient.pointer)
+            if i == 0 { supportLoss = value.total }
+            if layout.learnedRates { history[i].pointer.update(from: gradient.pointer, count: n) }
+            axpyByTensor(current.pointer, current.pointer, gradient.pointer, scale: -1, meta: meta, step: i)
+            let w = weights[i]
+            guard w != 0 else { continue }
+            let q = network.gradient(parameters: current.pointer, images: task.queryImages,
+                                     masks: task.queryMasks, batch: task.queryCount, into: hv.pointer)
+            objective += w * q.total
+            if i == k - 1 { finalLoss = q.total }
+            for j in 0..<n { out[j] += w * hv.pointer[j] }
+            if layout.learnedRates {
+                for earlier in 0...i {
+                    for (t, e) in layout.model.entries.enumerated() {
+                        out[layout.rateIndex(tensor: t, step: earlier)] -= w * dot(hv.pointer, history[earlier].pointer, e.range)
+                    }
+                }
+            }
+        }
+        if k == 0 {
+            let q = network.gradient(parameters: current.pointer, images: task.queryImages,
+                                     masks: task.queryMasks, batch: task.queryCount, into: out)
+            supportLoss = network.lossValue(parameters: meta, images: task.supportImages,
+                                            masks: task.supportMasks, batch: task.supportCount).total
+            finalLoss = q.total
+            objective = q.total
+        }
+        let (_, dice) = score(current.pointer, task)
+        return Stats(queryLoss: Float(finalLoss), queryDice: dice, supportLoss: Float(supportLoss),
+                     objective: Float(objective))
+    }
+
+    /// The meta-objective sum_j w_j L_q(theta_j) alone, with no derivative: what the
+    /// meta-gradient differentiates (used by finite-difference checks).
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func objective(meta: UnsafePointer<Scalar>, task sample: TaskSample, step: Int = 0) -> Scalar {
+        let task = Batch(sample)
+        defer { task.release() }
+        let weights = config.lossWeights(atStep: step).map { Scalar($0) }
+        let k = config.innerSteps
+        current.pointer.update(from: meta, count: n)
+        var total: Scalar = 0
+        if k == 0 {
+            return network.lossValue(parameters: current.pointer, images: task.queryImages,
+                                     masks: task.queryMasks, batch: task.queryCount).total
+        }
+        for i in 0..<k {
+            _ = network.gradient(parameters: current.pointer, images: task.supportImages,
+                                 masks: task.supportMasks, batch: task.supportCount, into: gradient.pointer)
+            axpyByTensor(current.pointer, current.pointer, gradient.pointer, scale: -1, meta: meta, step: i)
+            if weights[i] != 0 {
+                total += weights[i] * network.lossValue(parameters: current.pointer, images: task.queryImages,
+                                                        masks: task.queryMasks, batch: task.queryCount).total
+            }
+        }
+        return total
+    }
+
+    // MARK: Adaptation for meta-testing
+
+    /// Adapts the meta-parameters to a support set with `steps` inner steps (the learned
+    /// rates of the last trained step are reused past it) and returns the model parameters.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func adapt(meta: [Scalar], supportImages: [Float], supportMasks: [Float], steps: Int) -> [Scalar] {
+        precondition(meta.count == layout.count, "meta-parameter count mismatch")
+        let count = supportImages.count / config.model.input.count
+        precondition(count > 0 && count <= network.capacity, "support size out of range")
+        let task = Batch(TaskSample(shape: config.model.input, supportImages: supportImages,
+                                    supportMasks: supportMasks, queryImages: [], queryMasks: []))
+        defer { task.release() }
+        meta.withUnsafeBufferPointer { _ = innerLoop($0.baseAddress!, task, steps: steps, keepHistory: false) }
+        return Array(current.buffer)
+    }
+
+    /// A task sample converted to the learner's scalar type, in buffers the network reads.
+    struct Batch {
+        let supportImages, supportMasks, queryImages, queryMasks: UnsafeMutablePointer<Scalar>
+        let supportCount, queryCount, plane: Int
+
+        init(_ s: TaskSample) {
+            func copy(_ a: [Float]) -> UnsafeMutablePointer<Scalar> {
+                let p = UnsafeMutablePointer<Scalar>.allocate(capacity: max(a.count, 1))
+                for (i, x) in a.enumerated() { p[i] = Scalar(x) }
+                return p
+            }
+            supportImages = copy(s.supportImages)
+            supportMasks = copy(s.supportMasks)
+            queryImages = copy(s.queryImages)
+            queryMasks = copy(s.queryMasks)
+            supportCount = s.supportCount
+            queryCount = s.queryImages.isEmpty ? 0 : s.queryCount
+            plane = s.shape.plane
+        }
+
+        func release() {
+            for p in [supportImages, supportMasks, queryImages, queryMasks] { p.deallocate() }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import Core
+import Datasets
+
+/// The synthetic family's images without their masks, grouped by imaging style.
+public struct SyntheticUnlabelled: UnlabelledImages {
+    public let family: SyntheticFamily
+    public init(size: Int) { family = SyntheticFamily(size: size) }
+    public var identity: DatasetIdentity { DatasetIdentity(name: "synthetic-unlabelled", fingerprint: family.identity.fingerprint) }
+    public var imageShape: FeatureShape { family.imageShape }
+    public var groups: [String] { family.styles.map { "synthetic/\($0.rawValue)" } }
+    public func imageCount(group: Int) -> Int { 1 << 40 }
+    public func image(group: Int, index: Int) throws(DataError) -> [Float] {
+        guard family.styles.indices.contains(group) else { throw .badRequest("no group \(group)") }
+        // Any structure of the style: the task is picked by the index.
+        let task = (index % family.structures.count) * family.styles.count + group
+        return family.render(task: task, index: UInt64(index), seed: 0x5E1F, image: 0).image
+    }
+}

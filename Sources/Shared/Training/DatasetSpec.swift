@@ -1,0 +1,111 @@
+import Core
+import Datasets
+import Foundation
+import Logging
+import Pretraining
+
+/// Which dataset a run uses and how to open it: the description that travels in checkpoints
+/// and (in its wire form) to workers, and the factory that opens "synthetic", a
+/// Decathlon/nnU-Net folder, a folder of PNG tasks, or any of them as unlabelled images for
+/// pretraining.
+public struct DatasetSpec: Codable, Hashable, Sendable {
+    public enum Kind: String, Codable, Sendable { case synthetic, decathlon, pngFolders }
+    public var kind: Kind
+    /// The dataset folder's name (workers look for it under `--data-root`).
+    public var name: String
+    /// The path the coordinator opened (used by workers when no data root is given).
+    public var path: String
+    public var options: VolumeOptions
+    /// What the coordinator loaded; a worker's copy must match it.
+    public var identity: DatasetIdentity
+    /// Set for pretraining: self-supervised pseudo-tasks on the dataset's unlabelled images.
+    public var pseudo: PseudoTaskOptions? = nil
+    /// Pretraining on a Decathlon folder: use imagesTr as well as imagesTs.
+    public var includeTrainingImages = false
+
+    public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
+        self.kind = kind
+        self.name = name
+        self.path = path
+        self.options = options
+        self.identity = identity
+    }
+
+    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages }
+
+    /// Fields added after the first version decode with their defaults, so older
+    /// checkpoints and run specifications still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        name = try c.decode(String.self, forKey: .name)
+        path = try c.decode(String.self, forKey: .path)
+        options = try c.decode(VolumeOptions.self, forKey: .options)
+        identity = try c.decode(DatasetIdentity.self, forKey: .identity)
+        pseudo = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudo)
+        includeTrainingImages = try c.decodeIfPresent(Bool.self, forKey: .includeTrainingImages) ?? false
+    }
+
+    /// Opens a dataset's unlabelled images as self-supervised pseudo-tasks (pretraining):
+    /// the synthetic family's images, a Decathlon folder's imagesTs/ (and imagesTr/ with
+    /// `includeTraining`), or the images of PNG task folders.
+    public static func openPseudo(_ path: String, options: VolumeOptions, pseudo: PseudoTaskOptions, includeTraining: Bool,
+                                  logger: Logger) throws -> (DatasetSpec, TaskSource) {
+        let images: UnlabelledImages
+        let kind: Kind
+        if path == "synthetic" {
+            images = SyntheticUnlabelled(size: options.size)
+            kind = .synthetic
+        } else {
+            images = try FileUnlabelled(root: path, options: options, includeTraining: includeTraining, logger: logger)
+            kind = FileManager.default.fileExists(atPath: path + "/dataset.json") ? .decathlon : .pngFolders
+        }
+        let source = PseudoTaskSource(images: images, options: pseudo)
+        let name = path == "synthetic" ? "synthetic" : URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
+        var spec = DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity)
+        spec.pseudo = pseudo
+        spec.includeTrainingImages = includeTraining
+        return (spec, source)
+    }
+
+    /// Opens "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of PNG tasks.
+    public static func open(_ path: String, options: VolumeOptions, logger: Logger) throws -> (DatasetSpec, TaskSource) {
+        if path == "synthetic" {
+            let source = SyntheticFamily(size: options.size)
+            return (DatasetSpec(kind: .synthetic, name: "synthetic", path: path, options: options, identity: source.identity), source)
+        }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw DataError.unreadable(path: path, reason: "neither \"synthetic\" nor a folder")
+        }
+        let name = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
+        let source: TaskSource
+        let kind: Kind
+        if FileManager.default.fileExists(atPath: path + "/dataset.json") {
+            source = try DecathlonDataset(root: path, options: options, logger: logger)
+            kind = .decathlon
+        } else {
+            source = try PNGFolderDataset(root: path, options: options, logger: logger)
+            kind = .pngFolders
+        }
+        return (DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity), source)
+    }
+
+    /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
+    /// coordinator's path. The caller compares `identity` (the coordinator does, on READY).
+    public func openOnWorker(dataRoot: String?, logger: Logger) throws -> TaskSource {
+        let location = kind == .synthetic ? "synthetic" : (dataRoot.map { $0 + "/" + name } ?? path)
+        let source: TaskSource
+        if let pseudo {
+            source = try Self.openPseudo(location, options: options, pseudo: pseudo, includeTraining: includeTrainingImages, logger: logger).1
+        } else {
+            source = try Self.open(location, options: options, logger: logger).1
+        }
+        if source.identity != identity {
+            logger.error("this worker's data differs from the coordinator's", metadata: [
+                "path": "\(location)", "fingerprint.worker": "\(source.identity.fingerprint.prefix(16))",
+                "fingerprint.coordinator": "\(identity.fingerprint.prefix(16))"])
+        }
+        return source
+    }
+}

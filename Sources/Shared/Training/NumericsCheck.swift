@@ -1,0 +1,23 @@
+import Core
+import Datasets
+import MetaLearning
+
+/// A fingerprint of the numbers a machine computes for a run: the first meta-train task's
+/// first sample and its meta-gradient at the run's initial parameters. Machines whose data
+/// generation or matrix kernels differ get different fingerprints, and would break the
+/// bitwise reproducibility of the run, so the coordinator refuses them.
+public enum NumericsCheck {
+    public static func fingerprint(run: RunSpec, source: TaskSource) throws -> String {
+        let (train, _) = run.partition(source)
+        guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
+        let config = run.training
+        let sample = try source.sample(task: first, index: 0, seed: config.seed,
+                                       support: config.meta.supportShots, query: config.meta.queryShots)
+        let learner = try MetaLearner<Float>(config: config.meta)
+        let meta = learner.layout.initialValues(seed: config.initSeed ?? config.seed, innerLearningRate: config.meta.innerLearningRate)
+        var g = [Float](repeating: 0, count: meta.count)
+        _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
+        let parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
+        return SHA256.hex(Array(parts.joined(separator: "/").utf8))
+    }
+}

@@ -1,0 +1,136 @@
+import Core
+import Datasets
+import Evaluation
+import Foundation
+import Logging
+import MetaLearning
+
+/// One meta-training run from start (or a checkpoint) to the last step. The backend computes
+/// the tasks (threads in this process, or workers); the run samples the meta-batches,
+/// averages the per-task meta-gradients in task order, applies Adam, evaluates on held-out
+/// tasks, writes metrics and checkpoints. Every backend therefore ends with bitwise-identical
+/// parameters.
+public final class TrainingRun: @unchecked Sendable {
+    public let spec: RunSpec
+    public let source: TaskSource
+    public let outputs: RunOutputs
+    public let outer: OuterLoop
+    public let backend: TaskBackend
+    public let logger: Logger
+    let test: [Int]
+    private let metrics: MetricsLog?
+    /// Called on the run's thread after every step and evaluation (progress lines, plots).
+    public var onStep: ((StepReport, TrainingRun) -> Void)?
+    public var onEvaluation: ((HeldOutScore) -> Void)?
+    public private(set) var evaluations: [HeldOutScore] = []
+    public private(set) var reports: [StepReport] = []
+
+    public init(spec: RunSpec, source: TaskSource, backend: TaskBackend, outputs: RunOutputs,
+                resume: Checkpoint? = nil, initial: [Float]? = nil, logger: Logger) throws {
+        guard source.imageShape == spec.training.meta.model.input else {
+            throw MetaConfigError.invalid("the model input \(spec.training.meta.model.input) does not match the dataset's images \(source.imageShape)")
+        }
+        self.spec = spec
+        self.source = source
+        self.backend = backend
+        self.outputs = outputs
+        self.logger = logger
+        let (train, test) = spec.partition(source)
+        self.test = test
+        outer = try OuterLoop(config: spec.training, trainTasks: train, initial: initial)
+        if let resume {
+            outer.restore(meta: resume.meta, optimizer: resume.optimizer, step: resume.step)
+        }
+        metrics = outputs.metricsPath.map { MetricsLog(path: $0) }
+    }
+
+    /// Workers and threads computing, for progress lines.
+    public var workerStatus: (workers: Int, threads: Int) { backend.status }
+
+    // MARK: Running
+
+    /// Runs to the last step (or a stop signal), checkpoints, and writes final.safetensors
+    /// when the run is complete.
+    public func run() throws -> RunSummary {
+        try FileManager.default.createDirectory(atPath: outputs.checkpointFolder, withIntermediateDirectories: true)
+        var stopped: Int32?
+        if try backend.start(self) {
+            while !outer.done {
+                if let sig = StopSignal.received { stopped = sig; break }
+                let clock = MonotonicClock()
+                let jobs = outer.currentBatch.map { TaskJob(kind: .metaGradient, ref: $0) }
+                guard let outcomes = try backend.compute(jobs, parameters: outer.meta, phase: .training, step: outer.step) else {
+                    stopped = StopSignal.received
+                    break
+                }
+                try finishStep(outcomes, seconds: clock.now)
+                if evaluationDue {
+                    guard let scores = try backend.compute(evaluationJobs, parameters: outer.meta, phase: .evaluation, step: outer.step)
+                    else {
+                        stopped = StopSignal.received
+                        break
+                    }
+                    recordEvaluation(scores)
+                }
+            }
+        } else {
+            stopped = StopSignal.received
+        }
+        if stopped == nil { backend.finish() }
+        try checkpoint()
+        if stopped == nil { try writeFinal() }
+        return RunSummary(finalParameters: outer.meta, finalHash: outer.parameterHash, steps: outer.step,
+                          stoppedBySignal: stopped, evaluations: evaluations, reports: reports)
+    }
+
+    // MARK: Steps, evaluation, checkpoints
+
+    private func finishStep(_ outcomes: [TaskOutcome], seconds: Double) throws {
+        let report = outer.apply(gradients: outcomes.map { $0.gradient! }, stats: outcomes.map(\.stats), seconds: seconds)
+        reports.append(report)
+        onStep?(report, self)
+        if outputs.checkpointEvery > 0 && outer.step % outputs.checkpointEvery == 0 { try checkpoint() }
+        if !evaluationDue { metrics?.append(MetricsRecord(report, metaBatch: spec.training.metaBatch, workers: workerStatus.workers)) }
+    }
+
+    private var evaluationDue: Bool {
+        spec.evaluation.every > 0 && !test.isEmpty && (outer.step % spec.evaluation.every == 0 || outer.done)
+    }
+
+    /// The held-out instances every evaluation of this run scores.
+    private var evaluationJobs: [TaskJob] {
+        TaskSampler.evaluation(seed: spec.evaluation.seed, pool: test, perTask: spec.evaluation.perTask)
+            .map { TaskJob(kind: .evaluate, ref: $0) }
+    }
+
+    private func recordEvaluation(_ outcomes: [TaskOutcome]) {
+        var byTask: [String: [Double]] = [:]
+        for (job, o) in zip(evaluationJobs, outcomes) { byTask[source.taskNames[job.ref.task], default: []].append(Double(o.stats.queryDice)) }
+        let score = HeldOutScore(step: outer.step, dice: MeanCI(outcomes.map { Double($0.stats.queryDice) }),
+                                 perTask: byTask.mapValues { MeanCI($0) })
+        evaluations.append(score)
+        onEvaluation?(score)
+        logger.info("held-out evaluation", metadata: ["meta.step": "\(outer.step)", "dice": "\(score.dice)"])
+        if let report = reports.last {
+            metrics?.append(MetricsRecord(report, metaBatch: spec.training.metaBatch, workers: workerStatus.workers, heldOut: score.dice))
+        }
+    }
+
+    /// Writes a checkpoint of the current state (between steps, so always consistent).
+    public func checkpoint() throws {
+        let path = outputs.checkpointFolder + "/" + Checkpoint.fileName(step: outer.step)
+        try Checkpoint(run: spec, step: outer.step, meta: outer.meta, optimizer: outer.optimizerState).write(to: path)
+        Checkpoint.prune(outputs.checkpointFolder, keep: outputs.keepCheckpoints)
+        logger.debug("checkpoint written", metadata: ["path": "\(path)"])
+    }
+
+    /// `final.safetensors`: the parameters by name (a PyTorch state dict) and the run's spec.
+    private func writeFinal() throws {
+        let file = Safetensors.File(
+            tensors: ParameterFile.tensors(outer.meta, layout: outer.layout),
+            metadata: ["format": "medmaml-parameters-1", "step": "\(outer.step)", "run_id": spec.runID,
+                       "run_spec": String(decoding: canonicalJSON(spec), as: UTF8.self),
+                       "sha256": outer.parameterHash])
+        try Safetensors.write(file, to: outputs.checkpointFolder + "/final.safetensors")
+    }
+}

@@ -1,0 +1,70 @@
+import Cluster
+import Core
+import Datasets
+import Engine
+import MetaLearning
+import Pretraining
+import Testing
+import Training
+import Wire
+
+/// The run specification's wire form: what the coordinator sends is what the worker rebuilds,
+/// and anything out of range is refused before it is used.
+@Suite struct RunSpecWireTests {
+    static func spec(pseudo: Bool = false, window: Bool = false) -> RunSpec {
+        var training = TrainingConfig()
+        training.meta.order = .first
+        training.meta.learnedInnerRates = true
+        training.meta.multiStepLoss = true
+        training.meta.firstOrderSteps = 7
+        training.seed = 42
+        var options = VolumeOptions()
+        options.axis = .coronal
+        options.augment = true
+        if window { options.normalisation = .ctWindow(level: 40, width: 400) }
+        var dataset = DatasetSpec(kind: .decathlon, name: "Task09_Spleen", path: "/data/Task09_Spleen", options: options,
+                                  identity: DatasetIdentity(name: "Task09_Spleen", fingerprint: "abc"))
+        if pseudo {
+            var p = PseudoTaskOptions()
+            p.superpixels = 30
+            dataset.pseudo = p
+            dataset.includeTrainingImages = true
+        }
+        var evaluation = EvaluationSpec()
+        evaluation.steps = 20
+        evaluation.perTask = 3
+        return RunSpec(runID: RunSpec.randomID(), training: training, dataset: dataset,
+                       split: TaskSplit(testPatterns: ["*/label-2/*"]), evaluation: evaluation)
+    }
+
+    @Test(arguments: [(false, false), (true, false), (false, true)])
+    func roundTripKeepsEverythingAWorkerUses(_ variant: (pseudo: Bool, window: Bool)) throws {
+        let original = Self.spec(pseudo: variant.pseudo, window: variant.window)
+        let rebuilt = try RunSpec(wire: original.wireForm)
+        #expect(rebuilt.runID == original.runID)
+        #expect(rebuilt.training.meta == original.training.meta)
+        #expect(rebuilt.training.seed == 42 && rebuilt.training.initSeed == 42)
+        #expect(rebuilt.dataset == original.dataset)
+        #expect(rebuilt.split == original.split)
+        #expect(rebuilt.evaluation == original.evaluation)
+        #expect(rebuilt.wireForm == original.wireForm)
+    }
+
+    @Test func outOfRangeFieldsAreRefused() {
+        let good = Self.spec().wireForm
+        var cases: [(String, Wire.RunSpecification)] = []
+        var w = good; w.runID = "zz"; cases.append(("run id", w))
+        w = good; w.model.nodes[1].layer = "transformer"; cases.append(("unknown layer", w))
+        w = good; w.model.nodes[1].outChannels = nil; cases.append(("conv settings", w))
+        w = good; w.learner.order = "third"; cases.append(("order", w))
+        w = good; w.learner.innerSteps = -1; cases.append(("inner steps", w))
+        w = good; w.dataset.size = 32; cases.append(("size", w))
+        w = good; w.dataset.normalisation = .init(kind: "zscore", low: 50, high: 10); cases.append(("percentiles", w))
+        w = good; w.dataset.axis = "diagonal"; cases.append(("axis", w))
+        w = good; w.heldOut.support = 0; cases.append(("held-out shots", w))
+        w = good; w.model.height = 100_000; cases.append(("model size", w))
+        for (what, spec) in cases {
+            #expect(throws: WireError.self, "\(what)") { try RunSpec(wire: spec) }
+        }
+    }
+}
