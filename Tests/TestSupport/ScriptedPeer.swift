@@ -1,0 +1,73 @@
+import Cluster
+import Core
+import Foundation
+import MetaLearning
+import Training
+import Transport
+import Wire
+
+/// A protocol peer whose every message a test scripts: a rogue or broken worker on a real
+/// DEALER socket, or (`ScriptedCoordinator`) a rogue coordinator on a real ROUTER socket.
+public final class ScriptedWorker {
+    public let context = ZMQContext()
+    public let socket: ZMQSocket
+    public private(set) var run = Wire.RunID.none
+    public private(set) var spec: RunSpec?
+    public private(set) var parameterCount = 0
+    /// Tasks received and not answered, in arrival order.
+    public var tasks: [(batch: UInt64, task: Wire.Task)] = []
+
+    public init(endpoint: String, security: SecurityConfig? = nil) throws {
+        socket = try ZMQSocket(context, .dealer)
+        if let security { try security.configureClient(socket) }
+        try socket.connect(endpoint)
+    }
+
+    public func send(_ message: Wire.Message) throws { try socket.send(message.encode()) }
+    public func send(frames: [[UInt8]]) throws { try socket.send(frames) }
+
+    /// The next valid message within `timeout` seconds (heartbeats answered, tasks recorded).
+    public func next(timeout: Double = 10) throws -> Wire.Message? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            guard try ZMQSocket.poll([socket], timeoutMilliseconds: 50)[0],
+                  let frames = try socket.receive(dontWait: true),
+                  let m = try? Wire.Message(frames: frames, maximumPayload: Wire.maximumParameterCount)
+            else { continue }
+            if m.command == .heartbeat { try send(Wire.Message(.heartbeat, run: run, body: Wire.Empty())) }
+            if m.command == .task, let t = try? m.decode(Wire.Task.self) { tasks.append((m.batch, t)) }
+            return m
+        }
+        return nil
+    }
+
+    /// Waits for a message with `command`, handling the others as `next` does.
+    public func wait(for command: Wire.Command, timeout: Double = 30) throws -> Wire.Message? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let m = try next(timeout: deadline.timeIntervalSinceNow), m.command == command { return m }
+        }
+        return nil
+    }
+
+    /// HELLO, WELCOME, then READY with the fingerprints an honest worker would compute.
+    public func register(name: String, threads: Int = 1) throws {
+        try send(Wire.Message(.hello, run: .none, body: Wire.Hello(name: name, threads: threads, previousRun: nil)))
+        guard let welcome = try wait(for: .welcome) else { throw WireError.malformed("no WELCOME") }
+        let w = try welcome.decode(Wire.Welcome.self)
+        run = Wire.RunID(hex: w.run.runID)!
+        let spec = try RunSpec(wire: w.run)
+        self.spec = spec
+        parameterCount = try MetaLayout(config: spec.training.meta).count
+        let source = try spec.dataset.openOnWorker(dataRoot: nil, logger: testLogger)
+        let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
+        try send(Wire.Message(.ready, run: run, body: Wire.Ready(datasetFingerprint: source.identity.fingerprint,
+                                                                numericsFingerprint: numerics, kernel: "scripted")))
+    }
+
+    /// A RESULT for `task` of `batch` with `gradient` (a meta-gradient task) or none.
+    public func answer(_ task: Wire.Task, batch: UInt64, gradient: [Float]?, dice: Float = 0.5, loss: Float = 1) throws {
+        let r = Wire.Result(slot: task.slot, kind: task.kind, queryLoss: loss, queryDice: dice, supportLoss: loss, objective: loss, seconds: 1)
+        try send(Wire.Message(.result, run: run, batch: batch, body: r, payload: task.kind == .metaGradient ? gradient : nil))
+    }
+}
