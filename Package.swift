@@ -55,7 +55,7 @@ let package = Package(
             name: "Coordinator",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training",
                            "Transport", "Cluster", "Benchmarks", argumentParser, logging]),
-        .executableTarget(name: "Worker", dependencies: ["Core", "Transport", "Cluster", argumentParser, logging]),
+        .executableTarget(name: "Worker", dependencies: ["Core", "Engine", "Transport", "Cluster", argumentParser, logging]),
 
         // Tests.
         .target(name: "TestSupport",

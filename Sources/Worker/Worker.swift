@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Core
+import Engine
 import Foundation
 import Logging
 import Transport
@@ -23,9 +24,14 @@ struct Worker: ParsableCommand {
     @Option(help: "Exit after this many seconds without a coordinator (0: never).") var idleTimeout: Double = 0
     @Option(help: "This worker's CURVE secret key file (with --coordinator-key).") var secretKey: String?
     @Option(help: "The coordinator's CURVE public key file.") var coordinatorKey: String?
+    @Flag(help: "Read this worker's key pair and the coordinator's public key from stdin (as the coordinator's --local-workers hand them over).")
+    var keysFromStdin = false
+    @Flag(help: "Allow unencrypted, unauthenticated traffic to a coordinator that is not on this machine.") var insecure = false
+    @Option(help: "Exit when the process with this id is no longer this worker's parent.") var exitWithParent: Int32?
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
     func run() throws {
+        do { try BLAS.checkEnvironment() } catch { throw ValidationError("\(error)") }
         guard (1...1024).contains(threads) else { throw ValidationError("--threads must be in 1...1024") }
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
             throw ValidationError("--connect takes tcp://HOST:PORT (or ipc://PATH)")
@@ -43,13 +49,26 @@ struct Worker: ParsableCommand {
                                          name: name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
         options.dataRoot = dataRoot
         options.idleTimeout = idleTimeout
-        switch (secretKey, coordinatorKey) {
-        case (let s?, let c?):
+        options.parentProcess = exitWithParent
+        switch (secretKey, coordinatorKey, keysFromStdin) {
+        case (let s?, let c?, false):
             options.security = SecurityConfig(keys: try CurveKeyPair.read(secretFile: s), serverKey: try CurveKeyPair.readPublic(c))
-        case (nil, nil):
-            break
+        case (nil, nil, true):
+            let text = String(decoding: FileHandle.standardInput.readDataToEndOfFile().prefix(1 << 16), as: UTF8.self)
+            guard let server = CurveKeyPair.key(named: "coordinator-key", in: text) else {
+                throw ValidationError("--keys-from-stdin: no coordinator-key = \"<40 Z85 characters>\" line on stdin")
+            }
+            options.security = SecurityConfig(keys: try CurveKeyPair.parse(secretText: text, source: "stdin"), serverKey: server)
+        case (nil, nil, false):
+            // The same policy as the coordinator's: plaintext only on this machine, unless asked for.
+            guard Endpoint.isLoopback(connect) || insecure else {
+                throw ValidationError("refusing to connect to \(connect) without encryption: give --secret-key and --coordinator-key, or --insecure to accept unencrypted, unauthenticated traffic (anyone on the path could read the model and send this worker tasks)")
+            }
+            if !Endpoint.isLoopback(connect) {
+                logger.warning("--insecure: traffic with \(connect) is unencrypted, and this worker obeys whoever answers there")
+            }
         default:
-            throw ValidationError("--secret-key and --coordinator-key go together")
+            throw ValidationError("--secret-key and --coordinator-key go together (or use --keys-from-stdin alone)")
         }
         switch WorkerNode(options: options, logger: logger).run() {
         case .shutdown(let reason):

@@ -19,10 +19,13 @@ import Wire
         var params: [(Scheduler.WorkerID, UInt64)] = []
         var completed: [[Scheduler.Outcome]] = []
         var fatal: String?
+        /// Slots handed to the coordinator's own computation.
+        var arbitrations: [Int] = []
 
-        init(maximumFaults: Int = 3, prefetch: Int? = nil) {
+        init(maximumFaults: Int = 3, prefetch: Int? = nil, verify: Double = 0) {
             var settings = Scheduler.Settings(parameterCount: SchedulerTests.count)
             settings.maximumFaults = maximumFaults
+            settings.verifyFraction = verify
             if let prefetch { settings.prefetch = prefetch }
             let spec = RunSpec(runID: SchedulerTests.run.description, training: TrainingConfig(),
                                dataset: DatasetSpec(kind: .synthetic, name: "synthetic", path: "synthetic", options: VolumeOptions(),
@@ -39,13 +42,14 @@ import Wire
                 case .sendParams(let id, let b): params.append((id, b))
                 case .batchComplete(_, let outcomes): completed.append(outcomes)
                 case .fatal(let why): fatal = why
+                case .arbitrate(_, let slot, _): arbitrations.append(slot)
                 case .log: break
                 }
             }
         }
 
-        mutating func receive(_ id: Scheduler.WorkerID, _ m: Wire.Message) {
-            perform(scheduler.receive(from: id, frames: m.encode(), now: now))
+        mutating func receive(_ id: Scheduler.WorkerID, _ m: Wire.Message, identity: String? = nil) {
+            perform(scheduler.receive(from: id, identity: identity, frames: m.encode(), now: now))
         }
 
         mutating func tick(_ dt: Double) {
@@ -53,9 +57,10 @@ import Wire
             perform(scheduler.tick(now: now))
         }
 
-        mutating func join(_ id: Scheduler.WorkerID, threads: Int = 1, numerics: String = "numbers") {
-            receive(id, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w\(id[0])", threads: threads, previousRun: nil)))
-            receive(id, Wire.Message(.ready, run: SchedulerTests.run, body: Wire.Ready(datasetFingerprint: "data", numericsFingerprint: numerics, kernel: "k")))
+        mutating func join(_ id: Scheduler.WorkerID, threads: Int = 1, numerics: String = "numbers", identity: String? = nil) {
+            receive(id, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w\(id[0])", threads: threads, previousRun: nil)), identity: identity)
+            receive(id, Wire.Message(.ready, run: SchedulerTests.run, body: Wire.Ready(datasetFingerprint: "data", numericsFingerprint: numerics, kernel: "k")),
+                    identity: identity)
         }
 
         /// Tasks sent to `id` (slot numbers), in order.
@@ -65,12 +70,15 @@ import Wire
 
         func commands(to id: Scheduler.WorkerID) -> [Wire.Command] { sent.filter { $0.to == id }.map(\.1.command) }
 
-        mutating func answer(_ id: Scheduler.WorkerID, slot: Int, batch: UInt64 = 7, gradient: [Float]? = nil) {
-            let g = gradient ?? Array(repeating: Float(slot), count: SchedulerTests.count)
-            receive(id, Wire.Message(.result, run: SchedulerTests.run, batch: batch,
-                                     body: Wire.Result(slot: slot, kind: .metaGradient, queryLoss: 1, queryDice: 0.5,
-                                                       supportLoss: 1, objective: 1, seconds: 1),
-                                     payload: g))
+        mutating func answer(_ id: Scheduler.WorkerID, slot: Int, batch: UInt64 = 7, gradient: [Float]? = nil, dice: Float = 0.5,
+                             identity: String? = nil) {
+            receive(id, Wire.Message(.result, run: SchedulerTests.run, batch: batch, body: SchedulerTests.result(slot, dice: dice),
+                                     payload: gradient ?? SchedulerTests.gradient(slot)), identity: identity)
+        }
+
+        /// The coordinator's own computation of `slot` (the honest values), as the backend reports it.
+        mutating func arbitrate(_ slot: Int, batch: UInt64 = 7) {
+            perform(scheduler.arbitrated(batch: batch, slot: slot, .success((SchedulerTests.result(slot), SchedulerTests.gradient(slot))), now: now))
         }
 
         mutating func start(_ n: Int, batch: UInt64 = 7) {
@@ -79,6 +87,12 @@ import Wire
     }
 
     let a: Scheduler.WorkerID = [1], b: Scheduler.WorkerID = [2], c: Scheduler.WorkerID = [3]
+
+    /// The honest result of a slot: what every correct worker computes, bit for bit.
+    static func result(_ slot: Int, dice: Float = 0.5) -> Wire.Result {
+        Wire.Result(slot: slot, kind: .metaGradient, queryLoss: 1, queryDice: dice, supportLoss: 1, objective: 1, seconds: 1)
+    }
+    static func gradient(_ slot: Int) -> [Float] { Array(repeating: Float(slot + 1), count: count) }
 
     @Test func registrationAndDispatchWithParametersFirst() {
         var h = Harness()
@@ -94,7 +108,7 @@ import Wire
         h.answer(a, slot: 0)
         #expect(h.completed.count == 1)
         // Outcomes come back in slot order whatever order they arrived in.
-        #expect(h.completed[0].map(\.gradient![0]) == [0, 1, 2])
+        #expect(h.completed[0].map(\.gradient![0]) == [1, 2, 3])
         #expect(h.params.count == 1)
     }
 
@@ -169,19 +183,21 @@ import Wire
         #expect(h.scheduler.counters.stale == 1)
     }
 
-    @Test func badGradientsAreRedoneAndRepeatOffendersQuarantined() {
+    @Test func malformedResultsAreRedoneAndRepeatOffendersQuarantined() {
         var h = Harness(maximumFaults: 2)
         h.join(a)
         h.join(b)
-        h.start(2)
-        h.answer(a, slot: 0, gradient: [1, .nan, 3, 4])
+        h.start(3)
+        #expect(h.tasks(to: a) == [0] && h.tasks(to: b) == [1])
+        h.answer(a, slot: 0, gradient: [1, 2])   // the wrong length
         #expect(h.scheduler.counters.faults == 1)
-        h.answer(a, slot: 0, gradient: [1, 2])
+        #expect(h.tasks(to: a) == [0, 2], "a may not redo the slot it botched")
+        h.receive(a, Wire.Message(.result, run: SchedulerTests.run, batch: 7, body: Self.result(2)))   // no payload
         #expect(h.scheduler.counters.faults == 2 && h.scheduler.counters.quarantined == 1)
         #expect(h.commands(to: a).last == .shutdown)
         h.answer(b, slot: 1)
-        #expect(h.tasks(to: b).sorted() == [0, 1])
         h.answer(b, slot: 0)
+        h.answer(b, slot: 2)
         #expect(h.completed.count == 1 && h.completed[0].allSatisfy { $0.worker == "w2" })
         // The quarantined worker cannot come back.
         h.receive(a, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "wa", threads: 1, previousRun: nil)))
@@ -216,15 +232,207 @@ import Wire
         #expect(h.scheduler.readyWorkers == 1)
     }
 
-    @Test func aTaskFailingOnTwoWorkersIsFatal() {
+    /// Two workers say a slot cannot be computed: the coordinator tries it itself. If it
+    /// cannot either, that is a data problem and the run ends; if it can, the claims were false.
+    @Test func aTaskFailingOnTwoWorkersGoesToTheCoordinator() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.join(c)
+        h.start(1)
+        h.receive(a, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
+        #expect(h.fatal == nil && h.arbitrations.isEmpty && h.tasks(to: b) == [0])
+        h.receive(b, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
+        #expect(h.arbitrations == [0] && h.tasks(to: c).isEmpty)
+        h.perform(h.scheduler.arbitrated(batch: 7, slot: 0, .failure(.init("no such file")), now: h.now))
+        #expect(h.fatal?.contains("no such file") == true)
+
+        var g = Harness()
+        g.join(a)
+        g.join(b)
+        g.start(1)
+        g.receive(a, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "nope", slot: 0)))
+        g.receive(b, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "nope", slot: 0)))
+        g.arbitrate(0)
+        #expect(g.fatal == nil && g.completed.count == 1 && g.completed[0][0].worker == "coordinator")
+        #expect(g.scheduler.counters.faults == 2)
+    }
+
+    /// FAILED for a slot that already has its result is stale, from however many workers.
+    @Test func failuresAfterTheResultAreIgnored() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        h.answer(a, slot: 0)
+        for id in [a, b] {
+            h.receive(id, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "late", slot: 0)))
+        }
+        #expect(h.fatal == nil && h.arbitrations.isEmpty)
+        h.answer(b, slot: 1)
+        #expect(h.completed.count == 1)
+    }
+}
+
+/// Hostile and broken peers (issue 15): nothing a peer sends may stall the run, and no result
+/// is trusted beyond what determinism can prove.
+extension SchedulerTests {
+    /// A registered worker holding a task sends a message of another run: it is refused and
+    /// its task goes to someone else (it used to vanish with the task, stalling the batch).
+    @Test func aStrayMessageOfAnotherRunRequeuesTheSendersTasks() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        #expect(h.tasks(to: a) == [0] && h.tasks(to: b) == [1])
+        h.receive(a, Wire.Message(.heartbeat, run: Wire.RunID(bytes: Array(repeating: 0xAA, count: 16)), body: Wire.Empty()))
+        #expect(h.commands(to: a).last == .refused)
+        h.answer(b, slot: 1)
+        #expect(h.tasks(to: b) == [1, 0])
+        h.answer(b, slot: 0)
+        #expect(h.completed.count == 1)
+    }
+
+    /// A second READY with a wrong fingerprint from a worker that holds a task: refused, and the
+    /// task requeued.
+    @Test func aBadSecondReadyRequeuesTheSendersTasks() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        h.receive(a, Wire.Message(.ready, run: SchedulerTests.run, body: Wire.Ready(datasetFingerprint: "other", numericsFingerprint: "numbers", kernel: "k")))
+        #expect(h.commands(to: a).last == .refused)
+        h.answer(b, slot: 1)
+        h.answer(b, slot: 0)
+        #expect(h.completed.count == 1)
+    }
+
+    /// With CURVE, a worker is its public key: quarantined, it stays out whatever routing id it
+    /// reconnects with.
+    @Test func quarantineFollowsTheKeyAcrossConnections() {
+        var h = Harness(maximumFaults: 1)
+        h.join(a, identity: "KEY-A")
+        h.join(b, identity: "KEY-B")
+        h.start(2)
+        h.answer(a, slot: 0, gradient: [1], identity: "KEY-A")
+        #expect(h.scheduler.counters.quarantined == 1)
+        h.join(c, identity: "KEY-A")
+        #expect(h.commands(to: c) == [.shutdown, .shutdown])
+        #expect(h.scheduler.readyWorkers == 1)
+    }
+
+    /// A non-finite result is held, not trusted and not a fault: another worker computes the
+    /// slot; when the copies disagree, the coordinator's own computation settles it and the
+    /// worker whose copy differs is quarantined.
+    @Test func aNonFiniteResultNeedsASecondOpinion() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        h.answer(a, slot: 0, gradient: [1, .nan, 3, 4])
+        #expect(h.scheduler.counters.suspicious == 1 && h.scheduler.counters.faults == 0)
+        #expect(h.completed.isEmpty)
+        h.answer(b, slot: 1)
+        #expect(h.tasks(to: b) == [1, 0])
+        h.answer(b, slot: 0)
+        #expect(h.arbitrations == [0], "two different copies and no third worker: the coordinator decides")
+        h.arbitrate(0)
+        #expect(h.completed.count == 1 && h.completed[0][0].gradient == Self.gradient(0))
+        #expect(h.scheduler.counters.quarantined == 1 && h.commands(to: a).last == .shutdown)
+    }
+
+    /// Honest divergence: two workers agree, bit for bit, on a non-finite result. It is
+    /// accepted (training reports the divergence) and nobody is quarantined.
+    @Test func agreedNonFiniteResultsAreAcceptedAsDivergence() {
         var h = Harness()
         h.join(a)
         h.join(b)
         h.start(1)
-        h.receive(a, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
-        #expect(h.fatal == nil && h.tasks(to: b) == [0])
-        h.receive(b, Wire.Message(.failed, run: SchedulerTests.run, batch: 7, body: Wire.Notice(reason: "bad file", slot: 0)))
-        #expect(h.fatal != nil)
+        h.answer(a, slot: 0, gradient: [.nan, 1, 1, 1])
+        h.answer(b, slot: 0, gradient: [.nan, 1, 1, 1])
+        #expect(h.completed.count == 1 && h.completed[0][0].gradient![0].isNaN)
+        #expect(h.scheduler.counters.quarantined == 0 && h.scheduler.counters.faults == 0)
+    }
+
+    /// A finite but huge gradient (the 1e30 attack) is an outlier once the run has a history of
+    /// norms: it is held for a second opinion like a non-finite one.
+    @Test func anOutlierNormNeedsASecondOpinion() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        for batch in UInt64(1)...3 {
+            h.perform(h.scheduler.startBatch(id: batch, jobs: (0..<4).map { Scheduler.Job(kind: .metaGradient, ref: .init(task: $0, index: 0)) }, now: h.now))
+            for slot in 0..<4 { h.answer(slot % 2 == 0 ? a : b, slot: slot, batch: batch) }
+        }
+        #expect(h.completed.count == 3)
+        h.start(2)
+        h.answer(a, slot: 0, gradient: [Float](repeating: 1e30, count: SchedulerTests.count))
+        #expect(h.scheduler.counters.suspicious == 1)
+        h.answer(b, slot: 1)
+        h.answer(b, slot: 0)
+        h.arbitrate(0)
+        #expect(h.completed.count == 4 && h.completed[3][0].gradient == Self.gradient(0))
+        #expect(h.scheduler.counters.quarantined == 1)
+    }
+
+    /// `--verify 1`: every slot is computed by two identities and compared bit for bit.
+    @Test func verificationComparesTwoIdentities() {
+        var h = Harness(verify: 1)
+        h.join(a)
+        h.join(b)
+        h.start(1)
+        h.answer(a, slot: 0)
+        #expect(h.completed.isEmpty && h.tasks(to: b) == [0])
+        h.answer(b, slot: 0)
+        #expect(h.completed.count == 1 && h.scheduler.counters.verified == 1)
+
+        // A forged copy that looks normal is caught by the second computation and the arbiter.
+        var f = Harness(verify: 1)
+        f.join(a)
+        f.join(b)
+        f.start(1)
+        f.answer(a, slot: 0, gradient: [9, 9, 9, 9])
+        f.answer(b, slot: 0)
+        #expect(f.arbitrations == [0])
+        f.arbitrate(0)
+        #expect(f.completed.count == 1 && f.completed[0][0].gradient == Self.gradient(0))
+        #expect(f.scheduler.counters.quarantined == 1 && f.commands(to: a).last == .shutdown)
+    }
+
+    /// Forged evaluation scores outside their range are malformed results.
+    @Test func outOfRangeScoresAreFaults() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.start(2)
+        h.answer(a, slot: 0, dice: 1.7)
+        #expect(h.scheduler.counters.faults == 1)
+        #expect(h.completed.isEmpty)
+    }
+
+    /// One slow worker cannot push the backup deadline up: it follows the fast quartile.
+    @Test func aSlowWorkerCannotPushTheDeadlineUp() {
+        var h = Harness(prefetch: 0)
+        h.join(a)
+        h.join(b)
+        for batch in UInt64(1)...8 {
+            h.perform(h.scheduler.startBatch(id: batch, jobs: (0..<2).map { Scheduler.Job(kind: .metaGradient, ref: .init(task: $0, index: 0)) }, now: h.now))
+            h.now += 2
+            h.answer(b, slot: 1, batch: batch)
+            h.now += 58
+            h.receive(b, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+            h.answer(a, slot: 0, batch: batch)
+        }
+        // Half the task times are 60 s, half 2 s: the deadline stays at a few seconds.
+        #expect(h.scheduler.deadline <= 10)
+    }
+
+    /// Names are bounded: a name of half a megabyte is refused, not repeated in every log line.
+    @Test func hugeNamesAreRefused() {
+        var h = Harness()
+        h.receive(a, Wire.Message(.hello, run: .none, body: Wire.Hello(name: String(repeating: "x", count: 1 << 19), threads: 1, previousRun: nil)))
+        #expect(h.commands(to: a) == [.refused])
+        #expect(h.scheduler.connectedWorkers == 0)
     }
 }
 
@@ -279,7 +487,7 @@ extension SchedulerTests {
         for (id, slot) in [(b, 3), (a, 5), (b, 6), (a, 7)] { h.answer(id, slot: slot) }
         #expect(h.sent.filter { $0.1.command == .task }.count == 8)
         #expect(h.completed.count == 1)
-        #expect(h.completed.first?.map { $0.gradient?.first } == (0..<8).map { Float($0) })
+        #expect(h.completed.first?.map { $0.gradient?.first } == (0..<8).map { Float($0 + 1) })
     }
 
     @Test func nothingIsSentAheadAtTheEndOfABatch() {

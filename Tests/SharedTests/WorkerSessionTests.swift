@@ -55,7 +55,7 @@ import Wire
         mutating func register() {
             handle(.start)
             receive(Wire.Message(.welcome, run: WorkerSessionTests.run, body: Wire.Welcome(run: WorkerSessionTests.specification())))
-            handle(.loaded(runID: WorkerSessionTests.run.description, .success(WorkerSessionTests.ready)))
+            handle(.loaded(runID: WorkerSessionTests.run.description, .success(.init(ready: WorkerSessionTests.ready, parameterCount: 3))))
         }
     }
 
@@ -71,7 +71,7 @@ import Wire
         // Heartbeats go out while the data loads, so a slow load never looks like a dead worker.
         h.tick(1.5)
         #expect(h.sent == [.hello, .heartbeat])
-        h.handle(.loaded(runID: Self.run.description, .success(Self.ready)))
+        h.handle(.loaded(runID: Self.run.description, .success(.init(ready: Self.ready, parameterCount: 3))))
         #expect(h.sent == [.hello, .heartbeat, .ready])
     }
 
@@ -141,6 +141,12 @@ import Wire
         h.receive(Wire.Message(.task, run: Self.run, batch: 4, body: Wire.Task(slot: 1, kind: .metaGradient, ref: .init(task: 0, index: 9))))
         let stored = h.actions.contains { if case .storeParameters(4, [1, 2, 3]) = $0 { true } else { false } }
         #expect(stored)
+        // Parameters of any other size than the model's never reach the compute threads.
+        for wrong: [Float] in [[1], [1, 2, 3, 4], [1, .nan, 3]] {
+            let count = h.actions.count
+            h.receive(Wire.Message(.params, run: Self.run, batch: 5, body: Wire.Params(count: wrong.count), payload: wrong))
+            #expect(!h.actions[count...].contains { if case .storeParameters = $0 { true } else { false } }, "\(wrong)")
+        }
         let queued = h.actions.contains { if case .enqueue(4, let t, 1) = $0 { t.slot == 1 } else { false } }
         #expect(queued)
         // Another run's parameters and tasks are dropped.

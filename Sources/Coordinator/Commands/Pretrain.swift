@@ -42,12 +42,8 @@ struct Pretrain: ParsableCommand {
                                                                includeTraining: includeTrainingImages, logger: logger)
         var spec = RunSpec(runID: RunSpec.randomID(), training: try training.config(imageSize: data.imageSize), dataset: datasetSpec,
                            split: source.defaultSplit, evaluation: EvaluationSpec())
-        var checkpoint: Checkpoint?
-        if resume, let path = Checkpoint.newest(in: checkpointDir) {
-            checkpoint = try Checkpoint.read(path: path)
-            spec = checkpoint!.run
-            logger.notice("resuming pretraining run \(spec.runID) at step \(checkpoint!.step)")
-        }
+        let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
+        if let checkpoint { spec = checkpoint.run }
         FileHandle.standardError.write(Data("pretraining on \(source.taskNames.count) group(s) of unlabelled images: \(source.taskNames.prefix(6).joined(separator: ", "))\(source.taskNames.count > 6 ? ", ..." : "")\n".utf8))
         let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
                                       checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint, initial: nil, logger: logger)

@@ -31,6 +31,8 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
         let d = DistributedBackend(endpoint: cluster.endpoint, minimumWorkers: max(cluster.minWorkers, cluster.localWorkers > 0 ? 1 : 0),
                                    security: security?.config, logger: logger)
         d.prefetch = cluster.prefetch
+        guard (0...1).contains(cluster.verify) else { throw ValidationError("--verify takes a fraction in 0...1") }
+        d.verifyFraction = cluster.verify
         distributed = d
         backend = d
     }

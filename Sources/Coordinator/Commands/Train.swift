@@ -37,17 +37,13 @@ struct Train: ParsableCommand {
         var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: data.split(for: source),
                            evaluation: { var e = EvaluationSpec(); e.every = evalEvery; e.perTask = evalPerTask
                                          e.support = training.support; e.query = training.query; return e }())
-        var checkpoint: Checkpoint?
-        if resume, let path = Checkpoint.newest(in: checkpointDir) {
-            checkpoint = try Checkpoint.read(path: path)
-            spec = checkpoint!.run
+        let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
+        if let checkpoint {
+            spec = checkpoint.run
             config = spec.training
-            logger.notice("resuming run \(spec.runID) at step \(checkpoint!.step) from \(path); its configuration replaces the command line's")
             guard spec.dataset.identity == datasetSpec.identity else {
                 throw ValidationError("the dataset differs from the checkpoint's (fingerprint \(datasetSpec.identity.fingerprint.prefix(16)) vs \(spec.dataset.identity.fingerprint.prefix(16)))")
             }
-        } else if resume {
-            logger.notice("no checkpoint in \(checkpointDir): starting a new run")
         }
         var initial: [Float]?
         if let path = initFrom, checkpoint == nil {

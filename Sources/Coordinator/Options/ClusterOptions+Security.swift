@@ -8,7 +8,7 @@ extension ClusterOptions {
     /// CURVE with an allowlist when --secret-key is given; throw-away keys for --local-workers
     /// (secure by default); plaintext on anything but loopback only with --insecure.
     func securityForCoordinator(logger: Logger) throws -> (config: SecurityConfig, local: LocalKeys?)? {
-        let loopback = Self.isLoopback(endpoint)
+        let loopback = Endpoint.isLoopback(endpoint)
         if let secretKey {
             guard let authorizedKeys else { throw ValidationError("--secret-key needs --authorized-keys (the workers' public keys)") }
             let keys = try CurveKeyPair.read(secretFile: secretKey)
@@ -16,7 +16,7 @@ extension ClusterOptions {
             var local: LocalKeys?
             if localWorkers > 0 {
                 let l = try Self.makeLocalKeys(coordinator: keys)
-                allowed.insert(try CurveKeyPair.readPublic(l.workerKey.replacingOccurrences(of: ".key", with: ".pub")))
+                allowed.insert(l.worker.publicKey)
                 local = l
             }
             logger.info("CURVE encryption on; \(allowed.count) authorized worker key(s)")
@@ -26,7 +26,7 @@ extension ClusterOptions {
         if localWorkers > 0 && !insecure {
             let keys = try CurveKeyPair.generate()
             let l = try Self.makeLocalKeys(coordinator: keys)
-            let allowed: Set<String> = [try CurveKeyPair.readPublic(l.workerKey.replacingOccurrences(of: ".key", with: ".pub"))]
+            let allowed: Set<String> = [l.worker.publicKey]
             logger.info("CURVE encryption on with throw-away keys for the local workers")
             return (SecurityConfig(keys: keys, authorizedKeys: allowed), l)
         }
@@ -39,21 +39,9 @@ extension ClusterOptions {
         return nil
     }
 
-    static func isLoopback(_ endpoint: String) -> Bool {
-        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
-        guard endpoint.hasPrefix("tcp://") else { return false }
-        let rest = endpoint.dropFirst(6)
-        let host = rest.hasPrefix("[") ? String(rest.dropFirst().prefix { $0 != "]" }) : String(rest.prefix { $0 != ":" })
-        return ["127.0.0.1", "localhost", "::1"].contains(host) || host.hasPrefix("127.")
-    }
-
-    /// A private folder with a worker key pair and the coordinator's public key.
+    /// A throw-away worker key pair, and the coordinator's public key, for local workers.
+    /// They stay in memory: the workers read them from a pipe, so nothing is left on disk.
     static func makeLocalKeys(coordinator: CurveKeyPair) throws -> LocalKeys {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("medmaml-keys-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-        try CurveKeyPair.generate().write(base: folder + "/worker")
-        FileManager.default.createFile(atPath: folder + "/coordinator.pub",
-                                       contents: Data("public-key = \"\(coordinator.publicKey)\"\n".utf8))
-        return LocalKeys(folder: folder, workerKey: folder + "/worker.key", coordinatorPublicKey: folder + "/coordinator.pub")
+        LocalKeys(worker: try CurveKeyPair.generate(), coordinatorPublicKey: coordinator.publicKey)
     }
 }

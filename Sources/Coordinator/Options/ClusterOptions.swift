@@ -14,6 +14,8 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") var secretKey: String?
     @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") var authorizedKeys: String?
     @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false
+    @Option(help: "Fraction (0...1) of tasks computed again by a second worker and compared bit for bit; a disagreement is settled by a third computation and the wrong worker quarantined.")
+    var verify = 0.0
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
     var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }

@@ -1,16 +1,22 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Transport
 
-/// Throw-away CURVE keys for worker processes started by this coordinator.
+/// Throw-away CURVE keys for worker processes started by this coordinator, held in memory.
 struct LocalKeys {
-    let folder: String
-    let workerKey: String
+    let worker: CurveKeyPair
     let coordinatorPublicKey: String
+
+    /// What a local worker reads on stdin (`--keys-from-stdin`): its key pair and the
+    /// coordinator's public key.
+    var pipeText: String { worker.secretFileContents + "coordinator-key = \"\(coordinatorPublicKey)\"\n" }
 }
 
 /// Worker processes on this host, started once the coordinator's socket is bound and
-/// stopped (SIGTERM, then SIGKILL) when the coordinator exits.
+/// stopped (SIGTERM, then SIGKILL) when the coordinator exits. A worker also exits by itself
+/// when this process is gone (`--exit-with-parent`), so even a coordinator killed with SIGKILL
+/// leaves none behind; their keys travel on a pipe, so none are left on disk either.
 final class LocalWorkers: @unchecked Sendable {
     let count: Int
     let threads: Int
@@ -43,11 +49,15 @@ final class LocalWorkers: @unchecked Sendable {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.workerExecutable)
             var args = ["--connect", connect, "--threads", "\(threads)", "--name", "local-\(i)", "--idle-timeout", "120",
-                        "--log-level", logLevel.rawValue]
-            if let keys { args += ["--secret-key", keys.workerKey, "--coordinator-key", keys.coordinatorPublicKey] }
+                        "--log-level", logLevel.rawValue, "--exit-with-parent", "\(getpid())"]
+            let input = Pipe()
+            if keys != nil { args.append("--keys-from-stdin") }
             p.arguments = args
             p.environment = environment
+            p.standardInput = input
             try p.run()
+            if let keys { input.fileHandleForWriting.write(Data(keys.pipeText.utf8)) }
+            try? input.fileHandleForWriting.close()
             processes.append(p)
         }
         logger.info("started \(count) local worker(s) with \(threads) thread(s) each on \(connect)")
@@ -61,6 +71,5 @@ final class LocalWorkers: @unchecked Sendable {
             if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         }
         processes = []
-        if let keys { try? FileManager.default.removeItem(atPath: keys.folder) }
     }
 }

@@ -1,4 +1,5 @@
 import Core
+import Datasets
 import Foundation
 import Logging
 import MetaLearning
@@ -34,6 +35,12 @@ public final class DistributedBackend: TaskBackend {
     private var paramsFrames: (batch: UInt64, frames: [[UInt8]])?
     private var completed: [Scheduler.Outcome]?
     private var fatal: String?
+    /// Computes slots on the coordinator when no worker can settle them (one at a time, on
+    /// its own thread, so the socket loop keeps heartbeating); verdicts wait in `verdicts`.
+    private var arbiter: Arbiter?
+    private let verdicts = Locked<[(batch: UInt64, slot: Int, Result<(Wire.Result, [Float]?), Scheduler.ArbitrationFailure>)]>([])
+    /// Fraction of slots computed twice and compared (`--verify`).
+    public var verifyFraction = 0.0
 
     public init(endpoint: String, minimumWorkers: Int, security: SecurityConfig?, logger: Logger) {
         self.logger = logger
@@ -60,13 +67,16 @@ public final class DistributedBackend: TaskBackend {
         onBound?(router.lastEndpoint)
         logger.info("coordinator listening", metadata: ["endpoint": "\(router.lastEndpoint)", "run": "\(run.spec.runID)"])
 
-        let numerics = try NumericsCheck.fingerprint(run: run.spec, source: run.source)
+        let numerics = try NumericsCheck.measure(run: run.spec, source: run.source)
         guard let id = Wire.RunID(hex: run.spec.runID) else { throw MetaConfigError.invalid("bad run id \(run.spec.runID)") }
         runID = id
         var settings = Scheduler.Settings(parameterCount: run.outer.layout.count)
         settings.prefetch = prefetch
+        settings.verifyFraction = verifyFraction
+        settings.referenceNorm = numerics.gradientNorm
+        arbiter = Arbiter(spec: run.spec, source: run.source)
         scheduler = Scheduler(run: id, welcome: Wire.Welcome(run: run.spec.wireForm),
-                              datasetFingerprint: run.spec.dataset.identity.fingerprint, numericsFingerprint: numerics,
+                              datasetFingerprint: run.spec.dataset.identity.fingerprint, numericsFingerprint: numerics.fingerprint,
                               settings: settings)
         // Wait for the minimum number of workers before the first batch (if any work is left).
         while !run.outer.done && scheduler!.readyWorkers < minimumWorkers {
@@ -116,14 +126,21 @@ public final class DistributedBackend: TaskBackend {
         zap = nil
     }
 
-    /// Waits up to 100 ms for messages, hands them to the scheduler, then ticks it.
+    /// Waits up to 100 ms for messages, hands at most `Wire.messagesPerTick` of them to the
+    /// scheduler (a flood cannot starve heartbeats, expiry and signals), delivers the arbiter's
+    /// verdicts, then ticks the scheduler.
     private func pump() throws {
         guard let router else { return }
         if try ZMQSocket.poll([router], timeoutMilliseconds: 100)[0] {
-            while let frames = try router.receive(dontWait: true, maxFrames: Wire.maximumFrames + 1) {
-                guard frames.count >= 2 else { continue }
-                try perform(scheduler!.receive(from: frames[0], frames: Array(frames.dropFirst()), now: clock.now))
+            var read = 0
+            while read < Wire.messagesPerTick, let m = try router.receiveMessage(dontWait: true, maxFrames: Wire.maximumFrames + 1) {
+                read += 1
+                guard m.frames.count >= 2 else { continue }
+                try perform(scheduler!.receive(from: m.frames[0], identity: m.userID, frames: Array(m.frames.dropFirst()), now: clock.now))
             }
+        }
+        for verdict in verdicts.withLock({ v in defer { v = [] }; return v }) {
+            try perform(scheduler!.arbitrated(batch: verdict.batch, slot: verdict.slot, verdict.2, now: clock.now))
         }
         try perform(scheduler!.tick(now: clock.now))
     }
@@ -142,10 +159,49 @@ public final class DistributedBackend: TaskBackend {
                 _ = try router.send([id] + paramsFrames!.frames, dontWait: true)
             case .log(let level, let message, let metadata):
                 logger.log(level: level, message, metadata: metadata)
+            case .arbitrate(let batch, let slot, let job):
+                let parameters = self.parameters, verdicts = self.verdicts
+                arbiter?.compute(job, slot: slot, batch: batch, parameters: parameters) { slot, verdict in
+                    verdicts.withLock { $0.append((batch, slot, verdict)) }
+                }
             case .batchComplete(_, let outcomes):
                 completed = outcomes
             case .fatal(let why):
                 fatal = why
+            }
+        }
+    }
+}
+
+/// The coordinator's own computation of a slot, for the scheduler's arbitration: one serial
+/// queue and one executor, so the socket loop is never blocked by it.
+final class Arbiter: @unchecked Sendable {
+    private let spec: RunSpec
+    private let source: TaskSource
+    private let queue = DispatchQueue(label: "medmaml.arbiter")
+    private var executor: TaskExecutor?
+
+    init(spec: RunSpec, source: TaskSource) {
+        self.spec = spec
+        self.source = source
+    }
+
+    func compute(_ job: Scheduler.Job, slot: Int, batch: UInt64, parameters: [Float],
+                 done: @escaping @Sendable (Int, Result<(Wire.Result, [Float]?), Scheduler.ArbitrationFailure>) -> Void) {
+        queue.async { [self] in
+            do {
+                if executor == nil { executor = try TaskExecutor(run: spec, source: source) }
+                let taskJob = TaskJob(kind: job.kind.training, ref: TaskRef(task: job.ref.task, index: job.ref.index))
+                switch executor!.compute(taskJob, meta: parameters, step: Wire.BatchID.step(of: batch), worker: "coordinator") {
+                case .success(let o):
+                    let r = Wire.Result(slot: slot, kind: job.kind, queryLoss: o.stats.queryLoss, queryDice: o.stats.queryDice,
+                                        supportLoss: o.stats.supportLoss, objective: o.stats.objective, seconds: o.seconds)
+                    done(slot, .success((r, o.gradient)))
+                case .failure(let error):
+                    done(slot, .failure(.init("\(error)")))
+                }
+            } catch {
+                done(slot, .failure(.init("\(error)")))
             }
         }
     }

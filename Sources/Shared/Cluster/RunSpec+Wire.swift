@@ -103,12 +103,26 @@ extension RunSpec {
         meta.multiStepLoss = l.multiStepLoss
         meta.multiStepAnnealSteps = l.multiStepAnnealSteps
         do { try meta.validate() } catch { throw .malformed("run specification: \(error)") }
-        guard let layout = try? MetaLayout(config: meta), layout.count <= Wire.maximumParameterCount else {
-            throw .malformed("run specification: the model has too many parameters")
-        }
+        guard let layout = try? MetaLayout(config: meta), layout.count <= Wire.maximumParameterCount,
+              let shapes = try? meta.model.validate()
+        else { throw .malformed("run specification: the model has too many parameters") }
+        // What one compute thread would allocate: four buffers per activation for the largest
+        // batch, and the inner loop's parameter-sized buffers. A specification that needs more
+        // is refused before anything is allocated.
+        let batch = Double(max(l.supportShots, l.queryShots, w.heldOut.support, w.heldOut.query))
+        let activations = shapes.reduce(0.0) { $0 + Double($1.count) } * batch * 4 * 4
+        let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
+        let gib = (activations + parameters) / Double(1 << 30)
+        try check(gib <= Double(Wire.maximumThreadMemoryGiB),
+                  String(format: "the run would need %.1f GiB per compute thread (at most %d)", gib, Wire.maximumThreadMemoryGiB))
 
         let d = w.dataset
         guard let kind = DatasetSpec.Kind(rawValue: d.kind) else { throw .malformed("run specification: unknown dataset kind '\(d.kind.prefix(40))'") }
+        // The name is joined to --data-root: one plain path component, nothing that climbs out.
+        try check(!d.name.isEmpty && d.name.utf8.count <= 255 && !d.name.contains("/") && !d.name.contains("\0")
+                  && d.name != "." && d.name != "..", "dataset name '\(d.name.prefix(40))' is not one folder name")
+        try check(d.path.utf8.count <= 4096 && !d.path.contains("\0") && d.identityName.utf8.count <= 255 && d.fingerprint.utf8.count <= 128,
+                  "dataset path or identity too long")
         guard let axis = SliceAxis(rawValue: d.axis) else { throw .malformed("run specification: unknown axis '\(d.axis.prefix(40))'") }
         try check((16...1024).contains(d.size) && d.size == m.height && d.size == m.width, "image size \(d.size) does not match the model")
         var options = VolumeOptions()

@@ -24,6 +24,9 @@ public final class WorkerNode: @unchecked Sendable {
         /// Exit after this many seconds without hearing from a coordinator (0: never).
         public var idleTimeout: Double = 0
         public var security: SecurityConfig?
+        /// Exit when the process with this id stops being this process's parent (a local
+        /// worker outliving its coordinator).
+        public var parentProcess: Int32?
         public init(endpoint: String, threads: Int, name: String) {
             self.endpoint = endpoint
             self.threads = threads
@@ -131,6 +134,21 @@ public final class WorkerNode: @unchecked Sendable {
         settings.secure = options.security != nil
         var session = WorkerSession(settings: settings, now: clock.now)
         var exit: WorkerSession.Exit?
+        var unsent = 0
+
+        /// Sends on the current connection; a message that cannot go (no route yet, a full
+        /// queue) is counted and reported, not silently lost: the coordinator's deadlines
+        /// recover the task.
+        func send(_ frames: [[UInt8]], what: String) {
+            guard let dealer = connection?.dealer else { return }
+            var failure: String?
+            do { if try !dealer.send(frames, dontWait: true) { failure = "the connection cannot take it now" } } catch { failure = "\(error)" }
+            guard let failure else { return }
+            unsent += 1
+            if unsent == 1 || unsent % 100 == 0 {
+                logger.warning("a message to the coordinator could not be sent", metadata: ["what": "\(what)", "reason": "\(failure)", "unsent": "\(unsent)"])
+            }
+        }
 
         func perform(_ actions: [WorkerSession.Action]) {
             for action in actions {
@@ -150,9 +168,9 @@ public final class WorkerNode: @unchecked Sendable {
                     connection?.monitor.close()
                     connection = nil
                 case .send(let message):
-                    _ = try? connection?.dealer.send(message.encode(), dontWait: true)
+                    send(message.encode(), what: "\(message.command)")
                 case .forward(let frames):
-                    _ = try? connection?.dealer.send(frames, dontWait: true)
+                    send(frames, what: "a task's result")
                 case .load(let wire):
                     load(wire)
                 case .storeParameters(let batch, let values):
@@ -175,11 +193,22 @@ public final class WorkerNode: @unchecked Sendable {
                 perform(session.handle(.signal(sig), now: clock.now))
                 break
             }
+            if let parent = options.parentProcess, getppid() != parent {
+                logger.notice("the coordinator that started this worker is gone; exiting")
+                perform(session.handle(.signal(SIGTERM), now: clock.now))
+                break
+            }
             for event in inbox.withLock({ events in defer { events = [] }; return events }) {
                 perform(session.handle(event, now: clock.now))
             }
             let sockets = [pull] + (connection.map { [$0.dealer, $0.monitor] } ?? [])
-            guard let readable = try? ZMQSocket.poll(sockets, timeoutMilliseconds: 100) else { continue }
+            let readable: [Bool]
+            do { readable = try ZMQSocket.poll(sockets, timeoutMilliseconds: 100) } catch {
+                // Never spin: wait as a poll would have, and say why.
+                logger.error("polling the sockets failed", metadata: ["error": "\(error)"])
+                usleep(100_000)
+                continue
+            }
             if readable[0] {
                 while let frames = try? pull.receive(dontWait: true), frames.count >= 2 {
                     let generation = frames[0].withUnsafeBytes { Int(Int64(littleEndian: $0.loadUnaligned(as: Int64.self))) }
@@ -230,7 +259,7 @@ public final class WorkerNode: @unchecked Sendable {
         let options = self.options, logger = self.logger
         prepared.set(nil)
         Thread.detachNewThread { [self] in
-            let result: Result<Wire.Ready, WorkerSession.LoadFailure>
+            let result: Result<WorkerSession.Loaded, WorkerSession.LoadFailure>
             do {
                 let spec = try RunSpec(wire: wire)
                 guard let runID = Wire.RunID(hex: spec.runID) else { throw WireError.malformed("bad run id") }
@@ -238,8 +267,9 @@ public final class WorkerNode: @unchecked Sendable {
                 let source = try spec.dataset.openOnWorker(dataRoot: options.dataRoot, logger: logger)
                 let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
                 prepared.set(Prepared(spec: spec, source: source, runID: runID))
-                result = .success(Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: numerics,
-                                             kernel: BLAS.kernelDescription))
+                let ready = Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: numerics,
+                                       kernel: BLAS.kernelDescription)
+                result = .success(.init(ready: ready, parameterCount: try MetaLayout(config: spec.training.meta).count))
             } catch {
                 result = .failure(.init("cannot prepare the run's data: \(error)"))
             }

@@ -49,13 +49,25 @@ public struct WorkerSession {
         case received([[UInt8]])
         /// Time passed.
         case tick
-        /// The run's data finished loading in the background: what READY reports, or why not.
-        case loaded(runID: String, Result<Wire.Ready, LoadFailure>)
+        /// The run's data finished loading in the background: what READY reports and the
+        /// model's parameter count, or why not.
+        case loaded(runID: String, Result<Loaded, LoadFailure>)
         /// A compute thread finished a task of connection `generation` (RESULT or FAILED frames).
         case computed(generation: Int, frames: [[UInt8]])
         case handshake(Handshake)
         /// SIGINT or SIGTERM.
         case signal(Int32)
+    }
+
+    /// What loading a run's data found: the READY to send, and how many parameters every
+    /// PARAMS payload of the run must hold.
+    public struct Loaded: Sendable, Equatable {
+        public var ready: Wire.Ready
+        public var parameterCount: Int
+        public init(ready: Wire.Ready, parameterCount: Int) {
+            self.ready = ready
+            self.parameterCount = parameterCount
+        }
     }
 
     /// Why a run's data could not be loaded on this worker.
@@ -96,7 +108,7 @@ public struct WorkerSession {
     enum DataState: Equatable {
         case none
         case loading(runID: String)
-        case loaded(runID: String, Wire.Ready)
+        case loaded(runID: String, Loaded)
     }
 
     struct Connection {
@@ -245,8 +257,13 @@ public struct WorkerSession {
         case .reset:
             return [.log(.info, "coordinator asked this worker to register again", [:]), .clearQueue, .send(hello)]
         case .params:
-            guard message.run == c.run, let values = message.payload, values.allSatisfy(\.isFinite) else {
-                return [.log(.warning, "invalid parameters dropped", ["batch": "\(message.batch)"])]
+            // Only parameters of this run, of exactly the model's size and finite, ever reach a
+            // compute thread (which reads the model's full length from them).
+            guard message.run == c.run, case .loaded(let runID, let loaded) = data, runID == c.run.description,
+                  let values = message.payload, values.count == loaded.parameterCount, values.allSatisfy(\.isFinite)
+            else {
+                return [.log(.warning, "invalid parameters dropped",
+                             ["batch": "\(message.batch)", "values": "\(message.payload?.count ?? 0)"])]
             }
             return [.storeParameters(batch: message.batch, values)]
         case .task:
@@ -263,20 +280,20 @@ public struct WorkerSession {
 
     /// READY, if the run's data is loaded and the coordinator is waiting for it.
     private mutating func sendReady(now: Double) -> [Action] {
-        guard case .connected(var c) = state, !c.readySent, case .loaded(let runID, let ready) = data,
+        guard case .connected(var c) = state, !c.readySent, case .loaded(let runID, let loaded) = data,
               runID == c.run.description
         else { return [] }
         c.readySent = true
         c.lastSent = now
         state = .connected(c)
-        return [.send(Wire.Message(.ready, run: c.run, body: ready))]
+        return [.send(Wire.Message(.ready, run: c.run, body: loaded.ready))]
     }
 
-    private mutating func loaded(runID: String, _ result: Result<Wire.Ready, LoadFailure>, now: Double) -> [Action] {
+    private mutating func loaded(runID: String, _ result: Result<Loaded, LoadFailure>, now: Double) -> [Action] {
         guard data == .loading(runID: runID) else { return [] }
         switch result {
-        case .success(let ready):
-            data = .loaded(runID: runID, ready)
+        case .success(let loaded):
+            data = .loaded(runID: runID, loaded)
             return sendReady(now: now)
         case .failure(let failure):
             data = .none

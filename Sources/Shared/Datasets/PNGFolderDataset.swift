@@ -29,7 +29,7 @@ public final class PNGFolderDataset: TaskSource, DescribedSource, @unchecked Sen
             throw .unreadable(path: root, reason: "not a readable folder")
         }
         var names: [String] = [], allImages: [[[Float]]] = [], allMasks: [[[Float]]] = [], warnings: [String] = []
-        var digest = [UInt8](canonicalJSON(options))
+        var digest = [UInt8](try Self.encoded(options, root))
         for task in entries.sorted() where !task.hasPrefix(".") {
             let imageDir = "\(root)/\(task)/images", maskDir = "\(root)/\(task)/masks"
             guard let files = try? fm.contentsOfDirectory(atPath: imageDir) else { continue }
@@ -113,4 +113,9 @@ public final class PNGFolderDataset: TaskSource, DescribedSource, @unchecked Sen
     }
 
     public func details(task: Int) -> String? { "\(images[task].count) images" }
+
+    /// The options as they enter the fingerprint.
+    public static func encoded(_ options: VolumeOptions, _ root: String) throws(DataError) -> Data {
+        do { return try canonicalJSON(options) } catch { throw .invalid(path: root, reason: "the options cannot be encoded: \(error)") }
+    }
 }

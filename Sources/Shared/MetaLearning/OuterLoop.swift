@@ -59,10 +59,24 @@ public final class OuterLoop {
     }
 
     /// Applies the averaged meta-gradient of a step's results (in task order) with Adam.
+    ///
+    /// The state changes only if everything stays finite: a non-finite task gradient, average,
+    /// Adam moment or parameter throws `Divergence` and leaves the parameters, Adam's state
+    /// and the step as they were (the last good state, fit for a checkpoint).
     @discardableResult
-    public func apply(gradients: [[Float]], stats: [TaskStatistics], seconds: Double) -> StepReport {
+    public func apply(gradients: [[Float]], stats: [TaskStatistics], seconds: Double) throws(Divergence) -> StepReport {
+        if let bad = gradients.firstIndex(where: { !$0.allSatisfy(\.isFinite) }) {
+            throw Divergence(step: step, what: "the meta-gradient of task \(bad) of the meta-batch is non-finite")
+        }
         let g = averageInTaskOrder(gradients)
-        let norm = config.optimizer.update(parameters: &meta, gradient: g, state: &optimizerState)
+        guard g.allSatisfy(\.isFinite) else { throw Divergence(step: step, what: "the averaged meta-gradient overflows") }
+        var newMeta = meta, newState = optimizerState
+        let norm = config.optimizer.update(parameters: &newMeta, gradient: g, state: &newState)
+        guard newState.m.allSatisfy(\.isFinite), newState.v.allSatisfy(\.isFinite), newMeta.allSatisfy(\.isFinite) else {
+            throw Divergence(step: step, what: "Adam's update overflows (gradient norm \(norm))")
+        }
+        meta = newMeta
+        optimizerState = newState
         let n = Float(stats.count)
         let report = StepReport(
             step: step,
@@ -72,6 +86,16 @@ public final class OuterLoop {
             gradientNorm: norm, order: config.meta.effectiveOrder(atStep: step), seconds: seconds)
         step += 1
         return report
+    }
+
+    /// Training diverged: a step would have made the parameters or Adam's state non-finite.
+    public struct Divergence: Error, CustomStringConvertible, Sendable {
+        /// The outer step (0-based) that was not applied.
+        public var step: Int
+        public var what: String
+        public var description: String {
+            "\(what) at step \(step + 1): training diverged; lower --meta-lr or use --clip-norm (the last good state is checkpointed)"
+        }
     }
 
     /// SHA-256 of the meta-parameter buffer (little-endian Float32).

@@ -15,7 +15,7 @@ public final class FileUnlabelled: UnlabelledImages, @unchecked Sendable {
     public init(root: String, options: VolumeOptions, includeTraining: Bool, logger: Logger) throws(DataError) {
         let fm = FileManager.default
         var groups: [String] = [], images: [[[Float]]] = []
-        var digest = [UInt8](canonicalJSON(options)) + Array("unlabelled \(includeTraining)".utf8)
+        var digest = [UInt8](try PNGFolderDataset.encoded(options, root)) + Array("unlabelled \(includeTraining)".utf8)
         let size = options.size
         if fm.fileExists(atPath: root + "/dataset.json") {
             var files: [String] = []

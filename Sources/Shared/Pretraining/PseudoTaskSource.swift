@@ -18,8 +18,10 @@ public struct PseudoTaskSource: TaskSource {
     }
 
     public var identity: DatasetIdentity {
-        DatasetIdentity(name: "pseudo:" + images.identity.name,
-                        fingerprint: SHA256.hex(Array((images.identity.fingerprint + String(decoding: canonicalJSON(options), as: UTF8.self)).utf8)))
+        // Plain numbers and integers: the options always encode.
+        guard let json = try? canonicalJSON(options) else { preconditionFailure("pseudo-task options do not encode") }
+        return DatasetIdentity(name: "pseudo:" + images.identity.name,
+                               fingerprint: SHA256.hex(Array((images.identity.fingerprint + String(decoding: json, as: UTF8.self)).utf8)))
     }
     public var imageShape: FeatureShape { images.imageShape }
     public var taskNames: [String] { images.groups.map { "pseudo/" + $0 } }

@@ -27,7 +27,7 @@ public struct Checkpoint {
 
     public func file() throws -> Safetensors.File {
         let layout = try MetaLayout(config: run.training.meta)
-        let spec = String(decoding: canonicalJSON(run), as: UTF8.self)
+        let spec = String(decoding: try canonicalJSON(run), as: UTF8.self)
         return Safetensors.File(
             tensors: ParameterFile.tensors(meta, layout: layout)
                 + ParameterFile.tensors(optimizer.m, layout: layout, prefix: "optimizer.m.")
@@ -36,7 +36,12 @@ public struct Checkpoint {
                        "run_id": run.runID, "run_spec": spec])
     }
 
+    /// Writes atomically (the previous file stays if anything fails). Refuses a state with a
+    /// non-finite value: no checkpoint ever holds one.
     public func write(to path: String) throws {
+        guard meta.allSatisfy(\.isFinite), optimizer.m.allSatisfy(\.isFinite), optimizer.v.allSatisfy(\.isFinite) else {
+            throw SafetensorsError.unwritable(path: path, reason: "the state holds non-finite values; no checkpoint is written from it")
+        }
         try Safetensors.write(try file(), to: path)
     }
 
@@ -50,7 +55,7 @@ public struct Checkpoint {
               let adamStep = Int(file.metadata["adam_step"] ?? ""), step >= 0, adamStep >= 0
         else { throw SafetensorsError.corrupt(path: path, reason: "checkpoint metadata is incomplete") }
         let run: RunSpec
-        do { run = try JSONDecoder().decode(RunSpec.self, from: Data(specText.utf8)) } catch {
+        do { run = try canonicalDecoder().decode(RunSpec.self, from: Data(specText.utf8)) } catch {
             throw SafetensorsError.corrupt(path: path, reason: "run specification does not decode: \(error)")
         }
         try run.training.validate()
@@ -64,6 +69,9 @@ public struct Checkpoint {
                 guard tensor.shape == t.shape else {
                     throw SafetensorsError.shapeMismatch(path: path, name: prefix + t.name, expected: t.shape, found: tensor.shape)
                 }
+                guard tensor.values.allSatisfy(\.isFinite) else {
+                    throw SafetensorsError.corrupt(path: path, reason: "tensor '\(prefix + t.name)' has non-finite values")
+                }
                 state[keyPath: keyPath].replaceSubrange(t.range, with: tensor.values)
             }
         }
@@ -73,10 +81,20 @@ public struct Checkpoint {
     /// The file name of step `step`'s checkpoint.
     public static func fileName(step: Int) -> String { String(format: "checkpoint-%08d.safetensors", step) }
 
-    /// The newest checkpoint in `folder` (highest step), if any.
-    public static func newest(in folder: String) -> String? {
+    /// The checkpoint files in `folder`, newest (highest step) first.
+    public static func files(in folder: String) -> [String] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        return files.filter { $0.hasPrefix("checkpoint-") && $0.hasSuffix(".safetensors") }.sorted().last.map { folder + "/" + $0 }
+        return files.filter { $0.hasPrefix("checkpoint-") && $0.hasSuffix(".safetensors") }.sorted().reversed().map { folder + "/" + $0 }
+    }
+
+    /// The newest checkpoint in `folder` that reads and holds only finite values, with its
+    /// path; older ones are tried when a newer one is unreadable, and each refusal is
+    /// reported to `skipped` (path, reason). Nil if no checkpoint is usable.
+    public static func newestUsable(in folder: String, skipped: (String, String) -> Void) -> (path: String, checkpoint: Checkpoint)? {
+        for path in files(in: folder) {
+            do { return (path, try read(path: path)) } catch { skipped(path, "\(error)") }
+        }
+        return nil
     }
 
     /// Deletes all but the newest `keep` checkpoints in `folder`.

@@ -8,6 +8,12 @@ import MetaLearning
 /// bitwise reproducibility of the run, so the coordinator refuses them.
 public enum NumericsCheck {
     public static func fingerprint(run: RunSpec, source: TaskSource) throws -> String {
+        try measure(run: run, source: source).fingerprint
+    }
+
+    /// The fingerprint, and the norm of the meta-gradient it was computed from: an honest
+    /// scale for the run's first gradients, before any has been accepted.
+    public static func measure(run: RunSpec, source: TaskSource) throws -> (fingerprint: String, gradientNorm: Double) {
         let (train, _) = run.partition(source)
         guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
         let config = run.training
@@ -18,6 +24,6 @@ public enum NumericsCheck {
         var g = [Float](repeating: 0, count: meta.count)
         _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
         let parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
-        return SHA256.hex(Array(parts.joined(separator: "/").utf8))
+        return (SHA256.hex(Array(parts.joined(separator: "/").utf8)), g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
     }
 }

@@ -24,6 +24,10 @@ public final class TaskExecutor {
     /// Computes `job` at the meta-parameters `meta` of outer step `step`.
     public func compute(_ job: TaskJob, meta: [Float], step: Int, worker: String = "local") -> Result<TaskOutcome, DataError> {
         let clock = MonotonicClock()
+        // The learner reads the layout's full length from `meta`: never hand it a shorter buffer.
+        guard meta.count == learner.layout.count else {
+            return .failure(.badRequest("parameters of \(meta.count) values for a model of \(learner.layout.count)"))
+        }
         switch job.kind {
         case .metaGradient:
             return metaGradient(meta: meta, ref: job.ref, step: step).map {
@@ -50,6 +54,9 @@ public final class TaskExecutor {
     /// One task's meta-gradient: its sample drawn from the run's seed, then the learner.
     public func metaGradient(meta: [Float], ref: TaskRef, step: Int) -> Result<(gradient: [Float], stats: TaskStatistics), DataError> {
         let config = run.training
+        guard meta.count == learner.layout.count else {
+            return .failure(.badRequest("parameters of \(meta.count) values for a model of \(learner.layout.count)"))
+        }
         do throws(DataError) {
             let sample = try source.sample(task: ref.task, index: ref.index, seed: config.seed,
                                            support: config.meta.supportShots, query: config.meta.queryShots)

@@ -15,7 +15,7 @@ public struct TrainedModel: Sendable {
             throw SafetensorsError.corrupt(path: path, reason: "no run_spec metadata: not a MedMAML checkpoint or final.safetensors")
         }
         let run: RunSpec
-        do { run = try JSONDecoder().decode(RunSpec.self, from: Data(specText.utf8)) } catch {
+        do { run = try canonicalDecoder().decode(RunSpec.self, from: Data(specText.utf8)) } catch {
             throw SafetensorsError.corrupt(path: path, reason: "run_spec does not decode: \(error)")
         }
         try run.training.validate()

@@ -41,7 +41,9 @@ public final class TrainingRun: @unchecked Sendable {
         if let resume {
             outer.restore(meta: resume.meta, optimizer: resume.optimizer, step: resume.step)
         }
-        metrics = outputs.metricsPath.map { MetricsLog(path: $0) }
+        metrics = outputs.metricsPath.map { MetricsLog(path: $0, logger: logger) }
+        // A resumed run rewrites the steps after its checkpoint: drop their old lines.
+        if let resume { metrics?.truncate(after: resume.step) }
     }
 
     /// Workers and threads computing, for progress lines.
@@ -50,31 +52,20 @@ public final class TrainingRun: @unchecked Sendable {
     // MARK: Running
 
     /// Runs to the last step (or a stop signal), checkpoints, and writes final.safetensors
-    /// when the run is complete.
+    /// when the run is complete. When the run cannot go on (training diverged, a task cannot
+    /// be computed anywhere), the last good state is checkpointed before the error is thrown.
     public func run() throws -> RunSummary {
         try FileManager.default.createDirectory(atPath: outputs.checkpointFolder, withIntermediateDirectories: true)
         var stopped: Int32?
-        if try backend.start(self) {
-            while !outer.done {
-                if let sig = StopSignal.received { stopped = sig; break }
-                let clock = MonotonicClock()
-                let jobs = outer.currentBatch.map { TaskJob(kind: .metaGradient, ref: $0) }
-                guard let outcomes = try backend.compute(jobs, parameters: outer.meta, phase: .training, step: outer.step) else {
-                    stopped = StopSignal.received
-                    break
-                }
-                try finishStep(outcomes, seconds: clock.now)
-                if evaluationDue {
-                    guard let scores = try backend.compute(evaluationJobs, parameters: outer.meta, phase: .evaluation, step: outer.step)
-                    else {
-                        stopped = StopSignal.received
-                        break
-                    }
-                    recordEvaluation(scores)
-                }
+        do {
+            stopped = try loop()
+        } catch {
+            logger.error("the run cannot go on; checkpointing the last good state", metadata: ["meta.step": "\(outer.step)", "error": "\(error)"])
+            backend.finish()
+            do { try checkpoint() } catch let checkpointError {
+                logger.error("cannot write the checkpoint", metadata: ["error": "\(checkpointError)"])
             }
-        } else {
-            stopped = StopSignal.received
+            throw error
         }
         if stopped == nil { backend.finish() }
         try checkpoint()
@@ -83,13 +74,38 @@ public final class TrainingRun: @unchecked Sendable {
                           stoppedBySignal: stopped, evaluations: evaluations, reports: reports)
     }
 
+    /// The steps; returns the signal that stopped them, if any.
+    private func loop() throws -> Int32? {
+        guard try backend.start(self) else { return StopSignal.received }
+        while !outer.done {
+            if let sig = StopSignal.received { return sig }
+            let clock = MonotonicClock()
+            let jobs = outer.currentBatch.map { TaskJob(kind: .metaGradient, ref: $0) }
+            guard let outcomes = try backend.compute(jobs, parameters: outer.meta, phase: .training, step: outer.step) else {
+                return StopSignal.received
+            }
+            try finishStep(outcomes, seconds: clock.now)
+            if evaluationDue {
+                guard let scores = try backend.compute(evaluationJobs, parameters: outer.meta, phase: .evaluation, step: outer.step)
+                else { return StopSignal.received }
+                recordEvaluation(scores)
+            }
+        }
+        return nil
+    }
+
     // MARK: Steps, evaluation, checkpoints
 
     private func finishStep(_ outcomes: [TaskOutcome], seconds: Double) throws {
-        let report = outer.apply(gradients: outcomes.map { $0.gradient! }, stats: outcomes.map(\.stats), seconds: seconds)
+        let report = try outer.apply(gradients: outcomes.map { $0.gradient! }, stats: outcomes.map(\.stats), seconds: seconds)
         reports.append(report)
         onStep?(report, self)
-        if outputs.checkpointEvery > 0 && outer.step % outputs.checkpointEvery == 0 { try checkpoint() }
+        if outputs.checkpointEvery > 0 && outer.step % outputs.checkpointEvery == 0 {
+            // The previous checkpoint stays (writes are atomic): say why, and go on training.
+            do { try checkpoint() } catch {
+                logger.error("cannot write a checkpoint; the previous one is kept", metadata: ["meta.step": "\(outer.step)", "error": "\(error)"])
+            }
+        }
         if !evaluationDue { metrics?.append(MetricsRecord(report, metaBatch: spec.training.metaBatch, workers: workerStatus.workers)) }
     }
 
@@ -129,7 +145,7 @@ public final class TrainingRun: @unchecked Sendable {
         let file = Safetensors.File(
             tensors: ParameterFile.tensors(outer.meta, layout: outer.layout),
             metadata: ["format": "medmaml-parameters-1", "step": "\(outer.step)", "run_id": spec.runID,
-                       "run_spec": String(decoding: canonicalJSON(spec), as: UTF8.self),
+                       "run_spec": String(decoding: try canonicalJSON(spec), as: UTF8.self),
                        "sha256": outer.parameterHash])
         try Safetensors.write(file, to: outputs.checkpointFolder + "/final.safetensors")
     }

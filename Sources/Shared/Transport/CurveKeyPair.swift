@@ -24,7 +24,7 @@ public struct CurveKeyPair: Sendable {
         for path in [base + ".key", base + ".pub"] where fm.fileExists(atPath: path) {
             throw .file(path: path, reason: "already exists; refusing to overwrite a key")
         }
-        let secret = "# MedMAML CURVE key pair. Keep this file private (mode 0600).\npublic-key = \"\(publicKey)\"\nsecret-key = \"\(secretKey)\"\n"
+        let secret = secretFileContents
         let pub = "# MedMAML CURVE public key\npublic-key = \"\(publicKey)\"\n"
         let fd = open(base + ".key", O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw .file(path: base + ".key", reason: String(cString: strerror(errno))) }
@@ -47,6 +47,16 @@ public struct CurveKeyPair: Sendable {
             throw .file(path: path, reason: String(format: "permissions %o are too loose; a secret key must be mode 0600 (chmod 600 %@)", info.st_mode & 0o777, path))
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .file(path: path, reason: "not UTF-8 text") }
+        return try parse(secretText: text, source: path)
+    }
+
+    /// The text of a `.key` file: both keys, and a warning to keep it private.
+    public var secretFileContents: String {
+        "# MedMAML CURVE key pair. Keep this file private (mode 0600).\npublic-key = \"\(publicKey)\"\nsecret-key = \"\(secretKey)\"\n"
+    }
+
+    /// Parses the text of a `.key` file (from a file, or from a pipe); `source` names it in errors.
+    public static func parse(secretText text: String, source path: String) throws(SecurityError) -> CurveKeyPair {
         guard let secret = field("secret-key", in: text) else {
             throw .file(path: path, reason: "no secret-key = \"<40 Z85 characters>\" line (is this a .pub file?)")
         }
@@ -58,6 +68,11 @@ public struct CurveKeyPair: Sendable {
             throw .file(path: path, reason: "the public key in the file does not belong to its secret key")
         }
         return CurveKeyPair(publicKey: publicKey, secretKey: secret)
+    }
+
+    /// The value of a `name = "<key>"` line of `text`, if it is a valid Z85 key.
+    public static func key(named name: String, in text: String) -> String? {
+        field(name, in: text).flatMap { valid($0) ? $0 : nil }
     }
 
     /// Reads a public key from a `.pub` file (or the public line of a `.key` file).

@@ -47,8 +47,8 @@ public final class ZAPHandler: @unchecked Sendable {
 
     /// Request: version, request id, domain, address, identity, mechanism, credentials...
     func decide(_ f: [[UInt8]]) -> [[UInt8]] {
-        func answer(_ id: [UInt8], _ code: String, _ text: String) -> [[UInt8]] {
-            [Array("1.0".utf8), id, Array(code.utf8), Array(text.utf8), [], []]
+        func answer(_ id: [UInt8], _ code: String, _ text: String, user: String = "") -> [[UInt8]] {
+            [Array("1.0".utf8), id, Array(code.utf8), Array(text.utf8), Array(user.utf8), []]
         }
         guard f.count >= 6, String(decoding: f[0], as: UTF8.self) == "1.0" else {
             return answer(f.count > 1 ? f[1] : [], "500", "malformed ZAP request")
@@ -60,13 +60,15 @@ public final class ZAPHandler: @unchecked Sendable {
             logger.warning("refused a connection without CURVE", metadata: ["peer.address": "\(address)", "mechanism": "\(mechanism)"])
             return answer(f[1], "400", "CURVE required")
         }
+        var z85 = [CChar](repeating: 0, count: 41)
+        zmq_z85_encode(&z85, f[6], 32)
+        let key = String(cString: z85)
         guard allowed.contains(f[6]) else {
             lock.withLock { refusals += 1 }
-            var z85 = [CChar](repeating: 0, count: 41)
-            zmq_z85_encode(&z85, f[6], 32)
-            logger.warning("refused a worker key that is not authorized", metadata: ["peer.address": "\(address)", "peer.key": "\(String(cString: z85))"])
+            logger.warning("refused a worker key that is not authorized", metadata: ["peer.address": "\(address)", "peer.key": "\(key)"])
             return answer(f[1], "400", "key not authorized")
         }
-        return answer(f[1], "200", "OK")
+        // The key becomes the connection's user id: the coordinator accounts by it.
+        return answer(f[1], "200", "OK", user: key)
     }
 }

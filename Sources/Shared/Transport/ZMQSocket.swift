@@ -145,7 +145,20 @@ public final class ZMQSocket {
     /// message is read and dropped, and nil is returned so the caller counts it as
     /// malformed). Returns nil as well if nothing is waiting with `dontWait`.
     public func receive(dontWait: Bool = false, maxFrames: Int = 16) throws(ZMQError) -> [[UInt8]]? {
+        try receiveMessage(dontWait: dontWait, maxFrames: maxFrames)?.frames
+    }
+
+    /// A received message and the user id the ZAP handler gave its connection (a CURVE
+    /// worker's public key), if any.
+    public struct Received: Sendable {
+        public var frames: [[UInt8]]
+        public var userID: String?
+    }
+
+    /// As `receive`, with the connection's ZAP user id.
+    public func receiveMessage(dontWait: Bool = false, maxFrames: Int = 16) throws(ZMQError) -> Received? {
         var frames: [[UInt8]] = []
+        var userID: String?
         var overflow = false
         while true {
             var msg = zmq_msg_t()
@@ -157,6 +170,10 @@ public final class ZMQSocket {
                 if e == EAGAIN && frames.isEmpty { return nil }
                 throw ZMQError(operation: "zmq_msg_recv", code: e)
             }
+            if frames.isEmpty, let property = zmq_msg_gets(&msg, "User-Id") {
+                let text = String(cString: property)
+                userID = text.isEmpty ? nil : text
+            }
             if frames.count < maxFrames {
                 let size = zmq_msg_size(&msg)
                 let data = zmq_msg_data(&msg)
@@ -166,7 +183,7 @@ public final class ZMQSocket {
             }
             if zmq_msg_more(&msg) == 0 { break }
         }
-        return overflow ? nil : frames
+        return overflow ? nil : Received(frames: frames, userID: userID)
     }
 
     /// Waits until one of `sockets` has a message or `timeoutMilliseconds` pass (-1: forever).

@@ -15,14 +15,16 @@ extension Wire {
             self.command = command
             self.run = run
             self.batch = batch
-            self.body = Array(canonicalJSON(body))
+            // The bodies are the protocol's own structs, which always encode (non-finite
+            // values become strings): a failure here is a programmer error.
+            do { self.body = Array(try canonicalJSON(body)) } catch { preconditionFailure("cannot encode a \(B.self) body: \(error)") }
             self.payload = payload
         }
 
         /// Decodes the JSON body as `B`.
         public func decode<B: Decodable>(_: B.Type) throws(WireError) -> B {
             do {
-                return try JSONDecoder().decode(B.self, from: Data(body))
+                return try canonicalDecoder().decode(B.self, from: Data(body))
             } catch {
                 throw .malformed("\(command) body is not a valid \(B.self)")
             }

@@ -69,6 +69,22 @@ public enum Wire {
     public static let maximumFaults = 3
     /// Tasks per worker thread sent ahead of need, by default.
     public static let defaultPrefetch = 1
+    /// A meta-gradient whose norm is more than this many times the median norm of recently
+    /// accepted meta-gradients (and of the numerics check's, an honest one) is suspicious: it
+    /// is accepted only once a second computation agrees with it bit for bit.
+    public static let outlierFactor = 1000.0
+
+    // MARK: Bounds
+
+    /// Longest worker name accepted in HELLO (longer names are refused).
+    public static let maximumNameLength = 128
+    /// Longest reason quoted from a peer in logs (longer ones are cut).
+    public static let maximumReasonLength = 256
+    /// Memory (GiB) one compute thread may need for a run's activations and inner-loop
+    /// buffers: a worker refuses a specification that needs more.
+    public static let maximumThreadMemoryGiB = 16
+    /// Messages the coordinator reads per tick before it attends to timers and signals.
+    public static let messagesPerTick = 256
 
     // MARK: Commands
 

@@ -22,7 +22,7 @@ public enum Gzip {
 
     /// Inflates a gzip stream (several members are concatenated), refusing to produce more
     /// than `limit` bytes so a hostile file cannot exhaust memory.
-    public static func decompress(_ data: Data, limit: Int = 8 << 30) throws(Failure) -> Data {
+    public static func decompress(_ data: Data, limit: Int) throws(Failure) -> Data {
         guard !data.isEmpty else { throw Failure(description: "empty gzip data") }
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {

@@ -27,6 +27,13 @@ public struct NIfTIVolume: Sendable {
 
     public subscript(x: Int, y: Int, z: Int) -> Float { values[(z * dims.y + y) * dims.x + x] }
 
+    /// The most voxels a volume may have (2^27: 512 x 512 x 512), so one file cannot make the
+    /// reader allocate without bound.
+    public static let maximumVoxels = 1 << 27
+    /// The most bytes a file may have once decompressed (2 GiB: the largest volume of 8-byte
+    /// voxels twice over): a small gzip file that would inflate to more is refused.
+    public static let maximumFileBytes = 1 << 31
+
     // MARK: Reading
 
     public static func read(path: String) throws(DataError) -> NIfTIVolume {
@@ -35,7 +42,7 @@ public struct NIfTIVolume: Sendable {
         }
         var data = raw
         if Gzip.isGzip(raw) {
-            do { data = try Gzip.decompress(raw) } catch { throw .invalid(path: path, reason: "\(error)") }
+            do { data = try Gzip.decompress(raw, limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
         } else if path.hasSuffix(".gz") {
             throw .invalid(path: path, reason: "named .gz but not gzip-compressed")
         }
@@ -89,7 +96,9 @@ public struct NIfTIVolume: Sendable {
         let (nx, ny, nz) = (dim[0], dim[1], dim[2])
         let (voxels, o1) = nx.multipliedReportingOverflow(by: ny)
         let (voxels3, o2) = voxels.multipliedReportingOverflow(by: nz)
-        guard !o1, !o2, voxels3 <= 1 << 31 else { throw .invalid(path: path, reason: "volume \(nx)x\(ny)x\(nz) is too large") }
+        guard !o1, !o2, voxels3 <= maximumVoxels else {
+            throw .invalid(path: path, reason: "volume \(nx)x\(ny)x\(nz) has more than \(maximumVoxels) voxels")
+        }
         let volumes = dim[3]
         guard offset + voxels3 * size * volumes <= bytes.count else {
             throw .invalid(path: path, reason: "data is truncated: \(bytes.count - offset) bytes after the header, \(voxels3 * size * volumes) needed")

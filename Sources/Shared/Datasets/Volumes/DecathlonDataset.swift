@@ -49,10 +49,15 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         // Decathlon: {"1": "spleen"}; nnU-Net v2: {"spleen": 1}.
         var labels: [Int: String] = [:]
         for (k, v) in labelsAny {
-            if let value = Int(k), let n = v as? String { labels[value] = n }
-            else if let value = (v as? NSNumber)?.intValue { labels[value] = k }
-            else if v is [Any] { throw .unsupported(path: jsonPath, reason: "region-based labels (\"\(k)\") are not supported") }
-            else { throw .invalid(path: jsonPath, reason: "label entry \"\(k)\" is neither value->name nor name->value") }
+            let value: Int
+            if let number = Int(k), let n = v as? String { value = number; labels[value] = n }
+            else if let number = v as? NSNumber, let exact = Int(exactly: number.doubleValue) { value = exact; labels[value] = k }
+            else if v is [Any] { throw .unsupported(path: jsonPath, reason: "region-based labels (\"\(k.prefix(40))\") are not supported") }
+            else { throw .invalid(path: jsonPath, reason: "label entry \"\(k.prefix(40))\" is neither value->name nor name->value") }
+            // Label maps are read as 8-bit values (0 is the background).
+            guard (0...Self.maximumLabel).contains(value) else {
+                throw .invalid(path: jsonPath, reason: "label value \(value) is outside 0...\(Self.maximumLabel)")
+            }
         }
         labelNames = labels
         let base = URL(fileURLWithPath: root).lastPathComponent
@@ -65,7 +70,7 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
                 guard let image = entry["image"] as? String, let label = entry["label"] as? String else {
                     throw .invalid(path: jsonPath, reason: "a training entry lacks \"image\" or \"label\"")
                 }
-                pairs.append((Self.resolve(root, image), Self.resolve(root, label)))
+                pairs.append((try Self.resolve(root, image, in: jsonPath), try Self.resolve(root, label, in: jsonPath)))
             }
         } else {
             let ending = json["file_ending"] as? String ?? ".nii.gz"
@@ -83,7 +88,7 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         var prepared: [PreparedCase] = []
         var warnings: [String] = []
         var hasher = [UInt8](jsonData)
-        let optionsJSON = canonicalJSON(options)
+        let optionsJSON = try PNGFolderDataset.encoded(options, root)
         hasher += [UInt8](optionsJSON)
         for (imagePath, labelPath) in pairs {
             do throws(DataError) {
@@ -125,8 +130,17 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         identity = DatasetIdentity(name: name, fingerprint: SHA256.hex(hasher))
     }
 
-    static func resolve(_ root: String, _ relative: String) -> String {
-        relative.hasPrefix("/") ? relative : root + "/" + (relative.hasPrefix("./") ? String(relative.dropFirst(2)) : relative)
+    /// The largest label value a task can have: label maps are read as 8-bit values.
+    public static let maximumLabel = 255
+
+    /// A path from dataset.json, inside the dataset folder: relative, with no `..` component
+    /// (a file list may not send the reader elsewhere on the machine).
+    static func resolve(_ root: String, _ relative: String, in jsonPath: String) throws(DataError) -> String {
+        let parts = relative.split(separator: "/", omittingEmptySubsequences: true)
+        guard !relative.hasPrefix("/"), !relative.contains("\0"), !parts.isEmpty, !parts.contains("..") else {
+            throw .invalid(path: jsonPath, reason: "path \"\(relative.prefix(200))\" leaves the dataset folder (paths must be relative, without ..)")
+        }
+        return root + "/" + parts.filter { $0 != "." }.joined(separator: "/")
     }
 
     /// Reads one case and cuts it into resized, normalised slices. The digest accumulates the

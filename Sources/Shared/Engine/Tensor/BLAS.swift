@@ -28,12 +28,27 @@ public enum BLAS {
         case openblas
     }
 
-    /// Chosen once per process from `MEDMAML_GEMM` (`onednn` by default).
+    /// Chosen once per process from `MEDMAML_GEMM` (`onednn` by default). Executables call
+    /// `checkEnvironment()` first, so an unknown value is a clear error rather than this trap.
     public static let backend: Backend = {
         configure()
-        let name = ProcessInfo.processInfo.environment["MEDMAML_GEMM"] ?? "onednn"
-        return Backend(rawValue: name) ?? .onednn
+        do { return try requestedBackend() } catch { preconditionFailure("\(error)") }
     }()
+
+    /// The backend `MEDMAML_GEMM` asks for; throws naming the variable for any other value.
+    public static func requestedBackend() throws(BLASError) -> Backend {
+        let name = ProcessInfo.processInfo.environment["MEDMAML_GEMM"] ?? Backend.onednn.rawValue
+        guard let backend = Backend(rawValue: name) else {
+            throw BLASError("MEDMAML_GEMM=\(name.prefix(40)) is not a matrix library; use one of \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return backend
+    }
+
+    /// Checks the environment variables that choose the numerics, for executables to call
+    /// before any work.
+    public static func checkEnvironment() throws(BLASError) {
+        _ = try requestedBackend()
+    }
 
     private static let configured: Bool = {
         openblas_set_num_threads(1)
@@ -57,9 +72,11 @@ public enum BLAS {
         case .onednn:
             // Per-thread OpenMP setting: a plain store once the thread has its ICV block.
             omp_set_num_threads(1)
-            _ = dnnl_sgemm(
+            let status = dnnl_sgemm(
                 transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha,
                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+            // Only invalid arguments fail, which is a bug in the caller, never outside input.
+            precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status.rawValue) for \(m)x\(n)x\(k)")
         case .openblas:
             cblas_sgemm(
                 CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -95,4 +112,10 @@ public enum BLAS {
         configure()
         return Int(openblas_get_num_threads())
     }
+}
+
+/// The numerics cannot be set up as the environment asks.
+public struct BLASError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
