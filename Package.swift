@@ -15,6 +15,8 @@ let package = Package(
     products: [
         .executable(name: "medmaml-coordinator", targets: ["Coordinator"]),
         .executable(name: "medmaml-worker", targets: ["Worker"]),
+        // What the fuzz package (Fuzz/) links: every reader of outside input.
+        .library(name: "MedMAMLReaders", targets: ["Core", "Datasets", "Wire", "Training", "Cluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Testing
 import TestSupport
@@ -42,5 +43,126 @@ import Training
         #expect(p.finalHash != nil)
         #expect(p.stderr.contains("metrics"), "no warning about the metrics file: \(p.stderr)")
         #expect(FileManager.default.fileExists(atPath: folder.path + "/full/final.safetensors"))
+    }
+
+    static let tiny = ["--image-size", "16", "--base-channels", "4", "--support", "2", "--query", "1", "--meta-batch", "2", "--seed", "9"]
+
+    /// Resume skips an unreadable newest checkpoint (saying so) and continues from the one
+    /// before; the resumed run ends with the uninterrupted run's hash, and its metrics file has
+    /// each step once.
+    @Test func resumeFallsBackPastAnUnreadableCheckpointAndKeepsMetricsOnce() throws {
+        let full = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "0",
+                                                                             "--checkpoint-dir", folder.path + "/full"], name: "full")
+        #expect(full.waitExit() == 0, "\(full.stderr)")
+        let dir = folder.path + "/resumed", metrics = dir + "/metrics.jsonl"
+        let first = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
+                                                                              "--checkpoint-dir", dir], name: "first")
+        #expect(first.waitExit() == 0)
+        // Damage the newest checkpoints: the final one's step-8 file, and the step-6 one.
+        let files = Checkpoint.files(in: dir)
+        #expect(files.count >= 2)
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: files[0]))
+        try FileManager.default.removeItem(atPath: dir + "/final.safetensors")
+        let resumed = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
+                                                                                "--checkpoint-dir", dir, "--resume"], name: "resumed")
+        #expect(resumed.waitExit() == 0, "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("checkpoint unusable; falling back"), "\(resumed.stderr)")
+        #expect(resumed.finalHash == full.finalHash)
+        let steps = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").map {
+            try JSONDecoder().decode(MetricsRecord.self, from: Data($0.utf8)).step
+        }
+        #expect(steps == Array(1...8), "metrics steps \(steps)")
+    }
+
+    /// Training that diverges in process says so, checkpoints its last good state and exits
+    /// non-zero.
+    @Test func divergenceInProcessIsReported() throws {
+        let p = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "30", "--meta-lr", "1e30", "--checkpoint-every", "0",
+                                                                          "--checkpoint-dir", folder.path + "/diverged"], name: "diverged")
+        expectClearError(p, mentioning: "training diverged; lower --meta-lr or use --clip-norm", "divergence")
+        let checkpoint = try #require(Checkpoint.files(in: folder.path + "/diverged").first)
+        #expect(try Checkpoint.read(path: checkpoint).meta.allSatisfy { $0.isFinite })
+    }
+
+    /// An unknown MEDMAML_GEMM is one clear line on both executables.
+    @Test func unknownGemmBackendIsAClearError() throws {
+        for exe in ["medmaml-coordinator", "medmaml-worker"] {
+            let args = exe == "medmaml-worker" ? ["--connect", "tcp://127.0.0.1:9"] : ["train", "--in-process", "--steps", "1"]
+            let p = try ChildProcess(executable(exe), args, name: "gemm-\(exe)", folder: folder.path, environment: ["MEDMAML_GEMM": "cuda"])
+            expectClearError(p, mentioning: "MEDMAML_GEMM", exe)
+        }
+    }
+
+    /// A worker refuses plaintext to a coordinator that is not on this machine, unless told
+    /// --insecure, as the coordinator does.
+    @Test func workerRefusesRemotePlaintext() throws {
+        let p = try ChildProcess(executable("medmaml-worker"), ["--connect", "tcp://192.0.2.1:5555"], name: "plaintext-worker", folder: folder.path)
+        expectClearError(p, mentioning: "--insecure", "plaintext")
+    }
+
+    /// Local workers outlive no coordinator: killed with SIGKILL, it leaves no worker process
+    /// and no key file behind.
+    @Test func localWorkersDieWithTheirCoordinator() throws {
+        let before = Set((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix("medmaml-keys") }
+        let c = try coordinator(["train"] + Self.tiny + ["--steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/local"],
+                                name: "local")
+        #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 2, "local workers: \(workers)")
+        c.signal(SIGKILL)
+        _ = c.waitExit(timeout: 10)
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline && workers.contains(where: { kill($0, 0) == 0 }) { usleep(100_000) }
+        #expect(!workers.contains { kill($0, 0) == 0 }, "local workers outlived their coordinator")
+        let after = Set((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix("medmaml-keys") }
+        #expect(after == before, "key folders left behind: \(after.subtracting(before))")
+    }
+
+    /// dataset.json may not send the reader outside the dataset folder.
+    @Test func datasetPathsStayInsideTheFolder() throws {
+        let root = try folder.copy(fixturePath("decathlon/Task99_Mini"), as: "escape")
+        let json = """
+            {"name": "Mini", "labels": {"0": "background", "1": "organ", "2": "lesion"},
+             "training": [{"image": "../../etc/passwd", "label": "./labelsTr/mini_000.nii.gz"}]}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: root + "/dataset.json"))
+        let p = try coordinator(["datasets", "inspect", root], name: "inspect-escape")
+        expectClearError(p, mentioning: "leaves the dataset folder", "path escape")
+    }
+
+    /// A small gzip file that would inflate past the limit, and a NIfTI header with too many
+    /// voxels, are clear errors without allocating what they ask for.
+    @Test func decompressionBombsAndHugeVolumesAreRefused() throws {
+        var header = [UInt8](repeating: 0, count: 352)
+        func put16(_ at: Int, _ v: Int16) { withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { header[at + i] = b } } }
+        func put32(_ at: Int, _ v: Int32) { withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { header[at + i] = b } } }
+        func putF(_ at: Int, _ v: Float) { withUnsafeBytes(of: v.bitPattern.littleEndian) { for (i, b) in $0.enumerated() { header[at + i] = b } } }
+        put32(0, 348)
+        put16(40, 3); put16(42, 4096); put16(44, 4096); put16(46, 4096); put16(48, 1)
+        put16(70, 2); put16(72, 8)
+        putF(108, 352); putF(112, 1)
+        header[344...347] = [0x6E, 0x2B, 0x31, 0]
+        let huge = folder.write("huge.nii", Data(header))
+        #expect(throws: DataError.self) { try NIfTIVolume.read(path: huge) }
+        do { _ = try NIfTIVolume.read(path: huge) } catch { #expect("\(error)".contains("voxels"), "\(error)") }
+        // 3 GB of zeros compress to about 3 MB: refused past the limit, not inflated.
+        var zeros = Data(count: 64 << 20)
+        let chunk = try Gzip.compress(zeros)
+        zeros = Data()
+        var bomb = Data()
+        for _ in 0..<48 { bomb.append(chunk) }   // 48 members of 64 MB: 3 GB inflated
+        let path = folder.write("bomb.nii.gz", bomb)
+        let error = try #require(throws: DataError.self) { try NIfTIVolume.read(path: path) }
+        #expect("\(error)".contains("exceeds"), "\(error)")
+    }
+}
+
+/// The process ids whose parent is `pid`.
+func childProcesses(of pid: Int32) -> [Int32] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }.filter { child in
+        guard let stat = try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid
     }
 }

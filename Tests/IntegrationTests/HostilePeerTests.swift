@@ -126,4 +126,134 @@ import Wire
         #expect(w.waitExit(timeout: 30) == 0, "\(w.stderr)")
         #expect(w.stderr.contains("invalid parameters"))
     }
+
+    /// A peer sends a multipart message that never ends, which libzmq buffers whole: the
+    /// coordinator's memory guard drops every connection past its budget, the honest worker
+    /// registers again, and the run ends with the in-process result.
+    @Test func anEndlessMultipartMessageIsBounded() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 12, port: port, extra: ["--checkpoint-every", "0", "--memory-budget", "100"])
+        let honest = try worker(port: port, name: "honest")
+        #expect(c.waitFor("step 2/12", timeout: 120))
+        let sent = sendEndlessMultipart(port: port, megabytes: 1500)
+        // The guard cuts the peer off once libzmq's buffers pass the budget (100 MB here).
+        #expect(sent > 32 << 20, "the flood did not get through (\(sent) bytes)")
+        let peak = (try? String(contentsOfFile: "/proc/\(c.pid)/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        #expect(c.waitExit(timeout: 180) == 0, "\(c.stderr.suffix(3000))")
+        #expect(c.finalHash == (try reference(steps: 12)), "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("passed its ceiling"))
+        #expect(peak > 0 && peak < 700 << 10, "peak resident memory \(peak >> 10) MB for a 1500 MB flood")
+        _ = honest
+    }
+
+    func keygen(_ name: String) throws -> String {
+        let p = try ChildProcess(executable("medmaml-coordinator"), ["keygen", "--out", folder.path + "/keys/" + name],
+                                 name: "keygen-\(name)", folder: folder.path)
+        #expect(p.waitExit() == 0, "\(p.stderr)")
+        return folder.path + "/keys/" + name
+    }
+
+    /// With CURVE, a worker is its key: quarantined, it is shut out again whatever connection
+    /// it comes back on.
+    @Test func aQuarantinedKeyStaysOutAcrossReconnections() throws {
+        let server = try keygen("coordinator"), honestKey = try keygen("honest"), rogueKey = try keygen("rogue")
+        try FileManager.default.createDirectory(atPath: folder.path + "/allowed", withIntermediateDirectories: true)
+        for k in [honestKey, rogueKey] {
+            try FileManager.default.copyItem(atPath: k + ".pub", toPath: folder.path + "/allowed/" + URL(fileURLWithPath: k).lastPathComponent + ".pub")
+        }
+        let port = freePort()
+        let c = try coordinator(steps: 10, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--secret-key", server + ".key",
+                                                               "--authorized-keys", folder.path + "/allowed"])
+        let honest = try ChildProcess(executable("medmaml-worker"),
+                                      ["--connect", "tcp://127.0.0.1:\(port)", "--name", "honest", "--idle-timeout", "60",
+                                       "--secret-key", honestKey + ".key", "--coordinator-key", server + ".pub"],
+                                      name: "honest", folder: folder.path)
+        let security = SecurityConfig(keys: try CurveKeyPair.read(secretFile: rogueKey + ".key"), serverKey: try CurveKeyPair.readPublic(server + ".pub"))
+        let rogue = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)", security: security)
+        try rogue.register(name: "rogue")
+        // Malformed results (the wrong length) until it is shut out.
+        var shutOut = false
+        let deadline = Date().addingTimeInterval(120)
+        while !shutOut && Date() < deadline {
+            let m = try rogue.next(timeout: 1)
+            if m?.command == .shutdown { shutOut = true }
+            while let (batch, task) = rogue.tasks.first {
+                rogue.tasks.removeFirst()
+                try rogue.answer(task, batch: batch, gradient: [1, 2, 3])
+            }
+        }
+        #expect(shutOut, "the rogue was never quarantined: \(c.stderr.suffix(2000))")
+        // A new connection (a fresh routing id) with the same key is shut out at once.
+        let again = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)", security: security)
+        try again.send(Wire.Message(.hello, run: .none, body: Wire.Hello(name: "rogue-again", threads: 1, previousRun: nil)))
+        let answer = try again.next(timeout: 20)
+        #expect(answer?.command == .shutdown, "\(String(describing: answer?.command))")
+        #expect(c.waitExit(timeout: 180) == 0, "\(c.stderr.suffix(3000))")
+        #expect(!logged(c.stderr, "worker registering", ["worker": "rogue-again"]))
+        _ = honest
+    }
+
+    /// `--verify 1`: a worker that forges normal-looking gradients (scaled honest-sized
+    /// values, nothing non-finite or outlying) is caught by the second computation, settled by
+    /// the coordinator, and quarantined; the run ends with the in-process result.
+    @Test func verificationCatchesAPlausibleForgery() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1"])
+        let honest = try worker(port: port, name: "honest")
+        let rogue = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)")
+        try rogue.register(name: "forger")
+        var forged = 0, shutOut = false
+        while c.isRunning && !shutOut {
+            let m = try rogue.next(timeout: 1)
+            if m?.command == .shutdown || m?.command == .refused { shutOut = true }
+            while let (batch, task) = rogue.tasks.first {
+                rogue.tasks.removeFirst()
+                try rogue.answer(task, batch: batch, gradient: [Float](repeating: 1e-3, count: rogue.parameterCount))
+                forged += 1
+            }
+        }
+        #expect(forged >= 1 && shutOut)
+        #expect(c.waitExit(timeout: 240) == 0, "\(c.stderr.suffix(3000))")
+        #expect(c.finalHash == (try reference(steps: 6)), "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("worker quarantined"))
+        _ = honest
+    }
+
+    /// A flood of complete messages cannot starve timers and signals: the run keeps stepping,
+    /// and SIGTERM still checkpoints and stops it.
+    @Test func aFloodDoesNotStarveSignals() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 10_000, port: port, extra: ["--checkpoint-every", "0"])
+        let honest = try worker(port: port, name: "honest")
+        #expect(c.waitFor("step 2/10000", timeout: 120))
+        let flood = Thread {
+            guard let peer = try? ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)") else { return }
+            let junk = Wire.Message(.heartbeat, run: Wire.RunID(bytes: Array(repeating: 7, count: 16)), body: Wire.Empty()).encode()
+            for _ in 0..<300_000 { _ = try? peer.socket.send(junk, dontWait: true) }
+        }
+        flood.start()
+        usleep(1_000_000)
+        c.signal(SIGTERM)
+        #expect(c.waitExit(timeout: 30) == 128 + SIGTERM, "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("continue with --resume"))
+        _ = honest
+    }
+
+    /// Honest divergence (a meta learning rate far too high) is reported as divergence with the
+    /// last good state checkpointed, and no honest worker is quarantined.
+    @Test func honestDivergenceIsReportedNotBlamed() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 40, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--meta-lr", "1e30"])
+        let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
+        let status = c.waitExit(timeout: 240)
+        #expect(status != nil && status != 0, "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("training diverged; lower --meta-lr or use --clip-norm"), "\(c.stderr.suffix(2000))")
+        #expect(!c.stderr.contains("worker quarantined"))
+        let checkpoint = try #require(Checkpoint.files(in: folder.path + "/run").first)
+        let state = try Checkpoint.read(path: checkpoint)
+        #expect(state.meta.allSatisfy { $0.isFinite })
+        _ = (w0, w1)
+    }
 }

@@ -63,6 +63,10 @@ import Wire
         w = good; w.dataset.axis = "diagonal"; cases.append(("axis", w))
         w = good; w.heldOut.support = 0; cases.append(("held-out shots", w))
         w = good; w.model.height = 100_000; cases.append(("model size", w))
+        w = good; w.dataset.name = "../../etc"; cases.append(("dataset name climbs out of --data-root", w))
+        w = good; w.dataset.name = ""; cases.append(("empty dataset name", w))
+        w = good; w.model.height = 1024; w.model.width = 1024; w.dataset.size = 1024; w.learner.supportShots = 256
+        cases.append(("memory per thread", w))
         for (what, spec) in cases {
             #expect(throws: WireError.self, "\(what)") { try RunSpec(wire: spec) }
         }

@@ -71,3 +71,52 @@ public final class ScriptedWorker {
         try send(Wire.Message(.result, run: run, batch: batch, body: r, payload: task.kind == .metaGradient ? gradient : nil))
     }
 }
+
+/// A raw ZMTP 3.0 peer (plain TCP, NULL security) that sends `megabytes` of frames flagged
+/// "more" and never a last one: a multipart message that never ends. Returns the bytes sent
+/// before the other side closed the connection.
+public func sendEndlessMultipart(port: Int, megabytes: Int) -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return 0 }
+    func send(_ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Foundation.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+    // Greeting: signature, version 3.0, mechanism NULL, as-server 0, filler.
+    let greeting: [UInt8] = [0xFF] + [UInt8](repeating: 0, count: 8) + [0x7F, 3, 0] + Array("NULL".utf8)
+        + [UInt8](repeating: 0, count: 16) + [0] + [UInt8](repeating: 0, count: 31)
+    guard send(greeting) else { return 0 }
+    var peer = [UInt8](repeating: 0, count: 64), got = 0
+    while got < 64 {
+        let n = peer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 64 - got, 0) }
+        guard n > 0 else { return 0 }
+        got += n
+    }
+    func property(_ name: String, _ value: [UInt8]) -> [UInt8] {
+        [UInt8(name.utf8.count)] + Array(name.utf8) + withUnsafeBytes(of: UInt32(value.count).bigEndian) { Array($0) } + value
+    }
+    let ready = [UInt8(5)] + Array("READY".utf8) + property("Socket-Type", Array("DEALER".utf8)) + property("Identity", [])
+    guard send([0x04, UInt8(ready.count)] + ready) else { return 0 }
+    let frame: [UInt8] = [0x01, 255] + [UInt8](repeating: 0x78, count: 255)   // "more", and never a last frame
+    let block = [UInt8]((0..<4096).flatMap { _ in frame })
+    var sent = 0
+    for _ in 0..<megabytes {
+        guard send(block) else { break }
+        sent += block.count
+    }
+    return sent
+}

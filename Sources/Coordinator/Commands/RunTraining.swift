@@ -33,6 +33,8 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
         d.prefetch = cluster.prefetch
         guard (0...1).contains(cluster.verify) else { throw ValidationError("--verify takes a fraction in 0...1") }
         d.verifyFraction = cluster.verify
+        guard (16...1 << 20).contains(cluster.memoryBudget) else { throw ValidationError("--memory-budget takes 16...1048576 MB") }
+        d.memoryBudget = cluster.memoryBudget << 20
         distributed = d
         backend = d
     }

@@ -16,6 +16,8 @@ struct ClusterOptions: ParsableArguments {
     @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false
     @Option(help: "Fraction (0...1) of tasks computed again by a second worker and compared bit for bit; a disagreement is settled by a third computation and the wrong worker quarantined.")
     var verify = 0.0
+    @Option(help: "Memory (MB) the coordinator's socket may hold beyond the run's own use before every connection is dropped and workers re-register.")
+    var memoryBudget = Wire.defaultMemoryBudget >> 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
     var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }

@@ -41,6 +41,12 @@ public final class DistributedBackend: TaskBackend {
     private let verdicts = Locked<[(batch: UInt64, slot: Int, Result<(Wire.Result, [Float]?), Scheduler.ArbitrationFailure>)]>([])
     /// Fraction of slots computed twice and compared (`--verify`).
     public var verifyFraction = 0.0
+    /// Memory (bytes) the socket may hold above the coordinator's own use before every
+    /// connection is dropped (see `guardMemory`).
+    public var memoryBudget = Wire.defaultMemoryBudget
+    private var memoryCeiling = Int.max
+    private var lastMemoryCheck = -1e9
+    private var boundEndpoint = ""
 
     public init(endpoint: String, minimumWorkers: Int, security: SecurityConfig?, logger: Logger) {
         self.logger = logger
@@ -64,6 +70,7 @@ public final class DistributedBackend: TaskBackend {
         try router.set(.maximumMessageSize, Int64(Wire.maximumMessageSize(parameterCount: run.outer.layout.count)))
         if let security { try security.configureServer(router) }
         try router.bind(endpoint)
+        boundEndpoint = router.lastEndpoint
         onBound?(router.lastEndpoint)
         logger.info("coordinator listening", metadata: ["endpoint": "\(router.lastEndpoint)", "run": "\(run.spec.runID)"])
 
@@ -78,6 +85,7 @@ public final class DistributedBackend: TaskBackend {
         scheduler = Scheduler(run: id, welcome: Wire.Welcome(run: run.spec.wireForm),
                               datasetFingerprint: run.spec.dataset.identity.fingerprint, numericsFingerprint: numerics.fingerprint,
                               settings: settings)
+        resetMemoryCeiling()
         // Wait for the minimum number of workers before the first batch (if any work is left).
         while !run.outer.done && scheduler!.readyWorkers < minimumWorkers {
             if StopSignal.received != nil { return false }
@@ -126,6 +134,44 @@ public final class DistributedBackend: TaskBackend {
         zap = nil
     }
 
+    /// The resident size past which connections are dropped: what the process uses now, plus
+    /// the budget, plus room for a gradient frame from every worker.
+    private func resetMemoryCeiling() {
+        guard let rss = ProcessMemory.residentBytes() else { return }
+        memoryCeiling = rss + memoryBudget + 64 * Wire.maximumMessageSize(parameterCount: scheduler?.settings.parameterCount ?? 0)
+    }
+
+    /// libzmq delivers a multipart message only once its last frame has arrived, and buffers
+    /// the frames before that without bound (its high-water marks count whole messages), so
+    /// a peer that sends frames flagged "more" forever could exhaust the coordinator's memory
+    /// before any of it reaches the scheduler. Every 100 ms, the resident size is compared
+    /// with the ceiling; past it, the ROUTER socket is closed (freeing every partial message)
+    /// and bound again, and every worker is forgotten, with its tasks requeued: honest workers
+    /// are told to register again (RESET) on their next message, as after a restart.
+    private func guardMemory() throws {
+        guard clock.now - lastMemoryCheck >= 0.1 else { return }
+        lastMemoryCheck = clock.now
+        guard let rss = ProcessMemory.residentBytes(), rss > memoryCeiling, let old = router, let context else { return }
+        logger.error("the coordinator's memory passed its ceiling: dropping every connection (a peer may be sending a multipart message that never ends)",
+                     metadata: ["resident.mb": "\(rss >> 20)", "ceiling.mb": "\(memoryCeiling >> 20)"])
+        old.close()
+        let fresh = try ZMQSocket(context, .router)
+        try fresh.set(.routerMandatory, Int32(1))
+        try fresh.set(.maximumMessageSize, Int64(Wire.maximumMessageSize(parameterCount: scheduler!.settings.parameterCount)))
+        if let security { try security.configureServer(fresh) }
+        // libzmq closes the old listener on its own thread: the port frees up a moment later.
+        var bound = false
+        for _ in 0..<100 where !bound {
+            bound = (try? fresh.bind(boundEndpoint)) != nil
+            if !bound { usleep(50_000) }
+        }
+        if !bound { try fresh.bind(boundEndpoint) }   // the last attempt reports why
+        router = fresh
+        try perform(scheduler!.disconnectAll(now: clock.now))
+        ProcessMemory.trim()
+        resetMemoryCeiling()
+    }
+
     /// Waits up to 100 ms for messages, hands at most `Wire.messagesPerTick` of them to the
     /// scheduler (a flood cannot starve heartbeats, expiry and signals), delivers the arbiter's
     /// verdicts, then ticks the scheduler.
@@ -143,6 +189,7 @@ public final class DistributedBackend: TaskBackend {
             try perform(scheduler!.arbitrated(batch: verdict.batch, slot: verdict.slot, verdict.2, now: clock.now))
         }
         try perform(scheduler!.tick(now: clock.now))
+        try guardMemory()
     }
 
     private func perform(_ actions: [Scheduler.Action]) throws {

@@ -357,6 +357,15 @@ public struct Scheduler {
         return actions + dispatch(now: now)
     }
 
+    /// Forgets every worker (their connections were dropped), requeueing their tasks; each is
+    /// told to register again on its next message.
+    public mutating func disconnectAll(now: Double) -> [Action] {
+        let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
+        var actions: [Action] = [.log(.warning, "every worker disconnected; their tasks are requeued", ["workers": "\(ids.count)"])]
+        for id in ids { actions += remove(id, now: now) }
+        return actions + dispatch(now: now)
+    }
+
     /// Tells every worker the run is over.
     public mutating func shutdownAll(reason: String) -> [Action] {
         let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })

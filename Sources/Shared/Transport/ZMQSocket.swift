@@ -170,7 +170,8 @@ public final class ZMQSocket {
                 if e == EAGAIN && frames.isEmpty { return nil }
                 throw ZMQError(operation: "zmq_msg_recv", code: e)
             }
-            if frames.isEmpty, let property = zmq_msg_gets(&msg, "User-Id") {
+            // A ROUTER's first frame is the routing id it made itself: metadata rides on the others.
+            if userID == nil, let property = zmq_msg_gets(&msg, "User-Id") {
                 let text = String(cString: property)
                 userID = text.isEmpty ? nil : text
             }

@@ -83,6 +83,10 @@ public enum Wire {
     /// Memory (GiB) one compute thread may need for a run's activations and inner-loop
     /// buffers: a worker refuses a specification that needs more.
     public static let maximumThreadMemoryGiB = 16
+    /// Memory the coordinator's socket may hold above the coordinator's own use (plus a
+    /// gradient frame per worker) before it drops every connection: libzmq cannot bound a
+    /// multipart message that never ends (`--memory-budget`).
+    public static let defaultMemoryBudget = 1 << 30
     /// Messages the coordinator reads per tick before it attends to timers and signals.
     public static let messagesPerTick = 256
 
