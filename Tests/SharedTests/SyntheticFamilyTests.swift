@@ -10,7 +10,8 @@ import TestSupport
     @Test func tasksAndDefaultSplit() {
         #expect(family.taskNames.count == 20)
         #expect(family.taskNames.contains("synthetic/organ/ct"))
-        let (train, test) = family.defaultSplit.partition(family.taskNames)
+        let partition = family.defaultSplit.partition(family.taskNames)
+        let (train, test) = (partition.train, partition.test)
         #expect(train.count == 12 && test.count == 8)
         let trainNames = train.map { family.taskNames[$0] }
         #expect(!trainNames.contains { $0.contains("/paired/") || $0.hasSuffix("/xray") })

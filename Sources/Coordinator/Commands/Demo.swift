@@ -6,6 +6,7 @@ import Evaluation
 import Foundation
 import Logging
 import MetaLearning
+import Service
 import Training
 
 struct Demo: ParsableCommand {
@@ -34,6 +35,8 @@ struct Demo: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Log level.") var logLevel: Logger.Level = .warning
 
+    @OptionGroup var runFile: RunFileOptions
+
     func run() throws {
         let logger = makeLogger(logLevel)
         StopSignal.install()
@@ -46,7 +49,8 @@ struct Demo: ParsableCommand {
         options.size = imageSize
         let (dataset, source) = try DatasetSpec.open("synthetic", options: options, logger: logger)
         let split = source.defaultSplit
-        let (train, test) = split.partition(source.taskNames)
+        let partition = split.partition(source.taskNames)
+        let (train, test) = (partition.train, partition.test)
         var base = TrainingConfig()
         base.meta = MetaConfig(model: UNetConfig(height: imageSize, width: imageSize, baseChannels: baseChannels).spec)
         base.metaBatch = metaBatch
@@ -87,12 +91,14 @@ struct Demo: ParsableCommand {
         say("transfer baseline: supervised training on the same \(steps * metaBatch) task samples")
         let transferProgress = Throttle(every: 5)
         let preset = Baselines.Preset.standard.withFineTuneSteps(fineTuneSteps)
-        let transfer = try Baselines.jointTraining(config: base, source: source, trainTasks: train, steps: steps,
-                                                   learningRate: preset.jointLearningRate, initial: random) { done, total in
-            if transferProgress.due() || done == total {
-                say("transfer: step \(done)/\(total)  ETA \(ProgressLine.duration(transferProgress.eta(done: done, total: total)))")
-            }
-        }
+        let transfer = try JointTraining(config: base, source: source, trainTasks: train,
+                                         settings: .init(heads: .shared, learningRate: preset.jointLearningRate, steps: steps))
+            .train(initial: random) { done, _ in
+                if transferProgress.due() || done == steps {
+                    say("transfer: step \(done)/\(steps)  ETA \(ProgressLine.duration(transferProgress.eta(done: done, total: steps)))")
+                }
+                return true
+            }.parameters
 
         // 4. Meta-test: every method on the same instances.
         let instances = TaskSampler.evaluation(seed: seed &+ 7919, pool: test, perTask: instancesPerTask)

@@ -4,6 +4,7 @@ import Evaluation
 import Foundation
 import Logging
 import MetaLearning
+import Service
 import Training
 
 struct Evaluate: ParsableCommand {
@@ -30,6 +31,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Threads.") var threads = 2
     @Option(help: "Sampling seed.") var seed: UInt64 = 2024
     @Option(help: "Write the results as JSON here.") var out: String?
+
+    @OptionGroup var runFile: RunFileOptions
 
     func run() throws {
         let logger = makeLogger(.warning)
@@ -63,8 +66,9 @@ struct Evaluate: ParsableCommand {
                 config.meta.supportShots = shots
                 config.meta.queryShots = query
                 FileHandle.standardError.write(Data("training the transfer baseline on \(others.count) other task(s)\n".utf8))
-                let transfer = try Baselines.jointTraining(config: config, source: source, trainTasks: others, steps: transferSteps,
-                                                           learningRate: preset.jointLearningRate, initial: random)
+                let transfer = try JointTraining(config: config, source: source, trainTasks: others,
+                                                 settings: .init(heads: .shared, learningRate: preset.jointLearningRate, steps: transferSteps))
+                    .train(initial: random).parameters
                 methods.append(.init(name: "transfer", adaptation: .fineTune(start: transfer, settings: preset.transfer)))
             }
         }
@@ -82,7 +86,8 @@ struct Evaluate: ParsableCommand {
         }
         if let out {
             try ResultsTable.json(results, extra: ["checkpoint": checkpoint, "dataset": source.identity.name, "shots": shots,
-                                                   "tasks": selected.map { source.taskNames[$0] }])
+                                                   "tasks": selected.map { source.taskNames[$0] },
+                                                   "run_file": RunFile.effective ?? ""])
                 .write(to: URL(fileURLWithPath: out))
         }
     }

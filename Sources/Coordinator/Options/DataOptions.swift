@@ -11,6 +11,9 @@ struct DataOptions: ParsableArguments {
     @Option(parsing: .singleValue,
             help: "Hold out tasks matching this glob for meta-testing (repeatable; default: the dataset's own split).")
     var holdOut: [String] = []
+    @Option(parsing: .singleValue,
+            help: "Tasks matching this glob are meta-validation, on which settings are chosen (repeatable; default: the dataset's own split).")
+    var validate: [String] = []
     @Option(help: "Slice axis for NIfTI volumes: axial, coronal or sagittal.") var axis: SliceAxis = .axial
     @Option(help: "CT window LEVEL,WIDTH in HU instead of percentile clipping and z-score.") var ctWindow: String?
     @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") var augment = false
@@ -25,7 +28,9 @@ struct DataOptions: ParsableArguments {
     }
 
     func split(for source: TaskSource) -> TaskSplit {
-        holdOut.isEmpty ? source.defaultSplit : TaskSplit(testPatterns: holdOut)
+        let d = source.defaultSplit
+        return TaskSplit(validationPatterns: validate.isEmpty ? (holdOut.isEmpty ? d.validationPatterns : []) : validate,
+                         testPatterns: holdOut.isEmpty ? d.testPatterns : holdOut)
     }
 }
 

@@ -36,7 +36,7 @@ extension RunSpec {
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
-            dataset: wireDataset, testPatterns: split.testPatterns,
+            dataset: wireDataset, validationPatterns: split.validationPatterns, testPatterns: split.testPatterns,
             heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask))
     }
 
@@ -162,7 +162,10 @@ extension RunSpec {
         try check((1...256).contains(h.support) && (0...256).contains(h.query) && (0...10_000).contains(h.perTask),
                   "held-out shots or instances out of range")
         try check(h.steps.map { (0...10_000).contains($0) } ?? true, "held-out inner steps out of range")
-        try check(w.testPatterns.count <= 1000, "too many held-out patterns")
+        try check(w.testPatterns.count + w.validationPatterns.count <= 1000, "too many held-out patterns")
+        if kind == .synthetic {
+            try check(SyntheticFamily.Variant(rawValue: d.path) != nil, "unknown synthetic family '\(d.path.prefix(40))'")
+        }
         var evaluation = EvaluationSpec()
         evaluation.seed = h.seed
         evaluation.support = h.support
@@ -173,7 +176,8 @@ extension RunSpec {
         var training = TrainingConfig(meta: meta)
         training.seed = w.seed
         training.initSeed = w.initSeed
-        self.init(runID: w.runID, training: training, dataset: dataset, split: TaskSplit(testPatterns: w.testPatterns),
+        self.init(runID: w.runID, training: training, dataset: dataset,
+                  split: TaskSplit(validationPatterns: w.validationPatterns, testPatterns: w.testPatterns),
                   evaluation: evaluation)
     }
 }

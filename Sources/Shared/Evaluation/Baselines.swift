@@ -4,20 +4,35 @@ import Engine
 import Foundation
 import MetaLearning
 
-/// The two baselines the meta-test compares MAML with, computed by the same engine on the
-/// same tasks and shots:
+/// The baselines the meta-test compares MAML with, computed by the same engine on the same
+/// tasks and shots:
 /// - **scratch**: the U-Net from a random initialisation, trained on the K support images only;
-/// - **transfer**: the U-Net trained jointly (ordinary supervised training) on images of all
-///   meta-train tasks, with the same data budget as meta-training, then fine-tuned on the
-///   K support images.
+/// - **transfer**: the U-Net trained jointly (ordinary supervised training, `JointTraining`)
+///   on images of all meta-train tasks with one shared output head, then fine-tuned on the
+///   K support images;
+/// - **transfer, a head per task**: the same with one output head per meta-train task (no
+///   conflicting labels for one head), then a new head (the mean of the task heads) and
+///   optionally the rest fine-tuned on the K support images.
 public enum Baselines {
     /// Fine-tuning settings for the K support images (full batch, Adam).
     public struct FineTune: Codable, Hashable, Sendable {
         public var steps: Int
         public var learningRate: Float
-        public init(steps: Int, learningRate: Float) {
+        /// Fine-tune only the output head (the last layer), keeping the rest as trained.
+        public var headOnly: Bool
+
+        public init(steps: Int, learningRate: Float, headOnly: Bool = false) {
             self.steps = steps
             self.learningRate = learningRate
+            self.headOnly = headOnly
+        }
+
+        /// Older presets and results decode without `headOnly`.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            steps = try c.decode(Int.self, forKey: .steps)
+            learningRate = try c.decode(Float.self, forKey: .learningRate)
+            headOnly = try c.decodeIfPresent(Bool.self, forKey: .headOnly) ?? false
         }
     }
 
@@ -51,52 +66,20 @@ public enum Baselines {
         }
     }
 
-    /// Adam on the support loss from `start` (model parameters only).
+    /// Adam on the support loss from `start` (model parameters only; with `headOnly`, the
+    /// output head's alone).
     public static func fineTune(network: Network<Float>, start: [Float], images: [Float], masks: [Float],
                                 settings: FineTune) -> [Float] {
-        var params = start
-        var state = Adam.State(count: params.count)
+        let tuned = settings.headOnly ? network.spec.headRange(network.layout) : 0..<start.count
+        var params = start, slice = Array(start[tuned])
+        var state = Adam.State(count: slice.count)
         let adam = Adam(learningRate: settings.learningRate)
         var g = [Float](repeating: 0, count: params.count)
         let batch = images.count / network.spec.input.count
         for _ in 0..<settings.steps {
             _ = network.gradient(parameters: params, images: images, masks: masks, batch: batch, into: &g)
-            adam.update(parameters: &params, gradient: g, state: &state)
-        }
-        return params
-    }
-
-    /// Supervised joint training on the meta-train tasks with the data budget of `steps`
-    /// meta-steps: the same task samples meta-training draws (support and query images of
-    /// each meta-batch's tasks, all labelled), in mini-batches of `batch`, with Adam.
-    /// Returns model parameters. `progress(done, total)` is called after each step.
-    public static func jointTraining(config: TrainingConfig, source: TaskSource, trainTasks: [Int], steps: Int,
-                                     learningRate: Float, initial: [Float],
-                                     progress: (Int, Int) -> Void = { _, _ in }) throws -> [Float] {
-        let network = try Network<Float>(spec: config.meta.model, capacity: config.meta.supportShots)
-        let batch = config.meta.supportShots
-        var params = initial
-        var state = Adam.State(count: params.count)
-        let adam = Adam(learningRate: learningRate)
-        var g = [Float](repeating: 0, count: params.count)
-        for step in 0..<steps {
-            let refs = TaskSampler.metaBatch(step: step, seed: config.seed, pool: trainTasks, size: config.metaBatch)
-            for ref in refs {
-                let s = try source.sample(task: ref.task, index: ref.index, seed: config.seed,
-                                          support: config.meta.supportShots, query: config.meta.queryShots)
-                for (images, masks, count) in [(s.supportImages, s.supportMasks, s.supportCount), (s.queryImages, s.queryMasks, s.queryCount)] {
-                    var start = 0
-                    while start < count {
-                        let n = min(batch, count - start)
-                        let per = s.shape.count, plane = s.shape.plane
-                        _ = network.gradient(parameters: params, images: Array(images[(start * per)..<((start + n) * per)]),
-                                             masks: Array(masks[(start * plane)..<((start + n) * plane)]), batch: n, into: &g)
-                        adam.update(parameters: &params, gradient: g, state: &state)
-                        start += n
-                    }
-                }
-            }
-            progress(step + 1, steps)
+            adam.update(parameters: &slice, gradient: Array(g[tuned]), state: &state)
+            params.replaceSubrange(tuned, with: slice)
         }
         return params
     }

@@ -12,8 +12,9 @@ import MetaLearning
 public struct MetaTest {
     /// How a method turns the support set into parameters.
     public enum Adaptation: Sendable {
-        /// MAML: `steps` inner steps from the meta-parameters (learned rates if present).
-        case maml(meta: [Float], config: MetaConfig, steps: Int)
+        /// MAML: `steps` inner steps from the meta-parameters, with the inner learning rates
+        /// (learned or fixed) scaled by `rateScale`.
+        case maml(meta: [Float], config: MetaConfig, steps: Int, rateScale: Float = 1)
         /// Fine-tuning with Adam from model parameters `start`.
         case fineTune(start: [Float], settings: Baselines.FineTune)
         /// No adaptation: the parameters as they are (for "before adaptation" pictures).
@@ -59,10 +60,18 @@ public struct MetaTest {
         /// The adapted model parameters of `method` for one sample.
         public func adapt(_ method: Adaptation, sample: TaskSample) throws -> [Float] {
             switch method {
-            case .maml(let meta, let config, let steps):
+            case .maml(var meta, let config, let steps, let rateScale):
                 var c = config
                 c.supportShots = sample.supportCount
                 c.queryShots = max(sample.queryCount, 1)
+                if rateScale != 1 {
+                    if c.learnedInnerRates {
+                        let model = network.layout.count
+                        for i in model..<meta.count { meta[i] *= rateScale }
+                    } else {
+                        c.innerLearningRate *= rateScale
+                    }
+                }
                 if learners[c] == nil { learners[c] = try MetaLearner<Float>(config: c) }
                 let adapted = learners[c]!.adapt(meta: meta, supportImages: sample.supportImages,
                                                  supportMasks: sample.supportMasks, steps: steps)

@@ -1,13 +1,15 @@
 import Core
 import Datasets
 
-/// The synthetic family's images without their masks, grouped by imaging style.
+/// A synthetic family's images without their masks, grouped by imaging style.
 public struct SyntheticUnlabelled: UnlabelledImages {
     public let family: SyntheticFamily
-    public init(size: Int) { family = SyntheticFamily(size: size) }
-    public var identity: DatasetIdentity { DatasetIdentity(name: "synthetic-unlabelled", fingerprint: family.identity.fingerprint) }
+    public init(size: Int, variant: SyntheticFamily.Variant = .singleStructure) { family = SyntheticFamily(size: size, variant: variant) }
+    public var identity: DatasetIdentity {
+        DatasetIdentity(name: family.variant.rawValue + "-unlabelled", fingerprint: family.identity.fingerprint)
+    }
     public var imageShape: FeatureShape { family.imageShape }
-    public var groups: [String] { family.styles.map { "synthetic/\($0.rawValue)" } }
+    public var groups: [String] { family.styles.map { "\(family.variant.rawValue)/\($0.rawValue)" } }
     public func imageCount(group: Int) -> Int { 1 << 40 }
     public func image(group: Int, index: Int) throws(DataError) -> [Float] {
         guard family.styles.indices.contains(group) else { throw .badRequest("no group \(group)") }

@@ -53,30 +53,30 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
                                   logger: Logger) throws -> (DatasetSpec, TaskSource) {
         let images: UnlabelledImages
         let kind: Kind
-        if path == "synthetic" {
-            images = SyntheticUnlabelled(size: options.size)
+        if let variant = SyntheticFamily.Variant(rawValue: path) {
+            images = SyntheticUnlabelled(size: options.size, variant: variant)
             kind = .synthetic
         } else {
             images = try FileUnlabelled(root: path, options: options, includeTraining: includeTraining, logger: logger)
             kind = FileManager.default.fileExists(atPath: path + "/dataset.json") ? .decathlon : .pngFolders
         }
         let source = PseudoTaskSource(images: images, options: pseudo)
-        let name = path == "synthetic" ? "synthetic" : URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
+        let name = kind == .synthetic ? path : URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
         var spec = DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity)
         spec.pseudo = pseudo
         spec.includeTrainingImages = includeTraining
         return (spec, source)
     }
 
-    /// Opens "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of PNG tasks.
+    /// Opens "synthetic" or "synthetic-multi" (the built-in families), a Decathlon/nnU-Net
+    /// folder (with dataset.json) or a folder of PNG tasks.
     public static func open(_ path: String, options: VolumeOptions, logger: Logger) throws -> (DatasetSpec, TaskSource) {
-        if path == "synthetic" {
-            let source = SyntheticFamily(size: options.size)
-            return (DatasetSpec(kind: .synthetic, name: "synthetic", path: path, options: options, identity: source.identity), source)
+        if let source = SyntheticFamily(name: path, size: options.size) {
+            return (DatasetSpec(kind: .synthetic, name: path, path: path, options: options, identity: source.identity), source)
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw DataError.unreadable(path: path, reason: "neither \"synthetic\" nor a folder")
+            throw DataError.unreadable(path: path, reason: "neither \"synthetic\", \"synthetic-multi\" nor a folder")
         }
         let name = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
         let source: TaskSource
@@ -94,7 +94,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
     /// coordinator's path. The caller compares `identity` (the coordinator does, on READY).
     public func openOnWorker(dataRoot: String?, logger: Logger) throws -> TaskSource {
-        let location = kind == .synthetic ? "synthetic" : (dataRoot.map { $0 + "/" + name } ?? path)
+        let location = kind == .synthetic ? path : (dataRoot.map { $0 + "/" + name } ?? path)
         let source: TaskSource
         if let pseudo {
             source = try Self.openPseudo(location, options: options, pseudo: pseudo, includeTraining: includeTrainingImages, logger: logger).1

@@ -14,8 +14,7 @@ public enum NumericsCheck {
     /// The fingerprint, and the norm of the meta-gradient it was computed from: an honest
     /// scale for the run's first gradients, before any has been accepted.
     public static func measure(run: RunSpec, source: TaskSource) throws -> (fingerprint: String, gradientNorm: Double) {
-        let (train, _) = run.partition(source)
-        guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
+        guard let first = run.partition(source).train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
         let config = run.training
         let sample = try source.sample(task: first, index: 0, seed: config.seed,
                                        support: config.meta.supportShots, query: config.meta.queryShots)

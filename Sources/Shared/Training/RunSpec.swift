@@ -26,8 +26,8 @@ public struct RunSpec: Codable, Sendable {
         return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
     }
 
-    /// The meta-train and meta-test task numbers.
-    public func partition(_ source: TaskSource) -> (train: [Int], test: [Int]) { split.partition(source.taskNames) }
+    /// The task numbers of each role (meta-train, meta-validation, meta-test).
+    public func partition(_ source: TaskSource) -> TaskSplit.Partition { split.partition(source.taskNames) }
 
     /// The learner configuration for evaluation (shots may differ from training).
     public var evaluationConfig: MetaConfig {

@@ -13,12 +13,15 @@ extension Wire {
         public var model: Model
         public var learner: Learner
         public var dataset: Dataset
-        /// Shell patterns of the held-out task names; every other task is meta-train.
+        /// Shell patterns of the meta-validation and meta-test task names; every other task is
+        /// meta-train.
+        public var validationPatterns: [String]
         public var testPatterns: [String]
         public var heldOut: HeldOut
 
         public init(runID: String, seed: UInt64, initSeed: UInt64, model: Model, learner: Learner, dataset: Dataset,
-                    testPatterns: [String], heldOut: HeldOut) {
+                    validationPatterns: [String] = [], testPatterns: [String], heldOut: HeldOut) {
+            self.validationPatterns = validationPatterns
             self.runID = runID
             self.seed = seed
             self.initSeed = initSeed

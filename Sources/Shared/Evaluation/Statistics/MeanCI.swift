@@ -31,3 +31,12 @@ public struct MeanCI: Codable, Sendable, Equatable, CustomStringConvertible {
         return 1.959964 + 2.37 / Double(df)
     }
 }
+
+extension MeanCI {
+    /// The mean difference `a - b` over paired values (the same instances scored by two
+    /// methods), with its 95% confidence interval: "A beats B" when its lower end is above 0.
+    public static func pairedDifference(_ a: [Double], _ b: [Double]) -> MeanCI {
+        precondition(a.count == b.count, "paired values come in pairs")
+        return MeanCI(zip(a, b).map { $0 - $1 })
+    }
+}

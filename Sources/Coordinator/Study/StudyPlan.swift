@@ -1,0 +1,97 @@
+import Evaluation
+import Foundation
+import MetaLearning
+
+/// What a study compares: candidate methods grouped in families. Every candidate is trained
+/// (if it trains) with the same compute budget, every candidate gets the same number of
+/// adaptation settings tried on meta-validation, the best setting of each candidate and the
+/// best candidate of each family are chosen there, and only the chosen ones meet the
+/// meta-test tasks, once.
+struct StudyPlan: Codable, Sendable, Equatable {
+    /// How a candidate comes by its starting parameters.
+    enum Training: Codable, Sendable, Equatable {
+        /// None: the random initialisation.
+        case none
+        /// Meta-training with a recipe, from the random initialisation or, for half the
+        /// budget, from the model another candidate trains in the first half.
+        case meta(MetaRecipe)
+        /// Ordinary supervised training on the meta-train tasks.
+        case joint(heads: JointTraining.Heads, learningRate: Float)
+    }
+
+    /// A meta-training recipe (MAML and the MAML++ options).
+    struct MetaRecipe: Codable, Sendable, Equatable {
+        var order: MetaOrder
+        var learnedInnerRates = false
+        var multiStepLoss = false
+        var metaLearningRate: Float = 1e-3
+        /// Spend the first half of the budget on this before meta-training from its result:
+        /// `transfer-heads` (meta-transfer) or `pretrain` (self-supervised superpixel tasks).
+        var warmStart: String?
+    }
+
+    /// An adaptation setting tried on meta-validation.
+    enum Adaptation: Codable, Sendable, Equatable, CustomStringConvertible {
+        /// Inner SGD steps with the (learned or fixed) inner rates scaled.
+        case inner(steps: Int, rateScale: Float)
+        /// Adam fine-tuning.
+        case fineTune(Baselines.FineTune)
+
+        var description: String {
+            switch self {
+            case .inner(let steps, let scale): "\(steps) inner steps, rates x\(scale)"
+            case .fineTune(let f): "Adam \(f.steps) steps at \(f.learningRate)\(f.headOnly ? ", head only" : "")"
+            }
+        }
+    }
+
+    struct Candidate: Codable, Sendable, Equatable {
+        var name: String
+        /// The family it competes in: `maml`, `transfer`, `transfer-heads`, `scratch`, or
+        /// `pretrained-maml` (the pretraining study).
+        var family: String
+        var training: Training
+        var grid: [Adaptation]
+    }
+
+    var candidates: [Candidate]
+
+    /// The families the main comparison reports, in order.
+    static let families = ["maml", "transfer-heads", "transfer", "scratch"]
+
+    /// The same number of settings for every candidate (9): MAML's test-time steps and rates,
+    /// the baselines' fine-tuning steps and rates.
+    static let innerGrid: [Adaptation] = [5, 15, 40].flatMap { s in [0.5, 1, 2].map { Adaptation.inner(steps: s, rateScale: Float($0)) } }
+    static func fineTuneGrid(rates: [Float]) -> [Adaptation] {
+        [20, 50, 100].flatMap { s in rates.map { Adaptation.fineTune(.init(steps: s, learningRate: $0)) } }
+    }
+    /// A new head on a jointly trained body: the head alone, or everything.
+    static let headGrid: [Adaptation] = [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true)) }
+        + [20, 50, 100].flatMap { s in [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
+
+    /// The default plan: four meta-training recipes (first and second order, MAML++, and
+    /// meta-transfer from the per-task-heads model), the two transfer baselines at two learning
+    /// rates each, scratch, and (with `pretraining`) pretraining followed by meta-training.
+    static func standard(pretraining: Bool) -> StudyPlan {
+        var c: [Candidate] = [
+            .init(name: "maml-second", family: "maml", training: .meta(.init(order: .second)), grid: innerGrid),
+            .init(name: "maml-first", family: "maml", training: .meta(.init(order: .first)), grid: innerGrid),
+            .init(name: "maml++-second", family: "maml",
+                  training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true)), grid: innerGrid),
+            .init(name: "meta-transfer", family: "maml",
+                  training: .meta(.init(order: .second, warmStart: "transfer-heads")), grid: innerGrid),
+        ]
+        for rate: Float in [1e-3, 3e-3] {
+            c.append(.init(name: "transfer-heads@\(rate)", family: "transfer-heads",
+                           training: .joint(heads: .perTask, learningRate: rate), grid: headGrid))
+            c.append(.init(name: "transfer@\(rate)", family: "transfer",
+                           training: .joint(heads: .shared, learningRate: rate), grid: fineTuneGrid(rates: [3e-4, 1e-3, 3e-3])))
+        }
+        c.append(.init(name: "scratch", family: "scratch", training: .none, grid: fineTuneGrid(rates: [1e-3, 3e-3, 1e-2])))
+        if pretraining {
+            c.append(.init(name: "pretrained-maml-second", family: "pretrained-maml",
+                           training: .meta(.init(order: .second, warmStart: "pretrain")), grid: innerGrid))
+        }
+        return StudyPlan(candidates: c)
+    }
+}

@@ -1,0 +1,505 @@
+import Core
+import Datasets
+import Engine
+import Evaluation
+import Foundation
+import Logging
+import MetaLearning
+import Pretraining
+import Training
+
+/// Runs a study (`medmaml-coordinator study`): the protocol of `StudyPlan` on one dataset.
+///
+/// 1. Calibration: the core-seconds one training step of each kind costs on this machine
+///    (one thread, after a warm-up step). The budget in core-seconds becomes a step count per
+///    candidate, so every candidate spends the same compute.
+/// 2. Training: every candidate, with snapshots at a quarter, half, three quarters and all of
+///    the budget. Meta-training runs on the cluster options (local workers by default); joint
+///    training is sequential and runs here.
+/// 3. Tuning, on meta-validation only: every (snapshot, adaptation setting) pair of every
+///    candidate; the best pair of each candidate, then the best candidate of each family.
+/// 4. Meta-test, once: the chosen candidate of each family on the same instances, paired
+///    differences, Dice against budget and against shots (settings re-chosen on
+///    meta-validation at each snapshot and each K).
+///
+/// Every stage's result is saved in `state.json` before the next starts; a study started again
+/// with the same folder continues where it stopped.
+final class StudyRunner {
+    struct Settings {
+        var out: String
+        var base: TrainingConfig
+        var dataset: DatasetSpec
+        var split: TaskSplit
+        /// Core-seconds of training per candidate.
+        var budget: Double
+        var fractions: [Double] = [0.25, 0.5, 0.75, 1]
+        var shots: [Int] = [1, 5, 10, 20]
+        var mainShots = 5
+        var query = 5
+        var validationPerTask = 6
+        var testPerTask = 10
+        /// Compute threads for tuning and testing.
+        var threads = 1
+        var costs: [String: Double]?
+    }
+
+    let settings: Settings
+    let source: TaskSource
+    let cluster: ClusterOptions
+    let logger: Logger
+    let partition: TaskSplit.Partition
+    var state: StudyState
+    private let say: @Sendable (String) -> Void
+
+    var statePath: String { settings.out + "/state.json" }
+
+    init(settings: Settings, plan: StudyPlan, source: TaskSource, cluster: ClusterOptions, logger: Logger,
+         say: @escaping @Sendable (String) -> Void) throws {
+        self.settings = settings
+        self.source = source
+        self.cluster = cluster
+        self.logger = logger
+        self.say = say
+        partition = settings.split.partition(source.taskNames)
+        guard !partition.train.isEmpty else { throw StudyError("the split leaves no meta-train tasks") }
+        guard !partition.validation.isEmpty else {
+            throw StudyError("a study needs meta-validation tasks to choose settings on: pass --validate GLOB (every choice is made there, never on the meta-test tasks)")
+        }
+        guard !partition.test.isEmpty else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
+        try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
+        let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,
+                                                 split: settings.split, budget: settings.budget, fractions: settings.fractions,
+                                                 shots: settings.shots, validationPerTask: settings.validationPerTask,
+                                                 testPerTask: settings.testPerTask)
+        if FileManager.default.fileExists(atPath: settings.out + "/state.json") {
+            let saved = try StudyState.load(settings.out + "/state.json")
+            guard saved.fingerprint == fingerprint else {
+                throw StudyError("\(settings.out) holds a study with other settings; use another --out or the same options")
+            }
+            state = saved
+            say("continuing the study in \(settings.out)")
+        } else {
+            state = StudyState(fingerprint: fingerprint)
+        }
+    }
+
+    var plan: StudyPlan { state.fingerprint.plan }
+
+    func run() throws {
+        try stage("calibration") { try calibrate() }
+        for candidate in plan.candidates where state.trained[candidate.name] == nil {
+            try stage("training \(candidate.name)") { state.trained[candidate.name] = try train(candidate) }
+        }
+        for candidate in plan.candidates where state.tuned[candidate.name] == nil {
+            try stage("tuning \(candidate.name)") { state.tuned[candidate.name] = try tune(candidate, shots: settings.mainShots) }
+        }
+        choose()
+        if state.test.isEmpty { try stage("meta-test") { try test() } }
+        if state.budgetCurve.isEmpty { try stage("budget curve") { try budgetCurve() } }
+        try stage("shots curve") { try shotsCurve() }
+        try StudyReport(state: state, settings: settings, source: source, partition: partition).write(runner: self)
+    }
+
+    /// Runs a stage, timing it and saving the state after it.
+    private func stage(_ name: String, _ body: () throws -> Void) throws {
+        if let sig = StopSignal.received { throw StudyStopped(signal: sig) }
+        say("study: \(name)")
+        let clock = MonotonicClock()
+        try body()
+        state.stageSeconds[name] = clock.now
+        try state.save(statePath)
+    }
+
+    // MARK: 1. Calibration
+
+    /// The cost key of a training phase: what one step computes.
+    static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
+        "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
+    }
+    static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
+    static let pretrainKey = "pretrain"
+
+    private func calibrate() throws {
+        if let given = settings.costs {
+            state.stepCost = given
+        }
+        var keys: [String: () throws -> Double] = [:]
+        for c in plan.candidates {
+            switch c.training {
+            case .none: break
+            case .joint(let heads, _): keys[Self.costKey(joint: heads)] = { try self.measureJoint(heads) }
+            case .meta(let recipe):
+                keys[Self.costKey(meta: recipe)] = {
+                    try self.measureMeta(recipe, source: self.source, dataset: self.settings.dataset, split: self.settings.split)
+                }
+                if recipe.warmStart == "transfer-heads" { keys[Self.costKey(joint: .perTask)] = { try self.measureJoint(.perTask) } }
+                if recipe.warmStart == "pretrain" { keys[Self.pretrainKey] = { try self.measurePretrain() } }
+            }
+        }
+        for key in keys.keys.sorted() where state.stepCost[key] == nil {
+            let cost = try keys[key]!()
+            state.stepCost[key] = cost
+            say("calibration: one \(key) step costs \(String(format: "%.3f", cost)) core-seconds")
+        }
+    }
+
+    /// Seconds per step on one thread, the median of three steps after a warm-up step.
+    private func median(_ times: [Double]) -> Double { times.sorted()[times.count / 2] }
+
+    private func measureMeta(_ recipe: StudyPlan.MetaRecipe, source: TaskSource, dataset: DatasetSpec, split: TaskSplit) throws -> Double {
+        let config = metaConfig(recipe, steps: 4)
+        let spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: dataset, split: split, evaluation: EvaluationSpec())
+        let folder = settings.out + "/calibration"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let run = try TrainingRun(spec: spec, source: source, backend: InProcessBackend(threads: 1),
+                                  outputs: RunOutputs(checkpointFolder: folder), logger: logger)
+        var times: [Double] = []
+        run.onStep = { report, _ in times.append(report.seconds) }
+        _ = try run.run()
+        return median(Array(times.dropFirst()))
+    }
+
+    private func measureJoint(_ heads: JointTraining.Heads) throws -> Double {
+        let joint = JointTraining(config: settings.base, source: source, trainTasks: partition.train,
+                                  settings: .init(heads: heads, learningRate: 1e-3, steps: 4))
+        var times: [Double] = []
+        var clock = MonotonicClock()
+        _ = try joint.train(initial: randomInitial()) { _, _ in
+            times.append(clock.now)
+            clock = MonotonicClock()
+            return true
+        }
+        return median(Array(times.dropFirst()))
+    }
+
+    private func measurePretrain() throws -> Double {
+        let (spec, pseudo) = try pretrainingSource()
+        return try measureMeta(.init(order: settings.base.meta.order), source: pseudo, dataset: spec, split: pseudo.defaultSplit)
+    }
+
+    private func pretrainingSource() throws -> (DatasetSpec, TaskSource) {
+        let path = settings.dataset.kind == .synthetic ? settings.dataset.name : settings.dataset.path
+        return try DatasetSpec.openPseudo(path, options: settings.dataset.options, pseudo: PseudoTaskOptions(),
+                                          includeTraining: true, logger: logger)
+    }
+
+    // MARK: 2. Training
+
+    private func randomInitial() -> [Float] {
+        (try? MetaLayout(config: settings.base.meta))!.model.initialValues(seed: settings.base.initSeed ?? settings.base.seed)
+    }
+
+    /// The training configuration of a meta-training recipe with `steps` outer steps.
+    func metaConfig(_ recipe: StudyPlan.MetaRecipe, steps: Int) -> TrainingConfig {
+        var c = settings.base
+        c.meta.order = recipe.order
+        c.meta.learnedInnerRates = recipe.learnedInnerRates
+        c.meta.multiStepLoss = recipe.multiStepLoss
+        c.meta.multiStepAnnealSteps = max(steps / 2, 1)
+        c.optimizer = Adam(learningRate: recipe.metaLearningRate)
+        c.optimizer.cosineSteps = steps
+        c.steps = steps
+        return c
+    }
+
+    /// Steps of a phase that costs `cost` core-seconds per step within `seconds`.
+    private func steps(_ cost: Double, seconds: Double) -> Int {
+        max(Int((seconds / cost).rounded(.down)), 1)
+    }
+
+    private func train(_ candidate: StudyPlan.Candidate) throws -> StudyState.Trained {
+        let budget = settings.budget
+        // Snapshots already taken by an interrupted attempt are kept; the phases are
+        // deterministic, so they are not taken again.
+        var trained = state.partial[candidate.name] ?? StudyState.Trained()
+        let out = settings.out, name = candidate.name
+        func record(_ fraction: Double, _ values: [Float], layout: MetaLayout, spent: Double, samples: Int, steps: Int) {
+            guard !trained.fractions.contains(fraction) else { return }
+            let file = "models/\(name)-\(Int((fraction * 100).rounded())).safetensors"
+            do {
+                try Safetensors.write(Safetensors.File(tensors: ParameterFile.tensors(values, layout: layout),
+                                                       metadata: ["format": "medmaml-parameters-1", "candidate": name]),
+                                      to: out + "/" + file)
+                trained.append(fraction: fraction, file: file, coreSeconds: spent, taskSamples: samples, steps: steps)
+                state.partial[name] = trained
+                try state.save(statePath)
+            } catch {
+                snapshotError = error
+            }
+        }
+        snapshotError = nil
+        let metaBatch = settings.base.metaBatch
+        let modelLayout = try MetaLayout(config: settings.base.meta)
+        switch candidate.training {
+        case .none:
+            record(0, randomInitial(), layout: modelLayout, spent: 0, samples: 0, steps: 0)
+
+        case .joint(let heads, let rate):
+            let cost = state.stepCost[Self.costKey(joint: heads)]!
+            let total = steps(cost, seconds: budget)
+            let marks = snapshotSteps(total)
+            _ = try jointTraining(heads: heads, rate: rate, steps: total) { step, model in
+                if let f = marks[step] {
+                    record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
+                }
+            }
+
+        case .meta(let recipe):
+            var initial = randomInitial()
+            var spentBefore = 0.0, samplesBefore = 0, stepsBefore = 0
+            var metaBudget = budget
+            if let warm = recipe.warmStart {
+                // Half the budget on the warm start, half on meta-training from its result.
+                let half = budget / 2
+                metaBudget = budget - half
+                let total: Int, cost: Double
+                switch warm {
+                case "transfer-heads":
+                    cost = state.stepCost[Self.costKey(joint: .perTask)]!
+                    total = steps(cost, seconds: half)
+                    let marks = snapshotSteps(total, within: 0.5)
+                    initial = try jointTraining(heads: .perTask, rate: 1e-3, steps: total) { step, model in
+                        if let f = marks[step] {
+                            record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
+                        }
+                    }.parameters
+                case "pretrain":
+                    cost = state.stepCost[Self.pretrainKey]!
+                    total = steps(cost, seconds: half)
+                    let marks = snapshotSteps(total, within: 0.5)
+                    let (spec, pseudo) = try pretrainingSource()
+                    var config = metaConfig(.init(order: settings.base.meta.order), steps: total)
+                    config.seed = settings.base.seed &+ 0x5eed
+                    let model = try metaTrain(config: config, dataset: spec, source: pseudo, split: pseudo.defaultSplit,
+                                              initial: nil, folder: "pretrain-\(name)") { step, meta, metaLayout in
+                        if let f = marks[step] {
+                            record(f, Array(meta.prefix(metaLayout.model.count)), layout: modelLayout,
+                                   spent: Double(step) * cost, samples: step * metaBatch, steps: step)
+                        }
+                    }
+                    initial = Array(model.prefix(modelLayout.model.count))
+                default:
+                    throw StudyError("unknown warm start \(warm)")
+                }
+                spentBefore = Double(total) * cost
+                samplesBefore = total * metaBatch
+                stepsBefore = total
+            }
+            let cost = state.stepCost[Self.costKey(meta: recipe)]!
+            let total = steps(cost, seconds: metaBudget)
+            let config = metaConfig(recipe, steps: total)
+            let layout = try MetaLayout(config: config.meta)
+            var start = layout.initialValues(seed: settings.base.seed, innerLearningRate: config.meta.innerLearningRate)
+            start.replaceSubrange(0..<layout.model.count, with: initial)
+            let marks = recipe.warmStart == nil ? snapshotSteps(total) : snapshotSteps(total, from: 0.5)
+            _ = try metaTrain(config: config, dataset: settings.dataset, source: source, split: settings.split,
+                              initial: start, folder: "train-\(name)") { step, meta, _ in
+                if let f = marks[step] {
+                    record(f, meta, layout: layout, spent: spentBefore + Double(step) * cost,
+                           samples: samplesBefore + step * metaBatch, steps: stepsBefore + step)
+                }
+            }
+        }
+        if let snapshotError { throw snapshotError }
+        if let sig = StopSignal.received { throw StudyStopped(signal: sig) }
+        guard trained.fractions.count == (candidate.training == StudyPlan.Training.none ? 1 : settings.fractions.count) else {
+            throw StudyError("\(name): a snapshot is missing (\(trained.fractions) of \(settings.fractions))")
+        }
+        state.partial[name] = nil
+        return trained
+    }
+
+    /// The first error writing a snapshot (snapshots are written from training callbacks).
+    private var snapshotError: Error?
+
+    /// The step at which each budget fraction is reached, for a phase of `total` steps that
+    /// covers the fractions in `from...within` (`from` + (`within` - `from`) x step / total).
+    private func snapshotSteps(_ total: Int, from: Double = 0, within: Double = 1) -> [Int: Double] {
+        var marks: [Int: Double] = [:]
+        for f in settings.fractions where f > from && f <= within + 1e-9 {
+            let step = max(Int(((f - from) / (within - from) * Double(total)).rounded()), 1)
+            marks[min(step, total)] = f
+        }
+        return marks
+    }
+
+    private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int,
+                               snapshot: (Int, JointTraining.Model) -> Void) throws -> JointTraining.Model {
+        var s = JointTraining.Settings(heads: heads, learningRate: rate, steps: steps)
+        s.cosine = true
+        let joint = JointTraining(config: settings.base, source: source, trainTasks: partition.train, settings: s)
+        let progress = Throttle(every: 10)
+        return try joint.train(initial: randomInitial()) { step, model in
+            snapshot(step, model)
+            if progress.due() || step == steps {
+                say("joint training (\(heads.rawValue) heads): step \(step)/\(steps)  ETA \(ProgressLine.duration(progress.eta(done: step, total: steps)))")
+            }
+            return StopSignal.received == nil
+        }
+    }
+
+    /// Meta-trains on the cluster options; `snapshot(step, meta, layout)` after every step.
+    /// An interrupted phase resumes from its newest checkpoint.
+    private func metaTrain(config: TrainingConfig, dataset: DatasetSpec, source: TaskSource, split: TaskSplit,
+                           initial: [Float]?, folder: String,
+                           snapshot: @escaping (Int, [Float], MetaLayout) -> Void) throws -> [Float] {
+        let spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: dataset, split: split, evaluation: EvaluationSpec())
+        let dir = settings.out + "/checkpoints/" + folder
+        let resume = try resumeCheckpoint(in: dir, logger: logger)
+        if let resume, resume.run.training != config {
+            throw StudyError("\(dir) holds a checkpoint of other settings; remove it")
+        }
+        let summary = try runTraining(spec: resume?.run ?? spec, source: source, cluster: cluster, checkpointDir: dir,
+                                      checkpointEvery: 25, metrics: settings.out + "/checkpoints/\(folder).jsonl", resume: resume,
+                                      initial: initial, logger: logger, quiet: false,
+                                      onStep: { _, run in snapshot(run.outer.step, run.outer.meta, run.outer.layout) })
+        if let sig = summary.stoppedBySignal { throw StudyStopped(signal: sig) }
+        return summary.finalParameters
+    }
+
+    // MARK: 3. Tuning on meta-validation
+
+    /// The adaptation of a candidate's snapshot with one setting of its grid.
+    func adaptation(_ candidate: StudyPlan.Candidate, snapshot: Int, setting: StudyPlan.Adaptation) throws -> MetaTest.Adaptation {
+        let trained = state.trained[candidate.name]!
+        let config: MetaConfig
+        if case .meta(let recipe) = candidate.training, trained.fractions[snapshot] > (recipe.warmStart == nil ? 0 : 0.5) {
+            config = metaConfig(recipe, steps: 1).meta
+        } else {
+            config = settings.base.meta
+        }
+        let layout = try MetaLayout(config: config)
+        let file = try Safetensors.read(path: settings.out + "/" + trained.files[snapshot])
+        let values = try ParameterFile.load(file, layout: layout, path: trained.files[snapshot])
+        switch setting {
+        case .inner(let steps, let scale): return .maml(meta: values, config: config, steps: steps, rateScale: scale)
+        case .fineTune(let f): return .fineTune(start: Array(values.prefix(layout.model.count)), settings: f)
+        }
+    }
+
+    private func tune(_ candidate: StudyPlan.Candidate, shots: Int) throws -> StudyState.Tuned {
+        let trained = state.trained[candidate.name]!
+        var methods: [MetaTest.Method] = []
+        for s in trained.fractions.indices {
+            for (g, setting) in candidate.grid.enumerated() {
+                methods.append(.init(name: "\(s)/\(g)", adaptation: try adaptation(candidate, snapshot: s, setting: setting)))
+            }
+        }
+        let results = try evaluate(methods, on: partition.validation, perTask: settings.validationPerTask, shots: shots, seedOffset: 1)
+        let grid = candidate.grid.count
+        let dice = trained.fractions.indices.map { s in (0..<grid).map { results[s * grid + $0].dice.mean } }
+        var best = (0, 0)
+        for s in dice.indices { for g in dice[s].indices where dice[s][g] > dice[best.0][best.1] { best = (s, g) } }
+        say("\(candidate.name): best on meta-validation \(String(format: "%.3f", dice[best.0][best.1])) with \(candidate.grid[best.1]) after \(Int(trained.fractions[best.0] * 100))% of the budget")
+        return StudyState.Tuned(dice: dice, bestSnapshot: best.0, bestSetting: best.1)
+    }
+
+    /// Scores methods on sampled instances of `tasks` (validation or test) with `shots` shots.
+    func evaluate(_ methods: [MetaTest.Method], on tasks: [Int], perTask: Int, shots: Int, seedOffset: UInt64) throws -> [MetaTest.MethodResult] {
+        let seed = settings.base.seed &+ seedOffset &* 7919
+        let instances = TaskSampler.evaluation(seed: seed, pool: tasks, perTask: perTask)
+        let test = MetaTest(source: source, model: settings.base.meta.model, instances: instances, seed: seed, support: shots, query: settings.query)
+        let progress = Throttle(every: 15), say = self.say
+        return try test.run(methods, threads: settings.threads) { done, total in
+            if progress.due() && done > 1 { say("  \(done)/\(total) adaptations  ETA \(ProgressLine.duration(progress.eta(done: done, total: total)))") }
+        }
+    }
+
+    /// The best candidate of each family on meta-validation.
+    private func choose() {
+        state.chosen = [:]
+        for c in plan.candidates {
+            let t = state.tuned[c.name]!
+            let score = t.dice[t.bestSnapshot][t.bestSetting]
+            if let current = state.chosen[c.family], current.validationDice >= score { continue }
+            state.chosen[c.family] = .init(candidate: c.name, snapshot: t.bestSnapshot, setting: t.bestSetting, validationDice: score)
+        }
+    }
+
+    func candidate(_ name: String) -> StudyPlan.Candidate { plan.candidates.first { $0.name == name }! }
+
+    /// Families in report order, those the plan has.
+    var families: [String] {
+        let present = Set(plan.candidates.map(\.family))
+        return (StudyPlan.families + ["pretrained-maml"]).filter(present.contains)
+    }
+
+    // MARK: 4. Meta-test, once
+
+    private func test() throws {
+        var methods: [MetaTest.Method] = []
+        for family in families {
+            let choice = state.chosen[family]!
+            let c = candidate(choice.candidate)
+            methods.append(.init(name: family, adaptation: try adaptation(c, snapshot: choice.snapshot, setting: c.grid[choice.setting])))
+        }
+        // The pretraining comparison is recipe against the same recipe: pretrained MAML
+        // against MAML from the random initialisation with the same order and settings.
+        if let pretrained = plan.candidates.first(where: { $0.family == "pretrained-maml" }),
+           case .meta(let recipe) = pretrained.training,
+           let plain = plan.candidates.first(where: {
+               if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss }
+               return false
+           }), state.chosen["maml"]?.candidate != plain.name {
+            let t = state.tuned[plain.name]!
+            methods.append(.init(name: plain.name, adaptation: try adaptation(plain, snapshot: t.bestSnapshot, setting: plain.grid[t.bestSetting])))
+        }
+        let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
+        for r in results { state.test[r.name] = r }
+        let byName = Dictionary(uniqueKeysWithValues: results.map { ($0.name, $0.instanceDice) })
+        for other in families where other != "maml" {
+            state.differences["maml - \(other)"] = MeanCI.pairedDifference(byName["maml"]!, byName[other]!)
+        }
+        if let pretrained = byName["pretrained-maml"] {
+            let plainName = methods.count > families.count ? methods.last!.name : "maml"
+            state.differences["pretrained-maml - \(plainName)"] = MeanCI.pairedDifference(pretrained, byName[plainName]!)
+        }
+    }
+
+    /// Meta-test Dice of each family's chosen candidate at every snapshot, with the setting
+    /// chosen on meta-validation for that snapshot.
+    private func budgetCurve() throws {
+        var methods: [MetaTest.Method] = [], owners: [(String, Double)] = []
+        for family in families {
+            let choice = state.chosen[family]!
+            let c = candidate(choice.candidate)
+            let t = state.tuned[c.name]!, trained = state.trained[c.name]!
+            for s in trained.fractions.indices {
+                let g = t.dice[s].indices.max { t.dice[s][$0] < t.dice[s][$1] || (t.dice[s][$0] == t.dice[s][$1] && $0 > $1) }!
+                methods.append(.init(name: "\(family)@\(s)", adaptation: try adaptation(c, snapshot: s, setting: c.grid[g])))
+                owners.append((family, trained.coreSeconds[s]))
+            }
+        }
+        let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
+        for (r, (family, x)) in zip(results, owners) { state.budgetCurve[family, default: []].append(.init(x: x, dice: r.dice)) }
+    }
+
+    /// Meta-test Dice of each family's chosen model against shots, the adaptation setting
+    /// chosen on meta-validation at each K.
+    private func shotsCurve() throws {
+        for k in settings.shots where !(state.shotsCurve[families[0]] ?? []).contains(where: { $0.x == Double(k) }) {
+            var methods: [MetaTest.Method] = []
+            for family in families {
+                let choice = state.chosen[family]!
+                let c = candidate(choice.candidate)
+                let candidates = try c.grid.map { try adaptation(c, snapshot: choice.snapshot, setting: $0) }
+                let validation = try evaluate(candidates.enumerated().map { .init(name: "\($0.offset)", adaptation: $0.element) },
+                                              on: partition.validation, perTask: settings.validationPerTask, shots: k, seedOffset: 1)
+                let g = validation.indices.max { validation[$0].dice.mean < validation[$1].dice.mean || (validation[$0].dice.mean == validation[$1].dice.mean && $0 > $1) }!
+                methods.append(.init(name: family, adaptation: candidates[g]))
+            }
+            let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: k, seedOffset: 2)
+            for r in results { state.shotsCurve[r.name, default: []].append(.init(x: Double(k), dice: r.dice)) }
+            try state.save(statePath)
+        }
+    }
+}
+
+struct StudyError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+struct StudyStopped: Error {
+    var signal: Int32
+}
