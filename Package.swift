@@ -8,6 +8,7 @@ import PackageDescription
 let numerics = Target.Dependency.product(name: "RealModule", package: "swift-numerics")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
 
 let package = Package(
     name: "MedMAML",
@@ -22,6 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // Metrics: the library records with swift-metrics (no cost until an executable
+        // bootstraps a backend); the executables export them with swift-prometheus over
+        // FlyingFox's HTTP server. Run files are YAML (Yams).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swhitty/FlyingFox", .upToNextMinor(from: "0.27.1")),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries.
@@ -41,23 +49,32 @@ let package = Package(
         .target(name: "Pretraining", dependencies: ["Core", "Datasets", logging, numerics], path: "Sources/Shared/Pretraining"),
         .target(name: "Evaluation", dependencies: ["Core", "Engine", "MetaLearning", "Datasets"], path: "Sources/Shared/Evaluation"),
         .target(name: "Training",
-                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", logging],
+                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", logging, metrics],
                 path: "Sources/Shared/Training"),
         .target(name: "Wire", dependencies: ["Core"], path: "Sources/Shared/Wire"),
         .target(name: "Transport", dependencies: ["CZeroMQ", logging], path: "Sources/Shared/Transport"),
         .target(name: "Cluster",
-                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Training", "Wire", "Transport", logging],
+                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Training", "Wire", "Transport", logging,
+                               metrics],
                 path: "Sources/Shared/Cluster"),
         .target(name: "Benchmarks",
                 dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Training", "Wire", "Transport", "Cluster", logging],
                 path: "Sources/Shared/Benchmarks"),
 
+        // What the executables share as services: the Prometheus endpoint and run files.
+        .target(name: "Service",
+                dependencies: [argumentParser, logging, metrics,
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "FlyingFox", package: "FlyingFox"),
+                               .product(name: "Yams", package: "Yams")],
+                path: "Sources/Shared/Service"),
+
         // The executables.
         .executableTarget(
             name: "Coordinator",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training",
-                           "Transport", "Cluster", "Benchmarks", argumentParser, logging]),
-        .executableTarget(name: "Worker", dependencies: ["Core", "Engine", "Transport", "Cluster", argumentParser, logging]),
+                           "Transport", "Cluster", "Benchmarks", "Service", argumentParser, logging]),
+        .executableTarget(name: "Worker", dependencies: ["Core", "Engine", "Transport", "Cluster", "Service", argumentParser, logging]),
 
         // Tests.
         .target(name: "TestSupport",
@@ -66,11 +83,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Training", "Wire", "Transport", "Cluster", "TestSupport",
-                           logging]),
+                           "Service", logging]),
         .testTarget(
             name: "SharedTests",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training", "Wire",
-                           "Transport", "Cluster", "TestSupport", logging],
+                           "Transport", "Cluster", "Service", "TestSupport", logging],
             exclude: ["Fixtures"]),
     ]
 )

@@ -4,6 +4,7 @@ import Core
 import Engine
 import Foundation
 import Logging
+import Service
 import Transport
 
 @main
@@ -28,6 +29,7 @@ struct Worker: ParsableCommand {
     var keysFromStdin = false
     @Flag(help: "Allow unencrypted, unauthenticated traffic to a coordinator that is not on this machine.") var insecure = false
     @Option(help: "Exit when the process with this id is no longer this worker's parent.") var exitWithParent: Int32?
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9465).") var metricsAddress: String?
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
     func run() throws {
@@ -70,6 +72,11 @@ struct Worker: ParsableCommand {
         default:
             throw ValidationError("--secret-key and --coordinator-key go together (or use --keys-from-stdin alone)")
         }
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress {
+            do { endpoint = try MetricsEndpoint(address: metricsAddress, logger: logger) } catch { throw ValidationError("\(error)") }
+        }
+        defer { endpoint?.stop() }
         switch WorkerNode(options: options, logger: logger).run() {
         case .shutdown(let reason):
             logger.info("shut down by the coordinator: \(reason)")

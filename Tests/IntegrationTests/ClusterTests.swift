@@ -68,6 +68,13 @@ import TestSupport
         #expect(log.contains("ssh tests passed"))
     }
 
+    @Test(.enabled(if: isRoot && has("podman") && has("mmdebstrap"), "needs root, podman, runc and mmdebstrap (.ci/run installs them)"))
+    func containerImageRunsAClusterAndSurvivesAKilledWorker() throws {
+        let (status, log) = try script("podman.sh")
+        #expect(status == 0, "\(log.suffix(4000))")
+        #expect(log.contains("podman cluster test passed"))
+    }
+
     @Test(.enabled(if: Self.run("/usr/bin/env", ["python3", "-c", "import yaml"]) == 0, "needs python3 with PyYAML"))
     func kubernetesManifestsResolveAndUseRealFlags() throws {
         let folder = TemporaryFolder()

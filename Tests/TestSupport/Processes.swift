@@ -151,3 +151,8 @@ extension ChildProcess {
         return false
     }
 }
+
+/// The repository's root folder (for scripts and files the tests read).
+public var repositoryRoot: String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+}

@@ -12,13 +12,16 @@
 #   --remote-bin DIR      folder with medmaml-worker on the hosts (default: this machine's build folder)
 #   --keys DIR            key folder here (default ~/.medmaml/keys; made with keygen if missing)
 #   --command C           train or pretrain (default train)
+#   --metrics-port P      serve Prometheus metrics: the coordinator on P, worker i on P+i; the
+#                         targets go to medmaml-targets.json here (Prometheus file_sd, see
+#                         cluster/monitoring/prometheus.yml)
 # Environment: SSH and SCP to override the ssh and scp commands (for options or identities).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MEDMAML_BIN:-$REPO/.build/release}
 SSH=${SSH:-ssh -o BatchMode=yes}
 SCP=${SCP:-scp -q -o BatchMode=yes}
-HOSTS="" THREADS=1 ADDRESS="" PORT=5555 REMOTE_BIN="" KEYS="$HOME/.medmaml/keys" COMMAND=train
+HOSTS="" THREADS=1 ADDRESS="" PORT=5555 REMOTE_BIN="" KEYS="$HOME/.medmaml/keys" COMMAND=train METRICS_PORT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --hosts) HOSTS=$2; shift 2 ;;
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
         --remote-bin) REMOTE_BIN=$2; shift 2 ;;
         --keys) KEYS=$2; shift 2 ;;
         --command) COMMAND=$2; shift 2 ;;
+        --metrics-port) METRICS_PORT=$2; shift 2 ;;
         --) shift; break ;;
         *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
     esac
@@ -59,8 +63,18 @@ trap 'stop; exit 130' INT TERM
 trap 'stop' EXIT
 
 # The coordinator first (it waits for the workers), then one worker per host entry.
+METRICS=()
+if [ -n "$METRICS_PORT" ]; then
+    METRICS=(--metrics-address "0.0.0.0:$METRICS_PORT")
+    {
+        printf '[{"targets": ["%s:%s"], "labels": {"role": "coordinator"}}' "$ADDRESS" "$METRICS_PORT"
+        i=0
+        for h in $HOSTS; do i=$((i + 1)); printf ',\n {"targets": ["%s:%s"], "labels": {"role": "worker"}}' "${h#*@}" "$((METRICS_PORT + i))"; done
+        printf ']\n'
+    } > medmaml-targets.json
+fi
 "$BIN/medmaml-coordinator" "$COMMAND" --bind "tcp://*:$PORT" --secret-key "$KEYS/coordinator.key" \
-    --authorized-keys "$KEYS/authorized" --min-workers "$(wc -w <<< "$HOSTS")" "$@" &
+    --authorized-keys "$KEYS/authorized" --min-workers "$(wc -w <<< "$HOSTS")" "${METRICS[@]}" "$@" &
 COORDINATOR=$!
 i=0
 for h in $HOSTS; do
@@ -70,7 +84,8 @@ for h in $HOSTS; do
     $SSH "$h" "chmod 600 /tmp/medmaml-keys-$RUN_ID/worker.key; cd /tmp; nohup sh -c 'echo \$\$ > /tmp/medmaml-worker-$RUN_ID-$i.pid; \
         exec env OPENBLAS_NUM_THREADS=1 $REMOTE_BIN/medmaml-worker --connect tcp://$ADDRESS:$PORT --threads $THREADS \
         --name $h-$i --secret-key /tmp/medmaml-keys-$RUN_ID/worker.key \
-        --coordinator-key /tmp/medmaml-keys-$RUN_ID/coordinator.pub --idle-timeout 300' \
+        --coordinator-key /tmp/medmaml-keys-$RUN_ID/coordinator.pub --idle-timeout 300 \
+        ${METRICS_PORT:+--metrics-address 0.0.0.0:$((METRICS_PORT + i))}' \
         >/tmp/medmaml-worker-$RUN_ID-$i.log 2>&1 </dev/null &"
     STARTED+=("$h#$i")
 done

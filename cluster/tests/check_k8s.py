@@ -73,6 +73,20 @@ for kind in ("StatefulSet", "Deployment"):
             for ref in c.get("envFrom", []):
                 if "configMapRef" in ref:
                     check(ref["configMapRef"]["name"] in configmaps, f"{kind}/{name}: config map {ref['configMapRef']['name']} is defined")
+            mounted = {}
+            for m in c.get("volumeMounts", []):
+                v = volumes.get(m["name"], {})
+                if "configMap" in v:
+                    cm = configmaps.get(v["configMap"]["name"])
+                    check(cm is not None, f"{kind}/{name}: config map {v['configMap']['name']} is defined")
+                    for item in v["configMap"].get("items", []):
+                        check(cm is not None and item["key"] in cm.get("data", {}), f"{kind}/{name}: config map key {item['key']} exists")
+                        if cm is not None and item["key"] in cm.get("data", {}):
+                            mounted[m["mountPath"].rstrip("/") + "/" + item["path"]] = cm["data"][item["key"]]
+            ports = {p["containerPort"] for p in c.get("ports", [])}
+            annotations = spec["template"]["metadata"].get("annotations", {})
+            if annotations.get("prometheus.io/scrape") == "true":
+                check(int(annotations.get("prometheus.io/port", 0)) in ports, f"{kind}/{name}: the scraped port is a container port")
             res = c.get("resources", {}).get("requests", {})
             check("cpu" in res and "memory" in res, f"{kind}/{name}: requests cpu and memory")
             script = " ".join(c.get("args", []))
@@ -87,6 +101,21 @@ for kind in ("StatefulSet", "Deployment"):
                     continue
                 for flag in re.findall(r"(--[a-z0-9-]+)", m.group(1)):
                     check(flag in flags, f"{kind}/{name}: {binary}{' ' + sub if sub else ''} accepts {flag}")
+                metrics = re.search(r"--metrics-address\s+\S+:(\d+)", m.group(1))
+                if metrics:
+                    check(int(metrics.group(1)) in ports, f"{kind}/{name}: the metrics port {metrics.group(1)} is a container port")
+                config = re.search(r"--config\s+(\S+)", m.group(1))
+                if config:
+                    text = mounted.get(config.group(1))
+                    check(text is not None, f"{kind}/{name}: the run file {config.group(1)} is mounted from a config map")
+                    if text is not None:
+                        import tempfile
+                        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+                            f.write(text)
+                            f.flush()
+                            r = subprocess.run([os.path.join(bindir, binary), sub, "--config", f.name, "--print-config"],
+                                               capture_output=True, text=True)
+                        check(r.returncode == 0, f"{kind}/{name}: {binary} {sub} accepts the run file {config.group(1)} {r.stderr.strip()[:200]}")
                 for key in set(re.findall(r"\s/keys/([a-z]+\.(?:key|pub))", script)):
                     gen = [g for g in kustomization.get("secretGenerator", []) if g["name"] in {v.get("secret", {}).get("secretName") for v in volumes.values()}]
                     check(any(any(f.endswith("/" + key) for f in g["files"]) for g in gen), f"{kind}/{name}: key file {key} is in the secret")
@@ -101,10 +130,14 @@ for kind in ("StatefulSet", "Deployment"):
                     check(any(str(p["port"]) == port for svc in services.values() for p in svc["spec"]["ports"]), f"{kind}/{name}: port {port} is served")
 
 dockerfile = open(os.path.join(repo, "cluster", "Dockerfile")).read()
+args = dict(re.findall(r"^ARG\s+([A-Z_]+)=(\S+)", dockerfile, re.M))
 stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.M)
-check(len(stages) == 2 and "swift" in stages[0] and "slim" in stages[1], "Dockerfile: a Swift build stage and a slim Debian runtime stage")
-runtime = dockerfile.split("FROM", 2)[2]
-for lib in ["libopenblas0-pthread", "libdnnl2", "libzmq5", "libsodium23", "libpng16-16", "zlib1g", "libgomp1"]:
+check("swift" in args.get("SWIFT_IMAGE", "") and "slim" in args.get("RUNTIME_IMAGE", ""),
+      "Dockerfile: the base images are build arguments, by default a Swift toolchain image and slim Debian")
+check(stages[0] == "${SWIFT_IMAGE}" and stages[-1] == "${RUNTIME_IMAGE}" and "${BINARIES}" in stages,
+      "Dockerfile: a build stage, a prebuilt-binaries stage chosen by BINARIES, and the runtime stage")
+runtime = dockerfile.split("FROM ${RUNTIME_IMAGE}", 1)[1]
+for lib in ["libopenblas0-pthread", "libdnnl2", "libzmq5", "libsodium23", "libpng16-16", "zlib1g", "libgomp1", "libcurl4"]:
     check(lib in runtime, f"Dockerfile runtime stage installs {lib}")
     if subprocess.run(["apt-cache", "show", lib], capture_output=True).returncode != 0:
         errors.append(f"{lib} is not a Debian package here")

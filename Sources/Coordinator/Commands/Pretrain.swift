@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import Logging
 import Pretraining
+import Service
 import Training
 
 struct Pretrain: ParsableCommand {
@@ -29,6 +30,8 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
     @Option(help: "Append one JSON object per step to this file.") var metrics: String?
 
+    @OptionGroup var runFile: RunFileOptions
+
     func run() throws {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
@@ -45,6 +48,7 @@ struct Pretrain: ParsableCommand {
         let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
         if let checkpoint { spec = checkpoint.run }
         FileHandle.standardError.write(Data("pretraining on \(source.taskNames.count) group(s) of unlabelled images: \(source.taskNames.prefix(6).joined(separator: ", "))\(source.taskNames.count > 6 ? ", ..." : "")\n".utf8))
+        try writeRunFile(into: checkpointDir)
         let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
                                       checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint, initial: nil, logger: logger)
         if let sig = summary.stoppedBySignal {

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import MetaLearning
 import Training
+import Service
 import Wire
 
 /// Runs a training run with the cluster options (shared by train, pretrain and demo).
@@ -16,6 +17,8 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     var outputs = RunOutputs(checkpointFolder: checkpointDir)
     outputs.checkpointEvery = checkpointEvery
     outputs.metricsPath = metrics
+    outputs.runFile = RunFile.effective
+    try startMetrics(cluster.metricsAddress, logger: logger)
     var launcher: LocalWorkers?
     guard (0...64).contains(cluster.prefetch) else { throw ValidationError("--prefetch must be between 0 and 64") }
     let backend: TaskBackend
@@ -56,4 +59,19 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     let summary = try run.run()
     progress.finish()
     return summary
+}
+
+/// The process's Prometheus endpoint, started by the first run that asks for one.
+nonisolated(unsafe) private var metricsEndpoint: MetricsEndpoint?
+
+func startMetrics(_ address: String?, logger: Logger) throws {
+    guard let address, metricsEndpoint == nil else { return }
+    do { metricsEndpoint = try MetricsEndpoint(address: address, logger: logger) } catch { throw ValidationError("\(error)") }
+}
+
+/// Writes the effective configuration (`RunFile.effective`) as `folder/run.yaml`.
+func writeRunFile(into folder: String) throws {
+    guard let text = RunFile.effective else { return }
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try AtomicFile.write(Data(text.utf8), to: folder + "/run.yaml")
 }

@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import Logging
 import MetaLearning
+import Service
 import Training
 
 struct Train: ParsableCommand {
@@ -26,6 +27,8 @@ struct Train: ParsableCommand {
     @Option(help: "Evaluate on held-out tasks every N steps (0: never).") var evalEvery = 0
     @Option(help: "Sampled instances per held-out task in each evaluation.") var evalPerTask = 4
     @Option(help: "Append one JSON object per step to this file.") var metrics: String?
+
+    @OptionGroup var runFile: RunFileOptions
 
     func run() throws {
         let logger = makeLogger(cluster.logLevel)
@@ -50,6 +53,7 @@ struct Train: ParsableCommand {
             initial = try InitialParameters.load(path, layout: MetaLayout(config: config.meta), innerLearningRate: config.meta.innerLearningRate)
             logger.notice("initial parameters from \(path)")
         }
+        try writeRunFile(into: checkpointDir)
         let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
                                       checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint,
                                       initial: initial, logger: logger)

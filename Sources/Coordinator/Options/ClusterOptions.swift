@@ -18,6 +18,7 @@ struct ClusterOptions: ParsableArguments {
     var verify = 0.0
     @Option(help: "Memory (MB) the coordinator's socket may hold beyond the run's own use before every connection is dropped and workers re-register.")
     var memoryBudget = Wire.defaultMemoryBudget >> 20
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9464).") var metricsAddress: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
     var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }

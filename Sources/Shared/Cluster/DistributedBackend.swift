@@ -47,6 +47,7 @@ public final class DistributedBackend: TaskBackend {
     private var memoryCeiling = Int.max
     private var lastMemoryCheck = -1e9
     private var boundEndpoint = ""
+    private var monitor: CoordinatorMetrics?
 
     public init(endpoint: String, minimumWorkers: Int, security: SecurityConfig?, logger: Logger) {
         self.logger = logger
@@ -62,6 +63,7 @@ public final class DistributedBackend: TaskBackend {
     public func start(_ run: TrainingRun) throws -> Bool {
         let context = ZMQContext()
         self.context = context
+        monitor = CoordinatorMetrics()
         zap = try security.map { try ZAPHandler(context: context, authorized: $0.authorizedKeys, logger: logger) }
         let router = try ZMQSocket(context, .router)
         self.router = router
@@ -167,6 +169,7 @@ public final class DistributedBackend: TaskBackend {
         }
         if !bound { try fresh.bind(boundEndpoint) }   // the last attempt reports why
         router = fresh
+        monitor?.connectionResets.increment()
         try perform(scheduler!.disconnectAll(now: clock.now))
         ProcessMemory.trim()
         resetMemoryCeiling()
@@ -181,6 +184,8 @@ public final class DistributedBackend: TaskBackend {
             var read = 0
             while read < Wire.messagesPerTick, let m = try router.receiveMessage(dontWait: true, maxFrames: Wire.maximumFrames + 1) {
                 read += 1
+                monitor?.messagesReceived.increment()
+                monitor?.bytesReceived.increment(by: m.frames.reduce(0) { $0 + $1.count })
                 guard m.frames.count >= 2 else { continue }
                 try perform(scheduler!.receive(from: m.frames[0], identity: m.userID, frames: Array(m.frames.dropFirst()), now: clock.now))
             }
@@ -189,6 +194,7 @@ public final class DistributedBackend: TaskBackend {
             try perform(scheduler!.arbitrated(batch: verdict.batch, slot: verdict.slot, verdict.2, now: clock.now))
         }
         try perform(scheduler!.tick(now: clock.now))
+        monitor?.update(scheduler!)
         try guardMemory()
     }
 
@@ -197,13 +203,16 @@ public final class DistributedBackend: TaskBackend {
         for action in actions {
             switch action {
             case .send(let id, let message):
-                _ = try router.send([id] + message.encode(), dontWait: true)
+                let frames = message.encode()
+                if try router.send([id] + frames, dontWait: true) { monitor?.bytesSent.increment(by: frames.reduce(0) { $0 + $1.count }) }
             case .sendParams(let id, let batch):
                 if paramsFrames?.batch != batch {
                     paramsFrames = (batch, Wire.Message(.params, run: runID, batch: batch, body: Wire.Params(count: parameters.count),
                                                          payload: parameters).encode())
                 }
-                _ = try router.send([id] + paramsFrames!.frames, dontWait: true)
+                if try router.send([id] + paramsFrames!.frames, dontWait: true) {
+                    monitor?.bytesSent.increment(by: paramsFrames!.frames.reduce(0) { $0 + $1.count })
+                }
             case .log(let level, let message, let metadata):
                 logger.log(level: level, message, metadata: metadata)
             case .arbitrate(let batch, let slot, let job):

@@ -57,9 +57,9 @@ public final class WorkerNode: @unchecked Sendable {
 
     // MARK: Compute threads
 
-    private func startComputeThreads() -> [Thread] {
+    private func startComputeThreads(monitor: WorkerMetrics) -> [Thread] {
         (0..<options.threads).map { i in
-            let t = Thread { [self] in self.computeLoop(i) }
+            let t = Thread { [self] in self.computeLoop(i, monitor: monitor) }
             t.name = "medmaml-worker-compute-\(i)"
             t.stackSize = 8 << 20
             t.start()
@@ -67,7 +67,9 @@ public final class WorkerNode: @unchecked Sendable {
         }
     }
 
-    private func computeLoop(_ index: Int) {
+    private func computeLoop(_ index: Int, monitor: WorkerMetrics) {
+        let clock = MonotonicClock()
+        var window = BusyWindow()
         guard let push = try? ZMQSocket(context, .push), (try? push.connect(resultsEndpoint)) != nil else {
             logger.critical("a compute thread cannot reach the I/O thread", metadata: ["thread": "\(index)"])
             return
@@ -76,6 +78,8 @@ public final class WorkerNode: @unchecked Sendable {
         var executor: TaskExecutor?
         while let (item, meta) = queue.next() {
             guard let prepared = prepared.get() else { continue }
+            let started = clock.now
+            var failedTask = true
             let task = item.task
             func failed(_ reason: String) -> [[UInt8]] {
                 Wire.Message(.failed, run: prepared.runID, batch: item.batch, body: Wire.Notice(reason: reason, slot: task.slot)).encode()
@@ -93,6 +97,7 @@ public final class WorkerNode: @unchecked Sendable {
                         let result = Wire.Result(slot: task.slot, kind: task.kind, queryLoss: s.queryLoss, queryDice: s.queryDice,
                                                  supportLoss: s.supportLoss, objective: s.objective, seconds: outcome.seconds)
                         frames = Wire.Message(.result, run: prepared.runID, batch: item.batch, body: result, payload: outcome.gradient).encode()
+                        failedTask = false
                     case .failure(let error):
                         frames = failed("\(error)")
                     }
@@ -102,6 +107,8 @@ public final class WorkerNode: @unchecked Sendable {
             } else {
                 frames = failed("no parameters for batch \(item.batch)")
             }
+            window.add(start: started, end: clock.now)
+            monitor.taskDone(thread: index, seconds: clock.now - started, fraction: window.fraction(now: clock.now), failed: failedTask)
             // The generation travels with the result, so results of an older connection are dropped.
             _ = try? push.send([withUnsafeBytes(of: Int64(item.generation).littleEndian) { Array($0) }] + frames)
         }
@@ -119,7 +126,9 @@ public final class WorkerNode: @unchecked Sendable {
         } catch {
             return .failed("\(error)")
         }
-        let threads = startComputeThreads()
+        let monitor = WorkerMetrics(threads: options.threads)
+        let threads = startComputeThreads(monitor: monitor)
+        var connections = 0
         var connection: (dealer: ZMQSocket, monitor: ZMQSocket)?
         defer {
             queue.stop()
@@ -154,6 +163,8 @@ public final class WorkerNode: @unchecked Sendable {
             for action in actions {
                 switch action {
                 case .connect(let generation):
+                    connections += 1
+                    if connections > 1 { monitor.reconnects.increment() }
                     connection?.dealer.close()
                     connection?.monitor.close()
                     connection = nil

@@ -17,6 +17,9 @@ public struct Checkpoint {
     public var step: Int
     public var meta: [Float]
     public var optimizer: Adam.State
+    /// The effective configuration of the command that made it (YAML), if known: a run can be
+    /// reproduced or resumed elsewhere from its output folder alone.
+    public var runFile: String?
 
     public init(run: RunSpec, step: Int, meta: [Float], optimizer: Adam.State) {
         self.run = run
@@ -33,7 +36,7 @@ public struct Checkpoint {
                 + ParameterFile.tensors(optimizer.m, layout: layout, prefix: "optimizer.m.")
                 + ParameterFile.tensors(optimizer.v, layout: layout, prefix: "optimizer.v."),
             metadata: ["format": Self.format, "step": "\(step)", "adam_step": "\(optimizer.step)",
-                       "run_id": run.runID, "run_spec": spec])
+                       "run_id": run.runID, "run_spec": spec].merging(runFile.map { ["run_file": $0] } ?? [:]) { a, _ in a })
     }
 
     /// Writes atomically (the previous file stays if anything fails). Refuses a state with a
@@ -75,7 +78,9 @@ public struct Checkpoint {
                 state[keyPath: keyPath].replaceSubrange(t.range, with: tensor.values)
             }
         }
-        return Checkpoint(run: run, step: step, meta: meta, optimizer: state)
+        var checkpoint = Checkpoint(run: run, step: step, meta: meta, optimizer: state)
+        checkpoint.runFile = file.metadata["run_file"]
+        return checkpoint
     }
 
     /// The file name of step `step`'s checkpoint.

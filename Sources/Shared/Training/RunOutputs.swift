@@ -7,5 +7,8 @@ public struct RunOutputs: Sendable {
     public var keepCheckpoints = 3
     /// One JSON object per step, appended.
     public var metricsPath: String?
+    /// The effective configuration of the command that started the run (YAML, as
+    /// `--print-config` prints it): stored in every checkpoint and in final.safetensors.
+    public var runFile: String?
     public init(checkpointFolder: String) { self.checkpointFolder = checkpointFolder }
 }

@@ -17,8 +17,10 @@ public final class TrainingRun: @unchecked Sendable {
     public let outer: OuterLoop
     public let backend: TaskBackend
     public let logger: Logger
-    let test: [Int]
+    /// The tasks the held-out evaluations during training score.
+    let heldOut: [Int]
     private let metrics: MetricsLog?
+    private let monitor = RunMetrics()
     /// Called on the run's thread after every step and evaluation (progress lines, plots).
     public var onStep: ((StepReport, TrainingRun) -> Void)?
     public var onEvaluation: ((HeldOutScore) -> Void)?
@@ -35,15 +37,19 @@ public final class TrainingRun: @unchecked Sendable {
         self.backend = backend
         self.outputs = outputs
         self.logger = logger
-        let (train, test) = spec.partition(source)
-        self.test = test
-        outer = try OuterLoop(config: spec.training, trainTasks: train, initial: initial)
+        let partition = spec.partition(source)
+        // Progress is watched on meta-validation tasks when the split has them: the
+        // meta-test tasks are for the final report only.
+        heldOut = partition.validation.isEmpty ? partition.test : partition.validation
+        outer = try OuterLoop(config: spec.training, trainTasks: partition.train, initial: initial)
         if let resume {
             outer.restore(meta: resume.meta, optimizer: resume.optimizer, step: resume.step)
         }
         metrics = outputs.metricsPath.map { MetricsLog(path: $0, logger: logger) }
         // A resumed run rewrites the steps after its checkpoint: drop their old lines.
         if let resume { metrics?.truncate(after: resume.step) }
+        monitor.totalSteps.record(spec.training.steps)
+        monitor.step.record(outer.step)
     }
 
     /// Workers and threads computing, for progress lines.
@@ -99,6 +105,7 @@ public final class TrainingRun: @unchecked Sendable {
     private func finishStep(_ outcomes: [TaskOutcome], seconds: Double) throws {
         let report = try outer.apply(gradients: outcomes.map { $0.gradient! }, stats: outcomes.map(\.stats), seconds: seconds)
         reports.append(report)
+        monitor.record(report, metaBatch: spec.training.metaBatch, stepsDone: outer.step)
         onStep?(report, self)
         if outputs.checkpointEvery > 0 && outer.step % outputs.checkpointEvery == 0 {
             // The previous checkpoint stays (writes are atomic): say why, and go on training.
@@ -110,12 +117,12 @@ public final class TrainingRun: @unchecked Sendable {
     }
 
     private var evaluationDue: Bool {
-        spec.evaluation.every > 0 && !test.isEmpty && (outer.step % spec.evaluation.every == 0 || outer.done)
+        spec.evaluation.every > 0 && !heldOut.isEmpty && (outer.step % spec.evaluation.every == 0 || outer.done)
     }
 
     /// The held-out instances every evaluation of this run scores.
     private var evaluationJobs: [TaskJob] {
-        TaskSampler.evaluation(seed: spec.evaluation.seed, pool: test, perTask: spec.evaluation.perTask)
+        TaskSampler.evaluation(seed: spec.evaluation.seed, pool: heldOut, perTask: spec.evaluation.perTask)
             .map { TaskJob(kind: .evaluate, ref: $0) }
     }
 
@@ -125,6 +132,7 @@ public final class TrainingRun: @unchecked Sendable {
         let score = HeldOutScore(step: outer.step, dice: MeanCI(outcomes.map { Double($0.stats.queryDice) }),
                                  perTask: byTask.mapValues { MeanCI($0) })
         evaluations.append(score)
+        monitor.heldOut(score.dice.mean)
         onEvaluation?(score)
         logger.info("held-out evaluation", metadata: ["meta.step": "\(outer.step)", "dice": "\(score.dice)"])
         if let report = reports.last {
@@ -135,7 +143,9 @@ public final class TrainingRun: @unchecked Sendable {
     /// Writes a checkpoint of the current state (between steps, so always consistent).
     public func checkpoint() throws {
         let path = outputs.checkpointFolder + "/" + Checkpoint.fileName(step: outer.step)
-        try Checkpoint(run: spec, step: outer.step, meta: outer.meta, optimizer: outer.optimizerState).write(to: path)
+        var checkpoint = Checkpoint(run: spec, step: outer.step, meta: outer.meta, optimizer: outer.optimizerState)
+        checkpoint.runFile = outputs.runFile
+        try checkpoint.write(to: path)
         Checkpoint.prune(outputs.checkpointFolder, keep: outputs.keepCheckpoints)
         logger.debug("checkpoint written", metadata: ["path": "\(path)"])
     }
@@ -146,7 +156,7 @@ public final class TrainingRun: @unchecked Sendable {
             tensors: ParameterFile.tensors(outer.meta, layout: outer.layout),
             metadata: ["format": "medmaml-parameters-1", "step": "\(outer.step)", "run_id": spec.runID,
                        "run_spec": String(decoding: try canonicalJSON(spec), as: UTF8.self),
-                       "sha256": outer.parameterHash])
+                       "sha256": outer.parameterHash].merging(outputs.runFile.map { ["run_file": $0] } ?? [:]) { a, _ in a })
         try Safetensors.write(file, to: outputs.checkpointFolder + "/final.safetensors")
     }
 }
