@@ -8,7 +8,7 @@ import MetaLearning
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that report numbers (release builds only).",
-        subcommands: [EngineBench.self, MAMLBench.self, DataBench.self, ScaleBench.self])
+        subcommands: [EngineBench.self, MAMLBench.self, DataBench.self, ScaleBench.self, NumericsBench.self])
 }
 
 struct EngineBench: ParsableCommand {
@@ -18,8 +18,14 @@ struct EngineBench: ParsableCommand {
 
     @Option(help: "Images per batch.") var batch = 5
     @Option(help: "Timed repetitions (the median is reported).") var repetitions = 20
+    @Flag(help: "Time every layer and matrix product: where each pass's time goes, and the share outside matrix products.")
+    var profile = false
 
     func run() throws {
+        if profile {
+            print(try EngineBenchmark(batch: batch, repetitions: repetitions).profile())
+            return
+        }
         let results = try EngineBenchmark(batch: batch, repetitions: repetitions).run()
         print("# W1 (unet-w1), \(batch) images 64x64, 1 thread, \(BLAS.kernelDescription)")
         for r in results {
@@ -92,6 +98,29 @@ struct ScaleBench: ParsableCommand {
             let r = try ScaleBenchmark(workers: n, steps: steps, secure: secure, logger: logger).run()
             print(String(format: "workers %4d  seconds_per_step %.4f  per_worker_ms %.2f  MB_per_step %.1f", n, r.secondsPerStep,
                          1000 * r.secondsPerStep / Double(n), r.megabytesPerStep))
+        }
+    }
+}
+
+struct NumericsBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "numerics",
+        abstract: "How far Float32 W1 meta-gradients land from Float64, per seed, and the ReLU/max-pool decisions that differ (run once per MEDMAML_GEMM).")
+
+    @Option(help: "First seed.") var firstSeed: UInt64 = 0
+    @Option(help: "Seeds.") var seeds = 10
+    @Option(help: "Image size (W1: 64).") var imageSize = 64
+    @Option(help: "second, first or reptile.") var order: MetaOrder = .second
+    @Option(help: "Inner steps (W1: 5).") var innerSteps = 5
+
+    func run() throws {
+        var config = MetaConfig(model: UNetConfig(height: imageSize, width: imageSize).spec)
+        config.order = order
+        config.innerSteps = innerSteps
+        print("# \(BLAS.kernelDescription): Float32 against Float64 (OpenBLAS dgemm), W1 \(order.rawValue)-order meta-gradient, \(innerSteps) inner steps")
+        print("seed  gradient_distance  conv_output_error  relu_flips  pool_flips")
+        for r in try NumericsBenchmark(config: config).run(seeds: (0..<UInt64(seeds)).map { firstSeed + $0 }) {
+            print(String(format: "%4d  %17.3e  %17.3e  %10d  %10d", r.seed, r.gradientDistance, r.convolutionError, r.reluFlips, r.poolFlips))
         }
     }
 }

@@ -27,6 +27,10 @@ struct MetaGradientCommand: ParsableCommand {
     @Option(help: "Outer step, for the multi-step loss weights.") var step = 0
     @Option(help: "Outer steps over which the multi-step weights anneal.") var multiStepAnnealSteps = 100
     @Option(help: "Output gradient (safetensors).") var out: String
+    @Option(help: "float32 (the engine's precision) or float64 (parameters read exactly from F64 tensors, the gradient written as F64), for exactness checks against an independent float64 implementation.")
+    var precision: Precision = .float32
+
+    enum Precision: String, ExpressibleByArgument { case float32, float64 }
 
     func run() throws {
         let taskFile = try Safetensors.read(path: task)
@@ -59,14 +63,25 @@ struct MetaGradientCommand: ParsableCommand {
         config.multiStepAnnealSteps = multiStepAnnealSteps
         config.learnedInnerRates = paramFile.tensors.contains { $0.name.hasPrefix("inner_lr.") }
         try config.validate()
-        let learner = try MetaLearner<Float>(config: config)
-        let meta = try ParameterFile.load(paramFile, layout: learner.layout, path: params)
-        var g = [Float](repeating: 0, count: learner.layout.count)
-        let stats = learner.metaGradient(meta: meta, task: sample, step: step, into: &g)
-        try Safetensors.write(.init(tensors: ParameterFile.tensors(g, layout: learner.layout),
-                                    metadata: ["order": order.rawValue, "inner_steps": "\(innerSteps)",
-                                               "query_loss": "\(stats.queryLoss)"]), to: out)
-        print("query_loss \(stats.queryLoss)")
+        let metadata = ["order": order.rawValue, "inner_steps": "\(innerSteps)", "precision": precision.rawValue]
+        switch precision {
+        case .float32:
+            let learner = try MetaLearner<Float>(config: config)
+            let meta = try ParameterFile.load(paramFile, layout: learner.layout, path: params)
+            var g = [Float](repeating: 0, count: learner.layout.count)
+            let stats = learner.metaGradient(meta: meta, task: sample, step: step, into: &g)
+            try Safetensors.write(.init(tensors: ParameterFile.tensors(g, layout: learner.layout),
+                                        metadata: metadata.merging(["query_loss": "\(stats.queryLoss)"]) { a, _ in a }), to: out)
+            print("query_loss \(stats.queryLoss)")
+        case .float64:
+            let learner = try MetaLearner<Double>(config: config)
+            let meta = try ParameterFile.loadFloat64(paramFile, layout: learner.layout, path: params)
+            var g = [Double](repeating: 0, count: learner.layout.count)
+            let stats = learner.metaGradient(meta: meta, task: sample, step: step, into: &g)
+            try Safetensors.write(.init(tensors: ParameterFile.tensors(float64: g, layout: learner.layout),
+                                        metadata: metadata.merging(["query_loss": "\(stats.queryLoss)"]) { a, _ in a }), to: out)
+            print("query_loss \(stats.queryLoss)")
+        }
     }
 }
 

@@ -30,4 +30,22 @@ public enum ParameterFile {
         precondition(values.count == layout.count, "buffer size mismatch")
         return layout.tensors.map { (prefix + $0.name, Safetensors.Tensor(shape: $0.shape, values: Array(values[$0.range]))) }
     }
+
+    /// The meta-parameters in Float64 (exact from F64 tensors), checked as `load` checks them.
+    public static func loadFloat64(_ file: Safetensors.File, layout: MetaLayout, path: String) throws(SafetensorsError) -> [Double] {
+        _ = try load(file, layout: layout, path: path)
+        var values = [Double](repeating: 0, count: layout.count)
+        for t in layout.tensors {
+            let doubles = try file.require(t.name, in: path).doubles
+            guard doubles.allSatisfy(\.isFinite) else { throw .corrupt(path: path, reason: "tensor '\(t.name)' has non-finite values") }
+            values.replaceSubrange(t.range, with: doubles)
+        }
+        return values
+    }
+
+    /// Float64 tensors (written as F64) of a flat buffer.
+    public static func tensors(float64 values: [Double], layout: MetaLayout) -> [(name: String, tensor: Safetensors.Tensor)] {
+        precondition(values.count == layout.count, "buffer size mismatch")
+        return layout.tensors.map { ($0.name, Safetensors.Tensor(shape: $0.shape, float64: Array(values[$0.range]))) }
+    }
 }

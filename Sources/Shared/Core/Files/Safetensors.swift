@@ -3,20 +3,34 @@ import Foundation
 /// Reading and writing the safetensors format (https://github.com/huggingface/safetensors):
 /// an 8-byte little-endian header length N, N bytes of JSON mapping tensor names to
 /// `{"dtype", "shape", "data_offsets": [begin, end]}` (plus an optional string map under
-/// `__metadata__`), then the raw little-endian data. MedMAML writes Float32 only and reads
-/// F32, F64, F16 and BF16 (converted to Float32), so tensors move to and from PyTorch
+/// `__metadata__`), then the raw little-endian data. MedMAML writes Float32 (and Float64 for
+/// tensors that carry `float64` values) and reads F32, F64, F16 and BF16 (converted to
+/// Float32; F64 tensors keep their Float64 values too), so tensors move to and from PyTorch
 /// unchanged.
 public enum Safetensors {
-    /// One named tensor, always held as Float32.
+    /// One named tensor, held as Float32; a Float64 tensor also keeps its exact values in
+    /// `float64` (read from an F64 tensor, or written as one).
     public struct Tensor: Equatable, Sendable {
         public var shape: [Int]
         public var values: [Float]
+        public var float64: [Double]?
 
         public init(shape: [Int], values: [Float]) {
             precondition(shape.reduce(1, *) == values.count, "shape does not match the value count")
             self.shape = shape
             self.values = values
         }
+
+        /// A Float64 tensor (written as F64).
+        public init(shape: [Int], float64: [Double]) {
+            precondition(shape.reduce(1, *) == float64.count, "shape does not match the value count")
+            self.shape = shape
+            self.values = float64.map { Float($0) }
+            self.float64 = float64
+        }
+
+        /// The values in Float64: exact for F64 tensors, widened from Float32 otherwise.
+        public var doubles: [Double] { float64 ?? values.map { Double($0) } }
     }
 
     /// A whole file: tensors in file order, and metadata.
@@ -134,6 +148,14 @@ public enum Safetensors {
         }
         var tensors: [(name: String, tensor: Tensor)] = []
         for e in entries {
+            if e.dtype == "F64" {
+                let doubles = bytes.withUnsafeBufferPointer { buf in
+                    let raw = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buf)[(headerEnd + e.begin)..<(headerEnd + e.end)])
+                    return (0..<(raw.count / 8)).map { Double(bitPattern: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self).littleEndian) }
+                }
+                tensors.append((e.name, Tensor(shape: e.shape, float64: doubles)))
+                continue
+            }
             let values = bytes.withUnsafeBufferPointer { buf in
                 convert(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buf)[(headerEnd + e.begin)..<(headerEnd + e.end)]), dtype: e.dtype)
             }
@@ -195,8 +217,9 @@ public enum Safetensors {
             parts.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         for (name, tensor) in file.tensors {
-            let bytes = tensor.values.count * 4
-            parts.append("\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            let wide = tensor.float64 != nil
+            let bytes = tensor.values.count * (wide ? 8 : 4)
+            parts.append("\(jsonString(name)):{\"dtype\":\"\(wide ? "F64" : "F32")\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         header += parts.joined(separator: ",") + "}"
@@ -207,6 +230,10 @@ public enum Safetensors {
         withUnsafeBytes(of: &n) { data.append(contentsOf: $0) }
         data.append(contentsOf: Array(header.utf8))
         for (_, tensor) in file.tensors {
+            if let wide = tensor.float64 {
+                for v in wide { var b = v.bitPattern.littleEndian; withUnsafeBytes(of: &b) { data.append(contentsOf: $0) } }
+                continue
+            }
             tensor.values.withUnsafeBufferPointer { buf in
                 #if _endian(little)
                 data.append(UnsafeBufferPointer(start: UnsafeRawPointer(buf.baseAddress!).assumingMemoryBound(to: UInt8.self), count: buf.count * 4))

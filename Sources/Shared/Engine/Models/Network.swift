@@ -131,9 +131,39 @@ public final class Network<Scalar: EngineScalar> {
         if let m { masks.pointer.update(from: m, count: batch * spec.input.plane) }
     }
 
+    /// Node `i`'s output for the first `batch` images of the last pass (for numerics studies:
+    /// `bench numerics`). Nil for a node whose output lives in another node's buffer.
+    public func nodeOutput(_ i: Int, batch: Int) -> [Scalar]? {
+        guard i < values.count, batch <= capacity else { return nil }
+        return Array(UnsafeBufferPointer(start: values[i].pointer, count: batch * shapes[i].count))
+    }
+
+    /// Times every layer call and matrix product when set (`bench engine --profile`).
+    public var profile: EngineProfile?
+
+    @inline(__always)
+    private func run(_ i: Int, _ pass: Pass, batch: Int, _ p: ParameterIO<Scalar>) {
+        guard let layer = layers[i] else { return }
+        guard let profile else { return layer.run(pass, io(i, batch: batch), p) }
+        let kind: EngineProfile.Pass = switch pass {
+        case .forward: .forward
+        case .forwardWithTangent: .forwardWithTangent
+        case .backward: .backward
+        case .backwardTangent: .backwardTangent
+        }
+        profile.measure(node: i, pass: kind) { layer.run(pass, io(i, batch: batch), p) }
+    }
+
+    /// The loss's own passes, timed as node `layers.count` when profiling.
+    @inline(__always)
+    private func timedLoss(_ body: () -> Void) {
+        guard let profile else { return body() }
+        profile.measure(node: layers.count, pass: .loss, body)
+    }
+
     private func runForward(_ p: ParameterIO<Scalar>, batch: Int, tangent: Bool) {
         for i in 1..<layers.count {
-            layers[i]?.run(tangent ? .forwardWithTangent : .forward, io(i, batch: batch), p)
+            run(i, tangent ? .forwardWithTangent : .forward, batch: batch, p)
         }
     }
 
@@ -173,10 +203,13 @@ public final class Network<Scalar: EngineScalar> {
         let p = ParameterIO(values: parameters, gradient: gradient)
         runForward(p, batch: batch, tangent: false)
         let last = layers.count - 1
-        let value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
-        loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
+        var value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
+        timedLoss {
+            value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
+            loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
+        }
         for i in stride(from: last, through: 1, by: -1) {
-            layers[i]?.run(.backward, io(i, batch: batch), p)
+            run(i, .backward, batch: batch, p)
         }
         return value
     }
@@ -197,12 +230,15 @@ public final class Network<Scalar: EngineScalar> {
             values: parameters, direction: direction, gradient: gradient, gradientTangent: product)
         runForward(p, batch: batch, tangent: true)
         let last = layers.count - 1
-        let value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
-        loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
-        loss.tangent(masks: masks.pointer, logitTangent: tangents[last]!.pointer, batch: batch,
-                     into: cotangentTangents[last]!.pointer)
+        var value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
+        timedLoss {
+            value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
+            loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
+            loss.tangent(masks: masks.pointer, logitTangent: tangents[last]!.pointer, batch: batch,
+                         into: cotangentTangents[last]!.pointer)
+        }
         for i in stride(from: last, through: 1, by: -1) {
-            layers[i]?.run(.backwardTangent, io(i, batch: batch), p)
+            run(i, .backwardTangent, batch: batch, p)
         }
         return value
     }

@@ -28,9 +28,16 @@ extension Float: EngineScalar {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        BLAS.sgemm(
-            transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-            b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        guard let profile = EngineProfile.active else {
+            return BLAS.sgemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+        profile.gemm(m: m, n: n, k: k) {
+            BLAS.sgemm(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
     }
 }
 
@@ -42,8 +49,11 @@ extension Double: EngineScalar {
         b: UnsafePointer<Double>, ldb: Int,
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
-        cblas_dgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let call = {
+            cblas_dgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+        if let profile = EngineProfile.active { profile.gemm(m: m, n: n, k: k, call) } else { call() }
     }
 }
