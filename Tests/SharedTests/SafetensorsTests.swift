@@ -46,6 +46,19 @@ import TestSupport
         #expect(f["b"]?.values == [3.0])
     }
 
+    @Test func float64TensorsRoundTripExactly() throws {
+        // Values a float32 cannot hold: they must come back bit for bit.
+        let values: [Double] = [1.0 / 3.0, -2.0e-300, 1e300, .pi, 0.1 + 0.2, -0.0]
+        let file = Safetensors.File(tensors: [("w", .init(shape: [2, 3], float64: values)), ("f", .init(shape: [1], values: [0.5]))],
+                                    metadata: ["precision": "float64"])
+        let back = try Safetensors.decode(Safetensors.encode(file))
+        #expect(back["w"]?.shape == [2, 3])
+        #expect(back["w"]?.doubles.map(\.bitPattern) == values.map(\.bitPattern))
+        #expect(back["w"]?.values == values.map { Float($0) })
+        #expect(back["f"]?.float64 == nil && back["f"]?.doubles == [0.5])
+        #expect(back.metadata["precision"] == "float64")
+    }
+
     /// Each malformed file gives a `corrupt` or `unsupportedType` error, never a crash.
     @Test(arguments: [
         ("truncated header length", Data([1, 2, 3])),
