@@ -16,35 +16,40 @@ import Training
     /// every output file is there and well formed.
     @Test func miniatureDemoWritesEveryOutput() throws {
         let out = folder.path + "/demo"
-        let p = try coordinator(["demo", "--out", out, "--steps", "4", "--meta-batch", "2", "--image-size", "32",
-                                 "--base-channels", "4", "--instances-per-task", "1", "--eval-every", "2",
-                                 "--fine-tune-steps", "2", "--local-workers", "1"], name: "demo")
-        #expect(p.waitExit(timeout: 300) == 0, "\(p.stderr.suffix(3000))")
-        #expect(p.stdout.contains("maml_second") && p.stdout.contains("transfer"))
-        // results.json: the four methods with mean, CI and instance count.
+        let p = try coordinator(["demo", "--out", out, "--budget", "1", "--image-size", "32", "--base-channels", "4",
+                                 "--meta-batch", "2", "--validation-per-task", "1", "--test-per-task", "1",
+                                 "--recipe", "maml-first", "--local-workers", "1"], name: "demo")
+        #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
+        #expect(p.stdout.contains("conflicting") && p.stdout.contains("structure-style"))
+        // results.json: per scenario, the four families with mean, CI and instance count, and
+        // MAML's paired difference against each baseline.
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
-        let methods = try #require(json["methods"] as? [String: [String: Any]])
-        #expect(Set(methods.keys) == ["maml_second", "maml_first", "scratch", "transfer"])
-        for (_, m) in methods {
-            let dice = try #require(m["dice_mean"] as? Double)
-            #expect((0...1).contains(dice))
-            #expect(m["dice_ci95"] is Double)
-            #expect(m["instances"] as? Int == 8)
+        #expect(json["recipe"] as? String == "maml-first")
+        for (scenario, testTasks) in [("conflicting", 4), ("structure-style", 8)] {
+            let s = try #require(json[scenario] as? [String: Any])
+            let methods = try #require(s["methods"] as? [String: [String: Any]])
+            #expect(Set(methods.keys) == ["maml", "transfer-heads", "transfer", "scratch"])
+            for (_, m) in methods {
+                let dice = try #require(m["dice"] as? Double)
+                #expect((0...1).contains(dice))
+                #expect(m["ci95"] is Double)
+                #expect(m["instances"] as? Int == testTasks)
+                #expect((m["dice_by_shots"] as? [String: Double])?.keys.sorted() == ["1", "5"])
+            }
+            let differences = try #require(s["paired_differences"] as? [String: [String: Double]])
+            #expect(Set(differences.keys) == ["maml - transfer-heads", "maml - transfer", "maml - scratch"])
+            // Each study's own outputs; the pictures decode.
+            let study = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(scenario)/results.json"))) as! [String: Any]
+            let split = try #require(study["split"] as? [String: [String]])
+            #expect(split["meta_test"]?.count == testTasks)
+            #expect(Set(split["meta_train"]!).isDisjoint(with: split["meta_validation"]!))
+            #expect(Set(split["meta_train"]!).isDisjoint(with: split["meta_test"]!))
+            for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png", "adaptation.png"] {
+                let g = try PNG.read(path: "\(out)/\(scenario)/\(png)")
+                #expect(g.width > 100 && g.height > 100, "\(png)")
+            }
         }
-        // Pictures decode; metrics.jsonl parses line by line; the checkpoint loads.
-        for png in ["training_curves.png", "adaptation.png"] {
-            let g = try PNG.read(path: out + "/" + png)
-            #expect(g.width > 100 && g.height > 100, "\(png)")
-        }
-        let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        #expect(lines.count == 4)
-        for line in lines {
-            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(obj["meta_loss"] is Double && obj["step"] != nil)
-        }
-        #expect(lines.contains { $0.contains("heldout_dice") })
-        let model = try TrainedModel.load(out + "/final.safetensors")
-        #expect(model.config.order == .second && model.meta.allSatisfy(\.isFinite))
+        #expect(try String(contentsOfFile: out + "/summary.txt", encoding: .utf8).contains("maml - transfer-heads"))
         #expect(p.stderr.contains("ETA"))
     }
 

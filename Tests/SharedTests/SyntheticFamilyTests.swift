@@ -11,10 +11,37 @@ import TestSupport
         #expect(family.taskNames.count == 20)
         #expect(family.taskNames.contains("synthetic/organ/ct"))
         let partition = family.defaultSplit.partition(family.taskNames)
-        let (train, test) = (partition.train, partition.test)
-        #expect(train.count == 12 && test.count == 8)
+        let (train, validation, test) = (partition.train, partition.validation, partition.test)
+        // 5 structures x 4 styles: paired/* and */xray are meta-test (8), the ring on the
+        // three other styles is meta-validation (3), the rest meta-train (9).
+        #expect(train.count == 9 && validation.count == 3 && test.count == 8)
+        #expect(Set(train).isDisjoint(with: validation) && Set(train).isDisjoint(with: test) && Set(validation).isDisjoint(with: test))
         let trainNames = train.map { family.taskNames[$0] }
-        #expect(!trainNames.contains { $0.contains("/paired/") || $0.hasSuffix("/xray") })
+        #expect(!trainNames.contains { $0.contains("/paired/") || $0.hasSuffix("/xray") || $0.contains("/ring/") })
+        #expect(validation.allSatisfy { family.taskNames[$0].contains("/ring/") && !family.taskNames[$0].hasSuffix("/xray") })
+    }
+
+    @Test func multiStructureTasksShareImagesAndConflict() throws {
+        let multi = SyntheticFamily(size: 32, variant: .multiStructure)
+        #expect(multi.identity.name == "synthetic-multi" && multi.identity != family.identity)
+        let partition = multi.defaultSplit.partition(multi.taskNames)
+        // Meta-train never sees the validation (ring) or test (paired) structure as a target.
+        #expect(partition.train.count == 12 && partition.validation.count == 4 && partition.test.count == 4)
+        #expect(partition.train.allSatisfy { !multi.taskNames[$0].contains("/ring/") && !multi.taskNames[$0].contains("/paired/") })
+        #expect(partition.test.allSatisfy { multi.taskNames[$0].contains("/paired/") })
+        // Two structures in one style: the same images, different (and non-empty) masks.
+        let organ = try #require(multi.taskNames.firstIndex(of: "synthetic-multi/organ/ct"))
+        let lesion = try #require(multi.taskNames.firstIndex(of: "synthetic-multi/lesion/ct"))
+        let a = try multi.sample(task: organ, index: 5, seed: 2, support: 3, query: 2)
+        let b = try multi.sample(task: lesion, index: 5, seed: 2, support: 3, query: 2)
+        try a.validate(); try b.validate()
+        #expect(a.supportImages == b.supportImages && a.queryImages == b.queryImages)
+        #expect(a.supportMasks != b.supportMasks)
+        #expect(a.supportMasks.contains(1) && b.supportMasks.contains(1))
+        // Another style draws other images for the same sample.
+        let organMRI = try #require(multi.taskNames.firstIndex(of: "synthetic-multi/organ/mr"))
+        let c = try multi.sample(task: organMRI, index: 5, seed: 2, support: 3, query: 2)
+        #expect(c.supportImages != a.supportImages)
     }
 
     @Test func samplesAreValidAndNonEmpty() throws {

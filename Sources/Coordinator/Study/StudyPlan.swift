@@ -94,4 +94,16 @@ struct StudyPlan: Codable, Sendable, Equatable {
         }
         return StudyPlan(candidates: c)
     }
+
+    /// The demo's plan: one meta-learning recipe against the two transfer baselines (joint
+    /// training at `transferLearningRate`) and scratch, with the standard grids.
+    static func demo(maml: Candidate, transferLearningRate rate: Float) -> StudyPlan {
+        StudyPlan(candidates: [
+            maml,
+            .init(name: "transfer-heads@\(rate)", family: "transfer-heads", training: .joint(heads: .perTask, learningRate: rate), grid: headGrid),
+            .init(name: "transfer@\(rate)", family: "transfer", training: .joint(heads: .shared, learningRate: rate),
+                  grid: fineTuneGrid(rates: [3e-4, 1e-3, 3e-3])),
+            .init(name: "scratch", family: "scratch", training: .none, grid: fineTuneGrid(rates: [1e-3, 3e-3, 1e-2])),
+        ])
+    }
 }

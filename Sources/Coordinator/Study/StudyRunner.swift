@@ -24,7 +24,7 @@ import Training
 ///
 /// Every stage's result is saved in `state.json` before the next starts; a study started again
 /// with the same folder continues where it stopped.
-final class StudyRunner {
+final class StudyRunner: @unchecked Sendable {
     struct Settings {
         var out: String
         var base: TrainingConfig
@@ -87,6 +87,19 @@ final class StudyRunner {
 
     func run() throws {
         try stage("calibration") { try calibrate() }
+        // Joint-training candidates run one thread each, side by side: each is sequential
+        // SGD, independent of the others, so running them together changes no result.
+        let joint = plan.candidates.filter {
+            if case .joint = $0.training { return state.trained[$0.name] == nil }
+            return false
+        }
+        if joint.count > 1 && settings.threads > 1 {
+            try stage("training \(joint.map(\.name).joined(separator: " and "))") {
+                let pool = ComputePool<Void, Int, Result<StudyState.Trained, Error>>(threads: min(settings.threads, joint.count)) { _ in () }
+                let results = pool.run(Array(joint.indices)) { _, i, _ in Result { try self.train(joint[i]) } }
+                for (candidate, result) in zip(joint, results) { state.trained[candidate.name] = try result.get() }
+            }
+        }
         for candidate in plan.candidates where state.trained[candidate.name] == nil {
             try stage("training \(candidate.name)") { state.trained[candidate.name] = try train(candidate) }
         }
@@ -211,8 +224,11 @@ final class StudyRunner {
         let budget = settings.budget
         // Snapshots already taken by an interrupted attempt are kept; the phases are
         // deterministic, so they are not taken again.
-        var trained = state.partial[candidate.name] ?? StudyState.Trained()
+        var trained = stateLock.withLock { state.partial[candidate.name] } ?? StudyState.Trained()
         let out = settings.out, name = candidate.name
+        let costs = stateLock.withLock { state.stepCost }
+        // The first error writing a snapshot (snapshots are written from training callbacks).
+        var snapshotError: Error?
         func record(_ fraction: Double, _ values: [Float], layout: MetaLayout, spent: Double, samples: Int, steps: Int) {
             guard !trained.fractions.contains(fraction) else { return }
             let file = "models/\(name)-\(Int((fraction * 100).rounded())).safetensors"
@@ -221,13 +237,14 @@ final class StudyRunner {
                                                        metadata: ["format": "medmaml-parameters-1", "candidate": name]),
                                       to: out + "/" + file)
                 trained.append(fraction: fraction, file: file, coreSeconds: spent, taskSamples: samples, steps: steps)
-                state.partial[name] = trained
-                try state.save(statePath)
+                try stateLock.withLock {
+                    state.partial[name] = trained
+                    try state.save(statePath)
+                }
             } catch {
-                snapshotError = error
+                if snapshotError == nil { snapshotError = error }
             }
         }
-        snapshotError = nil
         let metaBatch = settings.base.metaBatch
         let modelLayout = try MetaLayout(config: settings.base.meta)
         switch candidate.training {
@@ -235,7 +252,7 @@ final class StudyRunner {
             record(0, randomInitial(), layout: modelLayout, spent: 0, samples: 0, steps: 0)
 
         case .joint(let heads, let rate):
-            let cost = state.stepCost[Self.costKey(joint: heads)]!
+            let cost = costs[Self.costKey(joint: heads)]!
             let total = steps(cost, seconds: budget)
             let marks = snapshotSteps(total)
             _ = try jointTraining(heads: heads, rate: rate, steps: total) { step, model in
@@ -255,7 +272,7 @@ final class StudyRunner {
                 let total: Int, cost: Double
                 switch warm {
                 case "transfer-heads":
-                    cost = state.stepCost[Self.costKey(joint: .perTask)]!
+                    cost = costs[Self.costKey(joint: .perTask)]!
                     total = steps(cost, seconds: half)
                     let marks = snapshotSteps(total, within: 0.5)
                     initial = try jointTraining(heads: .perTask, rate: 1e-3, steps: total) { step, model in
@@ -264,7 +281,7 @@ final class StudyRunner {
                         }
                     }.parameters
                 case "pretrain":
-                    cost = state.stepCost[Self.pretrainKey]!
+                    cost = costs[Self.pretrainKey]!
                     total = steps(cost, seconds: half)
                     let marks = snapshotSteps(total, within: 0.5)
                     let (spec, pseudo) = try pretrainingSource()
@@ -285,7 +302,7 @@ final class StudyRunner {
                 samplesBefore = total * metaBatch
                 stepsBefore = total
             }
-            let cost = state.stepCost[Self.costKey(meta: recipe)]!
+            let cost = costs[Self.costKey(meta: recipe)]!
             let total = steps(cost, seconds: metaBudget)
             let config = metaConfig(recipe, steps: total)
             let layout = try MetaLayout(config: config.meta)
@@ -305,12 +322,12 @@ final class StudyRunner {
         guard trained.fractions.count == (candidate.training == StudyPlan.Training.none ? 1 : settings.fractions.count) else {
             throw StudyError("\(name): a snapshot is missing (\(trained.fractions) of \(settings.fractions))")
         }
-        state.partial[name] = nil
+        stateLock.withLock { state.partial[name] = nil }
         return trained
     }
 
-    /// The first error writing a snapshot (snapshots are written from training callbacks).
-    private var snapshotError: Error?
+    /// Guards `state` while candidates train side by side.
+    private let stateLock = NSLock()
 
     /// The step at which each budget fraction is reached, for a phase of `total` steps that
     /// covers the fractions in `from...within` (`from` + (`within` - `from`) x step / total).
@@ -478,6 +495,13 @@ final class StudyRunner {
     /// chosen on meta-validation at each K.
     private func shotsCurve() throws {
         for k in settings.shots where !(state.shotsCurve[families[0]] ?? []).contains(where: { $0.x == Double(k) }) {
+            if k == settings.mainShots && families.allSatisfy({ state.test[$0] != nil }) {
+                // The meta-test already scored each family's choice at this K, with the
+                // setting this loop would choose (the best on meta-validation at that snapshot).
+                for family in families { state.shotsCurve[family, default: []].append(.init(x: Double(k), dice: state.test[family]!.dice)) }
+                try state.save(statePath)
+                continue
+            }
             var methods: [MetaTest.Method] = []
             for family in families {
                 let choice = state.chosen[family]!

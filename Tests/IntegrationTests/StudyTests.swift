@@ -1,0 +1,103 @@
+import Datasets
+import Foundation
+import Testing
+import TestSupport
+
+/// The study protocol end to end through the real executable, on a Decathlon-layout dataset
+/// with several labels (one task per label), as a user would run it on their own data.
+@Suite(.serialized) struct StudyTests {
+    let folder = TemporaryFolder()
+
+    func coordinator(_ args: [String], name: String) throws -> ChildProcess {
+        try ChildProcess(executable("medmaml-coordinator"), args, name: name, folder: folder.path)
+    }
+
+    /// The fixture's volumes relabelled into four structures (the organ's quadrants), so
+    /// meta-train, meta-validation and meta-test each get their own label.
+    func fourLabelDataset() throws -> String {
+        let source = fixturePath("decathlon/Task99_Mini")
+        let root = folder.path + "/Task98_Four"
+        for sub in ["imagesTr", "labelsTr"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + sub, withIntermediateDirectories: true)
+        }
+        var training: [String] = []
+        for i in 0..<3 {
+            let name = String(format: "mini_%03d.nii.gz", i)
+            try FileManager.default.copyItem(atPath: "\(source)/imagesTr/\(name)", toPath: "\(root)/imagesTr/\(name)")
+            let labels = try NIfTIVolume.read(path: "\(source)/labelsTr/\(name)")
+            let (nx, ny) = (labels.dims.x, labels.dims.y)
+            // The organ's four quadrants about its centre, each in every slice the organ is in.
+            var (cx, cy, n) = (0.0, 0.0, 0.0)
+            for v in labels.values.indices where labels.values[v] == 1 {
+                cx += Double(v % nx); cy += Double((v / nx) % ny); n += 1
+            }
+            (cx, cy) = (cx / n, cy / n)
+            var relabelled = [UInt8](repeating: 0, count: labels.values.count)
+            for v in labels.values.indices where labels.values[v] == 1 {
+                let x = Double(v % nx), y = Double((v / nx) % ny)
+                relabelled[v] = (x < cx ? 1 : 2) + (y < cy ? 0 : 2)
+            }
+            try NIfTIVolume.writeMask(relabelled, like: labels, to: "\(root)/labelsTr/\(name)")
+            training.append(#"{"image": "./imagesTr/\#(name)", "label": "./labelsTr/\#(name)"}"#)
+        }
+        let json = """
+            {"name": "Four", "modality": {"0": "CT"},
+             "labels": {"0": "background", "1": "upper-left", "2": "upper-right", "3": "lower-left", "4": "lower-right"},
+             "numTraining": 3, "training": [\(training.joined(separator: ", "))], "test": []}
+            """
+        try Data(json.utf8).write(to: URL(fileURLWithPath: root + "/dataset.json"))
+        return root
+    }
+
+    func study(_ dataset: String, out: String, extra: [String]) throws -> [String: Any] {
+        let p = try coordinator(["study", "--dataset", dataset, "--out", out, "--image-size", "16", "--base-channels", "4",
+                                 "--meta-batch", "2", "--budget", "1", "--candidates", "maml-first,transfer@0.001,scratch",
+                                 "--validate", "*/label-3/*", "--hold-out", "*/label-4/*", "--across-volumes", "--shots", "2",
+                                 "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra,
+                                name: "study")
+        #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
+        return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+    }
+
+    @Test func aStudyOnADecathlonDatasetChoosesOnValidationAndIsReproducibleOnAnyWorkers() throws {
+        let dataset = try fourLabelDataset()
+        let first = try study(dataset, out: folder.path + "/in-process", extra: ["--in-process"])
+
+        // The three roles are the tasks the patterns name, and never overlap.
+        let split = try #require(first["split"] as? [String: [String]])
+        #expect(split["meta_validation"] == ["Task98_Four/label-3/axial"])
+        #expect(split["meta_test"] == ["Task98_Four/label-4/axial"])
+        #expect(Set(split["meta_train"]!) == ["Task98_Four/label-1/axial", "Task98_Four/label-2/axial"])
+
+        // Every family's choice was made on meta-validation; the meta-test saw only the chosen.
+        let chosen = try #require(first["chosen"] as? [String: [String: Any]])
+        #expect(Set(chosen.keys) == ["maml", "transfer", "scratch"])
+        let test = try #require(first["meta_test"] as? [String: [String: Any]])
+        #expect(Set(test.keys) == ["maml", "transfer", "scratch"])
+        for (_, r) in test {
+            let perTask = try #require(r["per_task_dice"] as? [String: Any])
+            #expect(Array(perTask.keys) == ["Task98_Four/label-4/axial"])
+            #expect((r["instance_dice"] as? [Double])?.count == 3)
+        }
+        let differences = try #require(first["paired_differences"] as? [String: Any])
+        #expect(Set(differences.keys) == ["maml - transfer", "maml - scratch"])
+        for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png"] {
+            let g = try PNG.read(path: folder.path + "/in-process/" + png)
+            #expect(g.width > 100 && g.height > 100, "\(png)")
+        }
+        // One row of 16x16 panels (image, truth, before, after) for the one test task.
+        let pictures = try PNG.read(path: folder.path + "/in-process/adaptation.png")
+        #expect(pictures.width > 4 * 16 && pictures.height >= 16)
+
+        // The same study with a local worker process and the first one's step costs (so the
+        // same step counts): the same table, value for value.
+        let second = try study(dataset, out: folder.path + "/distributed",
+                               extra: ["--local-workers", "1", "--costs-from", folder.path + "/in-process/state.json"])
+        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+        #expect(NSDictionary(dictionary: second["dice_vs_shots"] as! [String: Any]).isEqual(to: first["dice_vs_shots"] as! [String: Any]))
+
+        // Run again on a finished study: it continues (nothing to do) and writes the same table.
+        let again = try study(dataset, out: folder.path + "/in-process", extra: ["--in-process"])
+        #expect(NSDictionary(dictionary: again["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+    }
+}
