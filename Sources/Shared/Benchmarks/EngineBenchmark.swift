@@ -39,7 +39,9 @@ public struct EngineBenchmark {
         return flops * Double(batch)
     }
 
-    public func run() throws -> [Result] {
+    /// The network and the three timed cases on fixed random inputs: (name, GEMM-units of
+    /// work relative to a forward pass, the call).
+    func cases() throws -> (net: Network<Float>, cases: [(name: String, multiple: Double, body: () -> Void)]) {
         let spec = config.spec
         let net = try Network<Float>(spec: spec, capacity: batch)
         var rng = RandomStream(seed: 1)
@@ -49,18 +51,21 @@ public struct EngineBenchmark {
         let masks = (0..<(batch * spec.input.plane)).map { _ in Float(rng.chance(0.3) ? 1 : 0) }
         var grad = [Float](repeating: 0, count: net.layout.count)
         var hv = grad
-        let fwd = try Self.forwardFlops(spec, batch: batch)
         let b = batch
-        let cases: [(String, Double, () -> Void)] = [
+        return (net, [
             ("forward", 1, { _ = net.lossValue(parameters: params, images: images, masks: masks, batch: b) }),
             ("forward+backward", 3, { _ = net.gradient(parameters: params, images: images, masks: masks, batch: b, into: &grad) }),
             ("hessian-vector product", 9, {
                 _ = net.hessianVectorProduct(parameters: params, direction: direction, images: images,
                                              masks: masks, batch: b, into: &hv)
             }),
-        ]
+        ])
+    }
+
+    public func run() throws -> [Result] {
+        let fwd = try Self.forwardFlops(config.spec, batch: batch)
         let only = ProcessInfo.processInfo.environment["ONLY"].flatMap { Int($0) }
-        return cases.enumerated().filter { only == nil || $0.offset == only! }.map(\.element).map { name, multiple, body in
+        return try cases().cases.enumerated().filter { only == nil || $0.offset == only! }.map(\.element).map { name, multiple, body in
             let ms = Self.median(repetitions: repetitions, warmup: warmup, body)
             return Result(name: name, milliseconds: ms, gflops: fwd * multiple / (ms * 1e6))
         }
@@ -86,15 +91,7 @@ extension EngineBenchmark {
     /// inside matrix products, and the products' GFLOP/s), then the convolutions one by one.
     public func profile() throws -> String {
         let spec = config.spec
-        let net = try Network<Float>(spec: spec, capacity: batch)
-        var rng = RandomStream(seed: 1)
-        let params = net.layout.initialValues(seed: 1)
-        let direction = (0..<net.layout.count).map { _ in Float(rng.normal()) }
-        let images = (0..<(batch * spec.input.count)).map { _ in Float(rng.normal()) }
-        let masks = (0..<(batch * spec.input.plane)).map { _ in Float(rng.chance(0.3) ? 1 : 0) }
-        var grad = [Float](repeating: 0, count: net.layout.count)
-        var hv = grad
-        let b = batch
+        let (net, cases) = try cases()
         let shapes = try spec.validate()
         func kind(_ node: Int) -> String {
             guard node < spec.nodes.count else { return "loss" }
@@ -104,17 +101,9 @@ extension EngineBenchmark {
             default: return "\(spec.nodes[node].op)".split(separator: "(").first.map(String.init) ?? "?"
             }
         }
-        let cases: [(String, () -> Void)] = [
-            ("forward", { _ = net.lossValue(parameters: params, images: images, masks: masks, batch: b) }),
-            ("forward+backward", { _ = net.gradient(parameters: params, images: images, masks: masks, batch: b, into: &grad) }),
-            ("hessian-vector product", {
-                _ = net.hessianVectorProduct(parameters: params, direction: direction, images: images,
-                                             masks: masks, batch: b, into: &hv)
-            }),
-        ]
         var out = ["# profile: W1, \(batch) images, 1 thread, \(BLAS.kernelDescription); per call, median-free means over \(repetitions) calls"]
         var convDetail: [String: EngineProfile.Entry] = [:]
-        for (name, body) in cases {
+        for (name, _, body) in cases {
             for _ in 0..<warmup { body() }
             let profile = EngineProfile()
             net.profile = profile
