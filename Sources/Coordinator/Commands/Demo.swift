@@ -28,7 +28,7 @@ struct Demo: ParsableCommand {
             """)
 
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Training budget of every method, in core-seconds on this machine.") var budget = 120.0
+    @Option(help: "Training budget of every method, in core-seconds on this machine.") var budget = 100.0
     @Option(help: "The meta-learning recipe: a MAML candidate of the study plan (\(StudyPlan.standard(pretraining: false).candidates.filter { $0.family == "maml" }.map(\.name).joined(separator: ", "))).")
     var recipe = Self.defaultRecipe
     @Option(help: "Learning rate of the two transfer baselines' joint training.") var transferLr: Float = 1e-3
@@ -37,7 +37,7 @@ struct Demo: ParsableCommand {
     @Option(help: "Tasks per meta-batch (and per joint-training step).") var metaBatch = 4
     @Option(help: "Local worker processes for meta-training (0: in process).") var localWorkers = 2
     @Option(help: "Compute threads per worker, and for tuning and testing.") var threads = 1
-    @Option(help: "Meta-validation instances per task.") var validationPerTask = 4
+    @Option(help: "Meta-validation instances per task.") var validationPerTask = 3
     @Option(help: "Meta-test instances per task.") var testPerTask = 10
     @Option(help: "Shots of the Dice-against-K comparison, comma-separated (the main comparison is 5-shot).") var shotsCurve = "1,5"
     @Option(help: "Only these scenarios, comma-separated: conflicting, structure-style.") var scenarios = "conflicting,structure-style"
@@ -46,8 +46,8 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var runFile: RunFileOptions
 
-    /// The recipe that won meta-validation in the full study (README, "What the demo does").
-    static let defaultRecipe = "meta-transfer"
+    /// The recipe the full study chose on meta-validation (README, "Is meta-learning the right tool?").
+    static let defaultRecipe = "maml++-second"
 
     /// Core-seconds per training step of the default model (32x32, 8 channels, meta-batch 4),
     /// measured by the study's calibration on the development machine (AMD EPYC, AVX2). The

@@ -286,7 +286,10 @@ final class StudyRunner: @unchecked Sendable {
                     let marks = snapshotSteps(total, within: 0.5)
                     let (spec, pseudo) = try pretrainingSource()
                     var config = metaConfig(.init(order: settings.base.meta.order), steps: total)
+                    // Its own stream of pseudo-tasks, from the same random initialisation as
+                    // every other candidate, so "pretrained or not" is the only difference.
                     config.seed = settings.base.seed &+ 0x5eed
+                    config.initSeed = settings.base.initSeed ?? settings.base.seed
                     let model = try metaTrain(config: config, dataset: spec, source: pseudo, split: pseudo.defaultSplit,
                                               initial: nil, folder: "pretrain-\(name)") { step, meta, metaLayout in
                         if let f = marks[step] {
