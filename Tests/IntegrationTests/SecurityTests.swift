@@ -81,10 +81,14 @@ import Wire
     }
 
     @Test func plaintextOnANetworkAddressNeedsInsecure() throws {
-        let c = try ChildProcess(executable("medmaml-coordinator"), ["train"] + Self.common + ["--bind", "tcp://0.0.0.0:\(freePort())"],
+        let out = folder.path + "/refused"
+        let c = try ChildProcess(executable("medmaml-coordinator"),
+                                 ["train"] + Self.common + ["--bind", "tcp://0.0.0.0:\(freePort())", "--checkpoint-dir", out],
                                  name: "no-insecure", folder: folder.path)
         #expect(c.waitExit() != 0)
         #expect(c.stderr.contains("--insecure"))
+        // Refused before it starts: no output folder, no run file.
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 
     /// An allowlisted worker trains normally (same hash as plaintext); an unlisted key, a

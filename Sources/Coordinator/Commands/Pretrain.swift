@@ -48,6 +48,7 @@ struct Pretrain: ParsableCommand {
         let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
         if let checkpoint { spec = checkpoint.run }
         FileHandle.standardError.write(Data("pretraining on \(source.taskNames.count) group(s) of unlabelled images: \(source.taskNames.prefix(6).joined(separator: ", "))\(source.taskNames.count > 6 ? ", ..." : "")\n".utf8))
+        try cluster.checkPolicy()
         try writeRunFile(into: checkpointDir)
         let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
                                       checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint, initial: nil, logger: logger)

@@ -93,6 +93,7 @@ struct Study: ParsableCommand {
         settings.threads = clusterOptions.inProcess ? cluster.threads : max(clusterOptions.localWorkers, 1) * cluster.threads
         if let costsFrom { settings.costs = try StudyState.load(costsFrom).stepCost }
 
+        try clusterOptions.checkPolicy()
         try writeRunFile(into: out)
         let progress = ProgressLine(total: 1, batch: 1, quiet: false)
         let runner = try StudyRunner(settings: settings, plan: plan, source: source, cluster: clusterOptions, logger: logger) { progress.note($0) }

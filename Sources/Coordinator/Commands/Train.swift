@@ -53,6 +53,7 @@ struct Train: ParsableCommand {
             initial = try InitialParameters.load(path, layout: MetaLayout(config: config.meta), innerLearningRate: config.meta.innerLearningRate)
             logger.notice("initial parameters from \(path)")
         }
+        try cluster.checkPolicy()
         try writeRunFile(into: checkpointDir)
         let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
                                       checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint,

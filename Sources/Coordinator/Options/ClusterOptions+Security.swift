@@ -4,6 +4,20 @@ import Logging
 import Transport
 
 extension ClusterOptions {
+    /// The policy's rules that need no file, for commands to check before they write anything
+    /// (output folder, run file, checkpoints), so a refused command leaves nothing behind.
+    func checkPolicy() throws {
+        if secretKey != nil && authorizedKeys == nil { throw ValidationError("--secret-key needs --authorized-keys (the workers' public keys)") }
+        if authorizedKeys != nil && secretKey == nil { throw ValidationError("--authorized-keys needs --secret-key") }
+        if !inProcess && secretKey == nil && localWorkers == 0 && !insecure && !Endpoint.isLoopback(endpoint) {
+            throw Self.plaintextRefusal(endpoint)
+        }
+    }
+
+    static func plaintextRefusal(_ endpoint: String) -> ValidationError {
+        ValidationError("refusing to bind \(endpoint) without encryption: give --secret-key and --authorized-keys (see `medmaml-coordinator keygen`), or --insecure to accept unencrypted, unauthenticated traffic")
+    }
+
     /// The coordinator's security from the flags (nil: plaintext), applying the policy:
     /// CURVE with an allowlist when --secret-key is given; throw-away keys for --local-workers
     /// (secure by default); plaintext on anything but loopback only with --insecure.
@@ -31,7 +45,7 @@ extension ClusterOptions {
             return (SecurityConfig(keys: keys, authorizedKeys: allowed), l)
         }
         if !loopback && !insecure {
-            throw ValidationError("refusing to bind \(endpoint) without encryption: give --secret-key and --authorized-keys (see `medmaml-coordinator keygen`), or --insecure to accept unencrypted, unauthenticated traffic")
+            throw Self.plaintextRefusal(endpoint)
         }
         if !loopback {
             logger.warning("--insecure: training traffic on \(endpoint) is unencrypted and anyone who can reach it can join the run")
