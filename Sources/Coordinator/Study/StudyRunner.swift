@@ -379,37 +379,59 @@ final class StudyRunner: @unchecked Sendable {
 
     // MARK: 3. Tuning on meta-validation
 
-    /// The adaptation of a candidate's snapshot with one setting of its grid.
-    func adaptation(_ candidate: StudyPlan.Candidate, snapshot: Int, setting: StudyPlan.Adaptation) throws -> MetaTest.Adaptation {
+    /// A candidate's snapshot, read once: its parameters and the configuration they adapt with.
+    struct Snapshot {
+        var values: [Float]
+        var config: MetaConfig
+        var modelCount: Int
+
+        /// The adaptation of this snapshot with one setting of a grid.
+        func adaptation(_ setting: StudyPlan.Adaptation) -> MetaTest.Adaptation {
+            switch setting {
+            case .inner(let steps, let scale): .maml(meta: values, config: config, steps: steps, rateScale: scale)
+            case .fineTune(let f): .fineTune(start: Array(values.prefix(modelCount)), settings: f)
+            }
+        }
+    }
+
+    func snapshot(_ candidate: StudyPlan.Candidate, _ index: Int) throws -> Snapshot {
         let trained = state.trained[candidate.name]!
         let config: MetaConfig
-        if case .meta(let recipe) = candidate.training, trained.fractions[snapshot] > (recipe.warmStart == nil ? 0 : 0.5) {
+        if case .meta(let recipe) = candidate.training, trained.fractions[index] > (recipe.warmStart == nil ? 0 : 0.5) {
             config = metaConfig(recipe, steps: 1).meta
         } else {
             config = settings.base.meta
         }
         let layout = try MetaLayout(config: config)
-        let file = try Safetensors.read(path: settings.out + "/" + trained.files[snapshot])
-        let values = try ParameterFile.load(file, layout: layout, path: trained.files[snapshot])
-        switch setting {
-        case .inner(let steps, let scale): return .maml(meta: values, config: config, steps: steps, rateScale: scale)
-        case .fineTune(let f): return .fineTune(start: Array(values.prefix(layout.model.count)), settings: f)
-        }
+        let file = try Safetensors.read(path: settings.out + "/" + trained.files[index])
+        return Snapshot(values: try ParameterFile.load(file, layout: layout, path: trained.files[index]), config: config,
+                        modelCount: layout.model.count)
+    }
+
+    /// The adaptation of a candidate's snapshot with one setting of its grid.
+    func adaptation(_ candidate: StudyPlan.Candidate, snapshot index: Int, setting: StudyPlan.Adaptation) throws -> MetaTest.Adaptation {
+        try snapshot(candidate, index).adaptation(setting)
+    }
+
+    /// The index of the first largest value: ties go to the earlier snapshot and setting.
+    static func firstBest(_ values: [Double]) -> Int {
+        values.indices.reduce(0) { values[$1] > values[$0] ? $1 : $0 }
     }
 
     private func tune(_ candidate: StudyPlan.Candidate, shots: Int) throws -> StudyState.Tuned {
         let trained = state.trained[candidate.name]!
         var methods: [MetaTest.Method] = []
         for s in trained.fractions.indices {
+            let snap = try snapshot(candidate, s)
             for (g, setting) in candidate.grid.enumerated() {
-                methods.append(.init(name: "\(s)/\(g)", adaptation: try adaptation(candidate, snapshot: s, setting: setting)))
+                methods.append(.init(name: "\(s)/\(g)", adaptation: snap.adaptation(setting)))
             }
         }
         let results = try evaluate(methods, on: partition.validation, perTask: settings.validationPerTask, shots: shots, seedOffset: 1)
         let grid = candidate.grid.count
         let dice = trained.fractions.indices.map { s in (0..<grid).map { results[s * grid + $0].dice.mean } }
-        var best = (0, 0)
-        for s in dice.indices { for g in dice[s].indices where dice[s][g] > dice[best.0][best.1] { best = (s, g) } }
+        let first = Self.firstBest(dice.flatMap { $0 })
+        let best = (first / grid, first % grid)
         say("\(candidate.name): best on meta-validation \(String(format: "%.3f", dice[best.0][best.1])) with \(candidate.grid[best.1]) after \(Int(trained.fractions[best.0] * 100))% of the budget")
         return StudyState.Tuned(dice: dice, bestSnapshot: best.0, bestSetting: best.1)
     }
@@ -484,14 +506,20 @@ final class StudyRunner: @unchecked Sendable {
             let choice = state.chosen[family]!
             let c = candidate(choice.candidate)
             let t = state.tuned[c.name]!, trained = state.trained[c.name]!
-            for s in trained.fractions.indices {
-                let g = t.dice[s].indices.max { t.dice[s][$0] < t.dice[s][$1] || (t.dice[s][$0] == t.dice[s][$1] && $0 > $1) }!
-                methods.append(.init(name: "\(family)@\(s)", adaptation: try adaptation(c, snapshot: s, setting: c.grid[g])))
+            for s in trained.fractions.indices where s != choice.snapshot {
+                methods.append(.init(name: "\(family)@\(s)", adaptation: try adaptation(c, snapshot: s, setting: c.grid[Self.firstBest(t.dice[s])])))
                 owners.append((family, trained.coreSeconds[s]))
             }
         }
         let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
-        for (r, (family, x)) in zip(results, owners) { state.budgetCurve[family, default: []].append(.init(x: x, dice: r.dice)) }
+        var points: [String: [StudyState.Point]] = [:]
+        for (r, (family, x)) in zip(results, owners) { points[family, default: []].append(.init(x: x, dice: r.dice)) }
+        // At the chosen snapshot the best setting is the chosen one: the meta-test scored it.
+        for family in families {
+            let choice = state.chosen[family]!
+            points[family, default: []].append(.init(x: state.trained[choice.candidate]!.coreSeconds[choice.snapshot], dice: state.test[family]!.dice))
+            state.budgetCurve[family] = points[family]!.sorted { $0.x < $1.x }
+        }
     }
 
     /// Meta-test Dice of each family's chosen model against shots, the adaptation setting
@@ -509,11 +537,11 @@ final class StudyRunner: @unchecked Sendable {
             for family in families {
                 let choice = state.chosen[family]!
                 let c = candidate(choice.candidate)
-                let candidates = try c.grid.map { try adaptation(c, snapshot: choice.snapshot, setting: $0) }
+                let snap = try snapshot(c, choice.snapshot)
+                let candidates = c.grid.map(snap.adaptation)
                 let validation = try evaluate(candidates.enumerated().map { .init(name: "\($0.offset)", adaptation: $0.element) },
                                               on: partition.validation, perTask: settings.validationPerTask, shots: k, seedOffset: 1)
-                let g = validation.indices.max { validation[$0].dice.mean < validation[$1].dice.mean || (validation[$0].dice.mean == validation[$1].dice.mean && $0 > $1) }!
-                methods.append(.init(name: family, adaptation: candidates[g]))
+                methods.append(.init(name: family, adaptation: candidates[Self.firstBest(validation.map(\.dice.mean))]))
             }
             let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: k, seedOffset: 2)
             for r in results { state.shotsCurve[r.name, default: []].append(.init(x: Double(k), dice: r.dice)) }

@@ -34,8 +34,6 @@ public struct TaskSplit: Codable, Hashable, Sendable {
         return .train
     }
 
-    public func isTest(_ name: String) -> Bool { role(of: name) == .test }
-
     /// Task numbers by role.
     public struct Partition: Sendable, Equatable {
         public var train: [Int] = []

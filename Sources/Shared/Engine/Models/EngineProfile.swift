@@ -62,6 +62,4 @@ public final class EngineProfile: @unchecked Sendable {
         gemmSeconds += Self.now() - start
         gemmFlops += 2 * Double(m) * Double(n) * Double(k)
     }
-
-    public func reset() { entries = [:] }
 }
