@@ -84,12 +84,13 @@ import Training
         #expect(try Checkpoint.read(path: checkpoint).meta.allSatisfy { $0.isFinite })
     }
 
-    /// An unknown MEDMAML_GEMM is one clear line on both executables.
-    @Test func unknownGemmBackendIsAClearError() throws {
+    /// An unknown MEDMAML_GEMM or MEDMAML_CONV is one clear line on both executables.
+    @Test(arguments: [("MEDMAML_GEMM", "cuda"), ("MEDMAML_CONV", "winograd")])
+    func unknownNumericsChoiceIsAClearError(variable: String, value: String) throws {
         for exe in ["medmaml-coordinator", "medmaml-worker"] {
             let args = exe == "medmaml-worker" ? ["--connect", "tcp://127.0.0.1:9"] : ["train", "--in-process", "--steps", "1"]
-            let p = try ChildProcess(executable(exe), args, name: "gemm-\(exe)", folder: folder.path, environment: ["MEDMAML_GEMM": "cuda"])
-            expectClearError(p, mentioning: "MEDMAML_GEMM", exe)
+            let p = try ChildProcess(executable(exe), args, name: "\(variable)-\(exe)", folder: folder.path, environment: [variable: value])
+            expectClearError(p, mentioning: variable, exe)
         }
     }
 

@@ -36,11 +36,12 @@ import Wire
                          name: name, folder: folder.path)
     }
 
-    func worker(port: Int, threads: Int = 1, name: String, extra: [String] = []) throws -> ChildProcess {
+    func worker(port: Int, threads: Int = 1, name: String, extra: [String] = [],
+                environment: [String: String] = [:]) throws -> ChildProcess {
         try ChildProcess(executable("medmaml-worker"),
                          ["--connect", "tcp://127.0.0.1:\(port)", "--threads", "\(threads)", "--name", name,
                           "--idle-timeout", "60"] + extra,
-                         name: name, folder: folder.path)
+                         name: name, folder: folder.path, environment: environment)
     }
 
     func expectSameHash(_ c: ChildProcess, steps: Int, _ comment: String = "") throws {
@@ -136,6 +137,20 @@ import Wire
         #expect(c.stderr.contains("non-finite gradient"))
         #expect(c.stderr.contains("quarantined"))
         _ = honest
+    }
+
+    /// A worker that unfolds its convolutions computes other bits than a coordinator on
+    /// oneDNN's primitives: it is refused by its numerics fingerprint, and the refusal names
+    /// its convolution path; the run then completes on a matching worker.
+    @Test func workerWithOtherConvolutionPathIsRefused() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 6, port: port)
+        let bad = try worker(port: port, name: "unfolding", environment: ["MEDMAML_CONV": "im2col"])
+        #expect(bad.waitExit(timeout: 60) == 2, "\(bad.stderr)")
+        #expect(bad.stderr.contains("numerics differ") && bad.stderr.contains("convolutions: im2col"), "\(bad.stderr)")
+        let good = try worker(port: port, name: "good")
+        try expectSameHash(c, steps: 6)
+        _ = good
     }
 
     @Test func workerWithOtherDataIsRefused() throws {

@@ -108,6 +108,46 @@ public enum DerivativeCheck {
     }
 }
 
+/// The Float32 engine (oneDNN's convolution primitives by default) against the Float64 one
+/// (always unfolding) on identical inputs: logits, loss, gradient and H·v, as norm-wise
+/// relative errors. Inputs are rounded to Float32 first, so only arithmetic differs.
+public enum PrecisionCheck {
+    public struct Errors: CustomStringConvertible {
+        public var logits: Double, loss: Double, gradient: Double, hessianVectorProduct: Double
+        public var description: String {
+            "logits \(logits), loss \(loss), gradient \(gradient), H·v \(hessianVectorProduct)"
+        }
+        public var largest: Double { max(logits, loss, gradient, hessianVectorProduct) }
+    }
+
+    public static func check(_ spec: ModelSpec, batch: Int, seed: UInt64 = 3) throws -> Errors {
+        let single = try Network<Float>(spec: spec, capacity: batch)
+        let double = try Network<Double>(spec: spec, capacity: batch)
+        let p = Problem<Double>(layout: double.layout, input: spec.input, batch: batch, seed: seed)
+        let round = { (x: [Double]) in x.map { Float($0) } }
+        let (params, direction, images, masks) = (round(p.parameters), round(p.direction), round(p.images), round(p.masks))
+        let widen = { (x: [Float]) in x.map { Double($0) } }
+        let n = double.layout.count
+        let outputs = spec.input.plane * batch
+
+        let logits32 = Array(UnsafeBufferPointer(start: single.forward(parameters: params, images: images, batch: batch), count: outputs))
+        let logits64 = Array(UnsafeBufferPointer(start: double.forward(parameters: widen(params), images: widen(images), batch: batch), count: outputs))
+        var g32 = [Float](repeating: 0, count: n), hv32 = g32
+        var g64 = [Double](repeating: 0, count: n), hv64 = g64
+        let loss32 = single.hessianVectorProduct(parameters: params, direction: direction, images: images, masks: masks,
+                                                 batch: batch, into: &hv32, gradient: &g32)
+        let loss64 = double.hessianVectorProduct(parameters: widen(params), direction: widen(direction), images: widen(images),
+                                                 masks: widen(masks), batch: batch, into: &hv64, gradient: &g64)
+        var plain32 = [Float](repeating: 0, count: n)
+        _ = single.gradient(parameters: params, images: images, masks: masks, batch: batch, into: &plain32)
+        return Errors(
+            logits: relativeError(widen(logits32), logits64),
+            loss: abs(Double(loss32.total) - loss64.total) / abs(loss64.total),
+            gradient: max(relativeError(widen(g32), g64), relativeError(widen(plain32), g64)),
+            hessianVectorProduct: relativeError(widen(hv32), hv64))
+    }
+}
+
 /// max |a - b| / max |b| (norm-wise relative error, robust to near-zero entries).
 public func relativeError<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {
     precondition(a.count == b.count, "length mismatch")

@@ -14,6 +14,10 @@ import Core
 /// input cotangent is the transposed convolution of y-bar, computed as an ordinary
 /// convolution (an unfolding and one gemm that writes x-bar directly, no scatter-add).
 /// The convolution is bilinear in (x, W), so these are its exact first and second derivatives.
+///
+/// In Float32 a kernel larger than 1 runs on oneDNN's convolution primitives instead
+/// (`ConvolutionPrimitives`, same rules, chosen by `BLAS.convolution`); Float64 always
+/// unfolds, so the float64 reference is an independent implementation.
 public struct Conv2d<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
     let outChannels: Int
@@ -21,6 +25,8 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     let hasBias: Bool
     let weight: ParameterSpec
     let bias: ParameterSpec?
+    /// The oneDNN primitives that compute this layer, or nil for im2col + gemm.
+    let primitives: ConvolutionPrimitives?
 
     /// Rows of one image's column matrix.
     var columnRows: Int { input.channels * kernel * kernel }
@@ -70,6 +76,10 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         let w = p.values + weight.offset
         let b = bias.map { p.values + $0.offset }
+        if let primitives {
+            return primitives.forward(x: io.inputs[0].value, weight: w, bias: b, y: io.output.value,
+                                      batch: io.batch, scratch: io.workspace.primitives)
+        }
         let colBuffer = io.workspace.columns.pointer
         for n in 0..<io.batch {
             let x = io.inputs[0].value + n * input.count
@@ -85,6 +95,15 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     public func backward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dy = io.output.cotangent else { return }
         let w = p.values + weight.offset
+        if let primitives {
+            primitives.backward(
+                x: io.inputs[0].value, xTangent: nil, weight: w, weightTangent: nil, dy: dy, dyTangent: nil,
+                dx: io.inputs[0].cotangent, dxTangent: nil, accumulate: io.accumulate[0],
+                weightGradient: p.gradient.map { $0 + weight.offset }, weightGradientTangent: nil,
+                batch: io.batch, scratch: io.workspace.primitives)
+            if let g = p.gradient, let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+            return
+        }
         let colBuffer = io.workspace.columns.pointer
         let dcol = io.workspace.columnCotangents.pointer
         let dxAll = io.inputs[0].cotangent
@@ -169,6 +188,11 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let wt = v + weight.offset
         let bt = bias.map { v + $0.offset }
         let xt = io.inputs[0].tangent
+        if let primitives {
+            return primitives.forwardWithTangent(
+                x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, bias: nil, biasTangent: bt,
+                y: nil, yTangent: yt, batch: io.batch, scratch: io.workspace.primitives)
+        }
         let k = columnRows
         // [W | W-dot] as one Cout x 2K matrix, so each image needs a single gemm.
         let stacked = io.workspace.small.pointer
@@ -210,6 +234,13 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     /// The primal and tangent forward passes sharing one unfolding of x per image:
     /// y = W col(x) + b and y-dot = [W | W-dot] [col(x-dot); col(x)] + b-dot.
     public func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
+        if let primitives, let yt = io.output.tangent, let v = p.direction {
+            return primitives.forwardWithTangent(
+                x: io.inputs[0].value, xTangent: io.inputs[0].tangent, weight: p.values + weight.offset,
+                weightTangent: v + weight.offset, bias: bias.map { p.values + $0.offset },
+                biasTangent: bias.map { v + $0.offset }, y: io.output.value, yTangent: yt, batch: io.batch,
+                scratch: io.workspace.primitives)
+        }
         guard kernel > 1, let yt = io.output.tangent, let v = p.direction,
               let xt = io.inputs[0].tangent
         else {
@@ -254,6 +285,19 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let k = columnRows
         let xt = io.inputs[0].tangent
         let dx = io.inputs[0].cotangent, dxt = io.inputs[0].cotangentTangent
+        if let primitives {
+            primitives.backward(
+                x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, dy: dy, dyTangent: dyt,
+                dx: dx, dxTangent: dxt, accumulate: io.accumulate[0],
+                weightGradient: p.gradient.map { $0 + weight.offset },
+                weightGradientTangent: p.gradientTangent.map { $0 + weight.offset },
+                batch: io.batch, scratch: io.workspace.primitives)
+            if let bias {
+                if let g = p.gradient { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+                if let gt = p.gradientTangent { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
+            }
+            return
+        }
         let colBuffer = io.workspace.columns.pointer
         let colTangent = colBuffer + k * plane
         let dcol = io.workspace.columnCotangents.pointer
@@ -350,8 +394,16 @@ public struct Conv2dDefinition: LayerDefinition {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     public func makeLayer<S: EngineScalar>(_ node: LayerNode) -> AnyLayer<S> {
-        let conv = Conv2d<S>(input: node.inputs[0], outChannels: outChannels, kernel: kernel, hasBias: bias,
-                             weight: node.parameters[0], bias: bias ? node.parameters[1] : nil)
-        return AnyLayer(conv, columnCount: conv.columnCount, smallCount: conv.smallCount)
+        let input = node.inputs[0]
+        let primitives = S.self == Float.self && kernel > 1 && BLAS.convolution == .primitives
+            ? ConvolutionPrimitives(inChannels: input.channels, outChannels: outChannels, height: input.height,
+                                    width: input.width, kernel: kernel, hasBias: bias)
+            : nil
+        let conv = Conv2d<S>(input: input, outChannels: outChannels, kernel: kernel, hasBias: bias,
+                             weight: node.parameters[0], bias: bias ? node.parameters[1] : nil, primitives: primitives)
+        // The primitives stage their operands in the workspace's own slots.
+        return primitives == nil
+            ? AnyLayer(conv, columnCount: conv.columnCount, smallCount: conv.smallCount)
+            : AnyLayer(conv, columnCount: 0, smallCount: 0)
     }
 }

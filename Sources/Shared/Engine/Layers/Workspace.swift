@@ -9,6 +9,9 @@ public final class Workspace<Scalar: EngineScalar> {
     /// Transposed weight gradients and their tangents, accumulated over a batch.
     public let weightGradients: Storage<Scalar>
 
+    /// Staging slots, scratchpad and stream of oneDNN's convolution primitives (made on first use).
+    lazy var primitives = PrimitiveScratch()
+
     init(columnCount: Int, smallCount: Int) {
         columns = Storage(count: 2 * columnCount)
         columnCotangents = Storage(count: 2 * columnCount)

@@ -2,8 +2,8 @@ import CDNNL
 import COpenBLAS
 import Foundation
 
-/// Process-wide matrix-product set-up: which library computes Float32 products, and how it
-/// is kept single-threaded.
+/// Process-wide matrix-product set-up: which library computes Float32 products (and whether
+/// convolutions use oneDNN's primitives), and how it is kept single-threaded.
 ///
 /// MedMAML gets its parallelism from running independent tasks on separate threads, so
 /// every product must run single-threaded inside the thread that makes it:
@@ -44,10 +44,37 @@ public enum BLAS {
         return backend
     }
 
+    /// How Float32 convolutions with a kernel larger than 1 are computed.
+    public enum ConvolutionPath: String, Sendable, CaseIterable {
+        /// oneDNN's convolution primitives in their blocked layouts (`ConvolutionPrimitives`).
+        case primitives
+        /// Unfolding (im2col) and one matrix product per image with the backend above.
+        case im2col
+    }
+
+    /// Chosen once per process from `MEDMAML_CONV`; by default `primitives` with the oneDNN
+    /// backend and `im2col` with OpenBLAS (which then computes every product). Float64 always
+    /// unfolds, so the float64 reference stays an independent implementation.
+    public static let convolution: ConvolutionPath = {
+        do { return try requestedConvolution() } catch { preconditionFailure("\(error)") }
+    }()
+
+    /// The convolution path `MEDMAML_CONV` asks for; throws naming the variable for any other value.
+    public static func requestedConvolution() throws(BLASError) -> ConvolutionPath {
+        guard let name = ProcessInfo.processInfo.environment["MEDMAML_CONV"] else {
+            return try requestedBackend() == .onednn ? .primitives : .im2col
+        }
+        guard let path = ConvolutionPath(rawValue: name) else {
+            throw BLASError("MEDMAML_CONV=\(name.prefix(40)) is not a convolution path; use one of \(ConvolutionPath.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return path
+    }
+
     /// Checks the environment variables that choose the numerics, for executables to call
     /// before any work.
     public static func checkEnvironment() throws(BLASError) {
         _ = try requestedBackend()
+        _ = try requestedConvolution()
     }
 
     private static let configured: Bool = {
@@ -89,9 +116,9 @@ public enum BLAS {
         switch backend {
         case .onednn:
             let isa = ProcessInfo.processInfo.environment["ONEDNN_MAX_CPU_ISA"] ?? "auto"
-            return "onednn \(dnnlVersion) (max ISA \(isa))"
+            return "onednn \(dnnlVersion) (max ISA \(isa)), convolutions: \(convolution.rawValue)"
         case .openblas:
-            return "openblas \(coreName)"
+            return "openblas \(coreName), convolutions: \(convolution.rawValue)"
         }
     }
 

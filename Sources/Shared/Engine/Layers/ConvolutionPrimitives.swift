@@ -1,0 +1,509 @@
+import CDNNL
+
+/// oneDNN's own convolution primitives for one Float32 convolution layer of one network:
+/// forward, backward data and backward weights, in the blocked layouts the JIT kernels want
+/// (nChw8c on AVX2, nChw16c on AVX-512), for an odd kernel larger than 1, stride 1,
+/// padding k/2.
+///
+/// The engine keeps activations NCHW and weights OIHW; each call reorders its operands into
+/// the primitive's layout in workspace slots and its results back. A standalone measurement
+/// on W1's convolutions (BENCHMARKS.md, issue 16) put this at 1.6x im2col + `dnnl_sgemm`
+/// including those reorders. The tangent rules reuse the same three primitives, since the
+/// convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a convolution plus a second
+/// one whose sum post-op accumulates into the first one's output; the backward tangents add
+/// through reorders with a sum post-op. So every product is a primitive call, and every
+/// result is the exact derivative, as in `Conv2d`'s im2col path.
+///
+/// Primitives are created per batch size on first use (oneDNN's primitive cache makes a
+/// second network's creation cheap) with one OpenMP thread, so the kernel and its
+/// reduction order never depend on the thread count: the determinism contract holds.
+/// Not thread-safe: belongs to one network, which belongs to one thread.
+final class ConvolutionPrimitives {
+    let inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool
+    private var plans: [Int: Plan] = [:]
+
+    init(inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool) {
+        precondition(kernel > 1 && kernel % 2 == 1, "oneDNN path is for odd kernels larger than 1")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.height = height
+        self.width = width
+        self.kernel = kernel
+        self.hasBias = hasBias
+    }
+
+    /// Multiply-adds of one convolution of `batch` images, for the engine profile.
+    private func record(batch: Int, _ body: () -> Void) {
+        guard let profile = EngineProfile.active else { return body() }
+        profile.gemm(m: outChannels, n: batch * height * width, k: inChannels * kernel * kernel, body)
+    }
+
+    private func plan(batch: Int) -> Plan {
+        if let plan = plans[batch] { return plan }
+        let plan = Plan(self, batch: batch)
+        plans[batch] = plan
+        return plan
+    }
+
+    /// y = conv(x, W) + b.
+    func forward(
+        x: UnsafeRawPointer, weight: UnsafeRawPointer, bias: UnsafeRawPointer?, y: UnsafeMutableRawPointer,
+        batch: Int, scratch: PrimitiveScratch
+    ) {
+        let plan = plan(batch: batch)
+        var staging = Staging(scratch)
+        let xs = staging.stage(plan.forwardSource, x)
+        let ws = staging.stage(plan.forwardWeights, weight)
+        let ys = staging.output(plan.forwardDestination, y)
+        record(batch: batch) { plan.runForward(xs, ws, bias, ys, accumulate: false, scratch) }
+        staging.finish(plan.forwardDestination, ys, into: y, adding: false)
+    }
+
+    /// y = conv(x, W) + b and y-dot = conv(x-dot, W) + conv(x, W-dot) + b-dot (x-dot nil: zero),
+    /// sharing the staged x and W.
+    func forwardWithTangent(
+        x: UnsafeRawPointer, xTangent: UnsafeRawPointer?, weight: UnsafeRawPointer, weightTangent: UnsafeRawPointer,
+        bias: UnsafeRawPointer?, biasTangent: UnsafeRawPointer?, y: UnsafeMutableRawPointer?,
+        yTangent: UnsafeMutableRawPointer, batch: Int, scratch: PrimitiveScratch
+    ) {
+        let plan = plan(batch: batch)
+        var staging = Staging(scratch)
+        let xs = staging.stage(plan.forwardSource, x)
+        let ws = staging.stage(plan.forwardWeights, weight)
+        let wts = staging.stage(plan.forwardWeights, weightTangent)
+        if let y {
+            let ys = staging.output(plan.forwardDestination, y)
+            record(batch: batch) { plan.runForward(xs, ws, bias, ys, accumulate: false, scratch) }
+            staging.finish(plan.forwardDestination, ys, into: y, adding: false)
+        }
+        let yts = staging.output(plan.forwardDestination, yTangent)
+        if let xTangent {
+            let xts = staging.stage(plan.forwardSource, xTangent)
+            record(batch: batch) { plan.runForward(xts, ws, biasTangent, yts, accumulate: false, scratch) }
+            record(batch: batch) { plan.runForward(xs, wts, nil, yts, accumulate: true, scratch) }
+        } else {
+            record(batch: batch) { plan.runForward(xs, wts, biasTangent, yts, accumulate: false, scratch) }
+        }
+        staging.finish(plan.forwardDestination, yts, into: yTangent, adding: false)
+    }
+
+    /// The backward pass and (when the tangent operands are given) its tangent:
+    /// - W-bar = corr(x, y-bar); W-bar-dot = corr(x, y-bar-dot) + corr(x-dot, y-bar)
+    /// - x-bar (+)= conv^T(y-bar, W); x-bar-dot (+)= conv^T(y-bar-dot, W) + conv^T(y-bar, W-dot)
+    /// Bias gradients are left to the caller.
+    func backward(
+        x: UnsafeRawPointer, xTangent: UnsafeRawPointer?, weight: UnsafeRawPointer, weightTangent: UnsafeRawPointer?,
+        dy: UnsafeRawPointer, dyTangent: UnsafeRawPointer?,
+        dx: UnsafeMutableRawPointer?, dxTangent: UnsafeMutableRawPointer?, accumulate: Bool,
+        weightGradient: UnsafeMutableRawPointer?, weightGradientTangent: UnsafeMutableRawPointer?,
+        batch: Int, scratch: PrimitiveScratch
+    ) {
+        let plan = plan(batch: batch)
+        var staging = Staging(scratch)
+        if weightGradient != nil || weightGradientTangent != nil {
+            let xs = staging.stage(plan.weightsSource, x)
+            let dys = staging.stage(plan.weightsDiffDestination, dy)
+            let gs = staging.output(plan.weightsDiffWeights, nil)
+            if let weightGradient {
+                record(batch: batch) { plan.runBackwardWeights(xs, dys, gs, scratch) }
+                staging.finish(plan.weightsDiffWeights, gs, into: weightGradient, adding: false)
+            }
+            if let weightGradientTangent, let dyTangent {
+                let dyts = staging.stage(plan.weightsDiffDestination, dyTangent)
+                record(batch: batch) { plan.runBackwardWeights(xs, dyts, gs, scratch) }
+                staging.finish(plan.weightsDiffWeights, gs, into: weightGradientTangent, adding: false)
+                if let xTangent {
+                    let xts = staging.stage(plan.weightsSource, xTangent)
+                    record(batch: batch) { plan.runBackwardWeights(xts, dys, gs, scratch) }
+                    staging.finish(plan.weightsDiffWeights, gs, into: weightGradientTangent, adding: true)
+                }
+            }
+        }
+        guard dx != nil || dxTangent != nil else { return }
+        let ws = staging.stage(plan.dataWeights, weight)
+        let dys = staging.stage(plan.dataDiffDestination, dy)
+        let dxs = staging.output(plan.dataDiffSource, nil)
+        if let dx {
+            record(batch: batch) { plan.runBackwardData(dys, ws, dxs, scratch) }
+            staging.finish(plan.dataDiffSource, dxs, into: dx, adding: accumulate)
+        }
+        if let dxTangent, let dyTangent, let weightTangent {
+            let dyts = staging.stage(plan.dataDiffDestination, dyTangent)
+            record(batch: batch) { plan.runBackwardData(dyts, ws, dxs, scratch) }
+            staging.finish(plan.dataDiffSource, dxs, into: dxTangent, adding: accumulate)
+            let wts = staging.stage(plan.dataWeights, weightTangent)
+            record(batch: batch) { plan.runBackwardData(dys, wts, dxs, scratch) }
+            staging.finish(plan.dataDiffSource, dxs, into: dxTangent, adding: true)
+        }
+    }
+}
+
+// MARK: - Plumbing
+
+/// The process's oneDNN CPU engine (thread-safe: oneDNN engines may be shared by threads).
+nonisolated(unsafe) private let cpuEngine: dnnl_engine_t = {
+    var engine: dnnl_engine_t?
+    check(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine")
+    return engine!
+}()
+
+@inline(__always)
+private func check(_ status: dnnl_status_t, _ what: String) {
+    // Shapes are validated before a network is built, and oneDNN has a reference kernel for
+    // every convolution, so a failure here is a bug, never outside input.
+    precondition(status == dnnl_success, "oneDNN \(what) failed with status \(status.rawValue)")
+}
+
+private enum Argument {
+    static let source: Int32 = 1, destination: Int32 = 17, weights: Int32 = 33, bias: Int32 = 41
+    static let scratchpad: Int32 = 80
+    static let diffSource: Int32 = 129, diffDestination: Int32 = 145, diffWeights: Int32 = 161
+}
+
+/// Scratch memory for the primitives of one network (one per thread): growable slots for
+/// staged operands and the primitives' scratchpad, and the stream they run on.
+final class PrimitiveScratch {
+    private var slots: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
+    private var scratchpad: (pointer: UnsafeMutableRawPointer, bytes: Int)?
+    let stream: dnnl_stream_t
+
+    init() {
+        var stream: dnnl_stream_t?
+        check(dnnl_stream_create(&stream, cpuEngine, UInt32(dnnl_stream_default_flags.rawValue)), "stream")
+        self.stream = stream!
+    }
+
+    deinit {
+        for slot in slots { slot.pointer.deallocate() }
+        scratchpad?.pointer.deallocate()
+        dnnl_stream_destroy(stream)
+    }
+
+    /// Slot `index`, at least `bytes` long; its contents are undefined.
+    func slot(_ index: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        while slots.count <= index { slots.append((UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64), 64)) }
+        if slots[index].bytes < bytes {
+            slots[index].pointer.deallocate()
+            slots[index] = (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64), bytes)
+        }
+        return slots[index].pointer
+    }
+
+    /// The primitives' scratchpad, at least `bytes` long.
+    func scratchpad(bytes: Int) -> UnsafeMutableRawPointer {
+        if let scratchpad, scratchpad.bytes >= bytes { return scratchpad.pointer }
+        scratchpad?.pointer.deallocate()
+        let grown = (pointer: UnsafeMutableRawPointer.allocate(byteCount: max(64, bytes), alignment: 64), bytes: max(64, bytes))
+        scratchpad = grown
+        return grown.pointer
+    }
+}
+
+/// One tensor as one primitive takes it: the engine's plain layout and the primitive's own,
+/// with the reorders between them (nil when the layouts agree).
+final class Operand {
+    let plain: dnnl_memory_desc_t
+    let inner: dnnl_memory_desc_t
+    let bytes: Int
+    let same: Bool
+    /// Equal inner layouts share a class, so a tensor staged for one primitive serves another.
+    let layoutClass: Int
+    private let plainMemory: dnnl_memory_t
+    private let innerMemory: dnnl_memory_t
+    private var toInner: dnnl_primitive_t?
+    private var toPlain: dnnl_primitive_t?
+    private var toPlainAdding: dnnl_primitive_t?
+
+    init(plain: dnnl_memory_desc_t, inner: dnnl_memory_desc_t, layoutClass: Int) {
+        self.plain = plain
+        self.inner = inner
+        self.layoutClass = layoutClass
+        var p = plain, i = inner
+        same = dnnl_memory_desc_equal(&p, &i) != 0
+        bytes = dnnl_memory_desc_get_size(&i)
+        var pm: dnnl_memory_t?, im: dnnl_memory_t?
+        check(dnnl_memory_create(&pm, &p, cpuEngine, nil), "memory")
+        check(dnnl_memory_create(&im, &i, cpuEngine, nil), "memory")
+        plainMemory = pm!
+        innerMemory = im!
+    }
+
+    deinit {
+        for primitive in [toInner, toPlain, toPlainAdding] { if let primitive { dnnl_primitive_destroy(primitive) } }
+        dnnl_memory_destroy(plainMemory)
+        dnnl_memory_destroy(innerMemory)
+    }
+
+    private static func reorder(from: dnnl_memory_desc_t, to: dnnl_memory_desc_t, adding: Bool) -> dnnl_primitive_t {
+        var from = from, to = to
+        var attr: dnnl_primitive_attr_t?
+        check(dnnl_primitive_attr_create(&attr), "attribute")
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if adding {
+            var ops: dnnl_post_ops_t?
+            check(dnnl_post_ops_create(&ops), "post-ops")
+            defer { dnnl_post_ops_destroy(ops) }
+            check(dnnl_post_ops_append_sum(ops, 1), "sum post-op")
+            check(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops")
+        }
+        var descriptor: dnnl_primitive_desc_t?
+        check(dnnl_reorder_primitive_desc_create(&descriptor, &from, cpuEngine, &to, cpuEngine, attr), "reorder")
+        defer { dnnl_primitive_desc_destroy(descriptor) }
+        var primitive: dnnl_primitive_t?
+        check(dnnl_primitive_create(&primitive, descriptor), "reorder primitive")
+        return primitive!
+    }
+
+    private func run(_ primitive: dnnl_primitive_t, from: UnsafeRawPointer, to: UnsafeMutableRawPointer,
+                     fromPlain: Bool, stream: dnnl_stream_t) {
+        let source = fromPlain ? plainMemory : innerMemory
+        let destination = fromPlain ? innerMemory : plainMemory
+        check(dnnl_memory_set_data_handle(source, UnsafeMutableRawPointer(mutating: from)), "handle")
+        check(dnnl_memory_set_data_handle(destination, to), "handle")
+        let arguments = [dnnl_exec_arg_t(arg: Argument.source, memory: source),
+                         dnnl_exec_arg_t(arg: Argument.destination, memory: destination)]
+        check(dnnl_primitive_execute(primitive, stream, 2, arguments), "reorder")
+    }
+
+    /// Copies a plain tensor into `inner` in the primitive's layout.
+    func importPlain(_ plain: UnsafeRawPointer, into inner: UnsafeMutableRawPointer, stream: dnnl_stream_t) {
+        if toInner == nil { toInner = Operand.reorder(from: self.plain, to: self.inner, adding: false) }
+        run(toInner!, from: plain, to: inner, fromPlain: true, stream: stream)
+    }
+
+    /// Writes (or adds) an inner-layout tensor into the plain one.
+    func exportPlain(_ inner: UnsafeRawPointer, into plain: UnsafeMutableRawPointer, adding: Bool, stream: dnnl_stream_t) {
+        if adding {
+            if toPlainAdding == nil { toPlainAdding = Operand.reorder(from: self.inner, to: self.plain, adding: true) }
+            run(toPlainAdding!, from: inner, to: plain, fromPlain: false, stream: stream)
+        } else {
+            if toPlain == nil { toPlain = Operand.reorder(from: self.inner, to: self.plain, adding: false) }
+            run(toPlain!, from: inner, to: plain, fromPlain: false, stream: stream)
+        }
+    }
+}
+
+/// The tensors staged in the primitives' layouts during one layer call: a plain tensor
+/// staged twice for the same layout is reordered once.
+struct Staging {
+    private let scratch: PrimitiveScratch
+    private var staged: [(plain: UnsafeRawPointer, layoutClass: Int, slot: UnsafeMutableRawPointer)] = []
+    private var nextSlot = 0
+
+    init(_ scratch: PrimitiveScratch) { self.scratch = scratch }
+
+    /// An input: the plain tensor itself if the layouts agree, else its staged copy.
+    mutating func stage(_ operand: Operand, _ plain: UnsafeRawPointer) -> UnsafeRawPointer {
+        if operand.same { return plain }
+        if let hit = staged.first(where: { $0.plain == plain && $0.layoutClass == operand.layoutClass }) {
+            return UnsafeRawPointer(hit.slot)
+        }
+        let slot = scratch.slot(nextSlot, bytes: operand.bytes)
+        nextSlot += 1
+        operand.importPlain(plain, into: slot, stream: scratch.stream)
+        staged.append((plain, operand.layoutClass, slot))
+        return UnsafeRawPointer(slot)
+    }
+
+    /// Where a primitive writes an output: straight into `plain` when the layouts agree (and
+    /// `plain` is given), else a fresh slot that `finish` moves into the plain tensor.
+    mutating func output(_ operand: Operand, _ plain: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer {
+        if operand.same, let plain { return plain }
+        let slot = scratch.slot(nextSlot, bytes: operand.bytes)
+        nextSlot += 1
+        return slot
+    }
+
+    /// Moves (or adds) an output into its plain tensor, unless it was written there.
+    func finish(_ operand: Operand, _ result: UnsafeMutableRawPointer, into plain: UnsafeMutableRawPointer, adding: Bool) {
+        if result == plain { return }
+        if operand.same && !adding {
+            plain.copyMemory(from: result, byteCount: operand.bytes)
+            return
+        }
+        operand.exportPlain(result, into: plain, adding: adding, stream: scratch.stream)
+    }
+}
+
+/// The primitives of one layer for one batch size.
+private final class Plan {
+    let forwardSource: Operand, forwardWeights: Operand, forwardDestination: Operand
+    let dataDiffDestination: Operand, dataWeights: Operand, dataDiffSource: Operand
+    let weightsSource: Operand, weightsDiffDestination: Operand, weightsDiffWeights: Operand
+    private let forwardBiased: Primitive?
+    private let forwardPlain: Primitive
+    private let forwardAdding: Primitive
+    private let backwardData: Primitive
+    private let backwardWeights: Primitive
+    private let biasDescriptor: dnnl_memory_desc_t
+
+    /// A created primitive and the layout of its scratchpad.
+    final class Primitive {
+        let primitive: dnnl_primitive_t
+        let scratchpad: dnnl_memory_desc_t
+
+        init(_ descriptor: dnnl_primitive_desc_t) {
+            var primitive: dnnl_primitive_t?
+            check(dnnl_primitive_create(&primitive, descriptor), "primitive")
+            self.primitive = primitive!
+            scratchpad = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0)!.pointee
+            dnnl_primitive_desc_destroy(descriptor)
+        }
+
+        deinit { dnnl_primitive_destroy(primitive) }
+
+        func run(_ arguments: [(Int32, UnsafeRawPointer, dnnl_memory_desc_t)], _ scratch: PrimitiveScratch) {
+            var memories: [dnnl_memory_t] = []
+            defer { for memory in memories { dnnl_memory_destroy(memory) } }
+            var list: [dnnl_exec_arg_t] = []
+            var pad = scratchpad
+            let padPointer = scratch.scratchpad(bytes: dnnl_memory_desc_get_size(&pad))
+            for (argument, pointer, descriptor) in arguments + [(Argument.scratchpad, UnsafeRawPointer(padPointer), pad)] {
+                var descriptor = descriptor
+                var memory: dnnl_memory_t?
+                check(dnnl_memory_create(&memory, &descriptor, cpuEngine, UnsafeMutableRawPointer(mutating: pointer)), "memory")
+                memories.append(memory!)
+                list.append(dnnl_exec_arg_t(arg: argument, memory: memory!))
+            }
+            check(dnnl_primitive_execute(primitive, scratch.stream, Int32(list.count), list), "execute")
+        }
+    }
+
+    init(_ layer: ConvolutionPrimitives, batch: Int) {
+        omp_set_num_threads(1)
+        let k = Int64(layer.kernel), pad = Int64(layer.kernel / 2)
+        let sourceDims = [Int64(batch), Int64(layer.inChannels), Int64(layer.height), Int64(layer.width)]
+        let destinationDims = [Int64(batch), Int64(layer.outChannels), Int64(layer.height), Int64(layer.width)]
+        let weightDims = [Int64(layer.outChannels), Int64(layer.inChannels), k, k]
+        let strides: [Int64] = [1, 1], padding: [Int64] = [pad, pad]
+
+        func descriptor(_ dims: [Int64], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+            var md = dnnl_memory_desc_t()
+            check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims, dnnl_f32, tag), "memory descriptor")
+            return md
+        }
+        let plainSource = descriptor(sourceDims, dnnl_nchw), plainDestination = descriptor(destinationDims, dnnl_nchw)
+        let plainWeights = descriptor(weightDims, dnnl_oihw)
+        var anySource = descriptor(sourceDims, dnnl_format_tag_any)
+        var anyDestination = descriptor(destinationDims, dnnl_format_tag_any)
+        var anyWeights = descriptor(weightDims, dnnl_format_tag_any)
+        var biasDescriptor = descriptor([Int64(layer.outChannels)], dnnl_x)
+
+        func attributes(adding: Bool) -> dnnl_primitive_attr_t {
+            var attr: dnnl_primitive_attr_t?
+            check(dnnl_primitive_attr_create(&attr), "attribute")
+            check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+            if adding {
+                var ops: dnnl_post_ops_t?
+                check(dnnl_post_ops_create(&ops), "post-ops")
+                check(dnnl_post_ops_append_sum(ops, 1), "sum post-op")
+                check(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops")
+                dnnl_post_ops_destroy(ops)
+            }
+            return attr!
+        }
+        func create(_ desc: UnsafeRawPointer, adding: Bool = false, hint: dnnl_primitive_desc_t? = nil) -> dnnl_primitive_desc_t {
+            let attr = attributes(adding: adding)
+            defer { dnnl_primitive_attr_destroy(attr) }
+            var pd: dnnl_primitive_desc_t?
+            check(dnnl_primitive_desc_create(&pd, desc, attr, cpuEngine, hint), "convolution descriptor")
+            return pd!
+        }
+        func chosen(_ pd: dnnl_primitive_desc_t, _ argument: Int32) -> dnnl_memory_desc_t {
+            dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argument)!.pointee
+        }
+
+        // Forward: the layouts are the primitive's choice; the hinted backward primitives
+        // then pick theirs to match where they can.
+        var forwardDescriptor = dnnl_convolution_desc_t()
+        withUnsafePointer(to: &biasDescriptor) { bias in
+            check(dnnl_convolution_forward_desc_init(
+                &forwardDescriptor, dnnl_forward_training, dnnl_convolution_direct, &anySource, &anyWeights,
+                layer.hasBias ? bias : nil, &anyDestination, strides, padding, padding), "forward descriptor")
+        }
+        let forwardPD = create(&forwardDescriptor)
+        var chosenSource = chosen(forwardPD, Argument.source)
+        var chosenWeights = chosen(forwardPD, Argument.weights)
+        var chosenDestination = chosen(forwardPD, Argument.destination)
+
+        // The same convolution without bias, plain and with a sum post-op, on exactly the
+        // layouts chosen above (a tangent adds conv(x, W-dot) onto conv(x-dot, W) + b-dot).
+        var plainDescriptor = dnnl_convolution_desc_t()
+        check(dnnl_convolution_forward_desc_init(
+            &plainDescriptor, dnnl_forward_training, dnnl_convolution_direct, &chosenSource, &chosenWeights,
+            nil, &chosenDestination, strides, padding, padding), "forward descriptor")
+
+        var dataDescriptor = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_data_desc_init(
+            &dataDescriptor, dnnl_convolution_direct, &anySource, &anyWeights, &anyDestination,
+            strides, padding, padding), "backward-data descriptor")
+        let dataPD = create(&dataDescriptor, hint: forwardPD)
+
+        var weightsDescriptor = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_weights_desc_init(
+            &weightsDescriptor, dnnl_convolution_direct, &anySource, &anyWeights, nil, &anyDestination,
+            strides, padding, padding), "backward-weights descriptor")
+        let weightsPD = create(&weightsDescriptor, hint: forwardPD)
+
+        // Layout classes: equal inner layouts get the same number.
+        var classes: [dnnl_memory_desc_t] = []
+        func operand(_ plain: dnnl_memory_desc_t, _ inner: dnnl_memory_desc_t) -> Operand {
+            var inner = inner
+            let index = classes.firstIndex { var c = $0; return dnnl_memory_desc_equal(&c, &inner) != 0 }
+            if index == nil { classes.append(inner) }
+            return Operand(plain: plain, inner: inner, layoutClass: index ?? classes.count - 1)
+        }
+        forwardSource = operand(plainSource, chosenSource)
+        forwardWeights = operand(plainWeights, chosenWeights)
+        forwardDestination = operand(plainDestination, chosenDestination)
+        dataDiffDestination = operand(plainDestination, chosen(dataPD, Argument.diffDestination))
+        dataWeights = operand(plainWeights, chosen(dataPD, Argument.weights))
+        dataDiffSource = operand(plainSource, chosen(dataPD, Argument.diffSource))
+        weightsSource = operand(plainSource, chosen(weightsPD, Argument.source))
+        weightsDiffDestination = operand(plainDestination, chosen(weightsPD, Argument.diffDestination))
+        weightsDiffWeights = operand(plainWeights, chosen(weightsPD, Argument.diffWeights))
+
+        forwardPlain = Primitive(create(&plainDescriptor))
+        forwardAdding = Primitive(create(&plainDescriptor, adding: true))
+        forwardBiased = layer.hasBias ? Primitive(forwardPD) : nil
+        if !layer.hasBias { dnnl_primitive_desc_destroy(forwardPD) }
+        backwardData = Primitive(dataPD)
+        backwardWeights = Primitive(weightsPD)
+        self.biasDescriptor = biasDescriptor
+    }
+
+    /// dst (+)= conv(src, W) (+ b): with `bias` nil the unbiased primitive runs.
+    func runForward(_ source: UnsafeRawPointer, _ weights: UnsafeRawPointer, _ bias: UnsafeRawPointer?,
+                    _ destination: UnsafeMutableRawPointer, accumulate: Bool, _ scratch: PrimitiveScratch) {
+        omp_set_num_threads(1)
+        var arguments: [(Int32, UnsafeRawPointer, dnnl_memory_desc_t)] = [
+            (Argument.source, source, forwardSource.inner), (Argument.weights, weights, forwardWeights.inner),
+            (Argument.destination, UnsafeRawPointer(destination), forwardDestination.inner),
+        ]
+        if accumulate {
+            precondition(bias == nil, "the accumulating convolution has no bias")
+            forwardAdding.run(arguments, scratch)
+        } else if let bias, let forwardBiased {
+            arguments.append((Argument.bias, bias, biasDescriptor))
+            forwardBiased.run(arguments, scratch)
+        } else {
+            forwardPlain.run(arguments, scratch)
+        }
+    }
+
+    func runBackwardData(_ diffDestination: UnsafeRawPointer, _ weights: UnsafeRawPointer,
+                         _ diffSource: UnsafeMutableRawPointer, _ scratch: PrimitiveScratch) {
+        omp_set_num_threads(1)
+        backwardData.run([(Argument.diffDestination, diffDestination, dataDiffDestination.inner),
+                          (Argument.weights, weights, dataWeights.inner),
+                          (Argument.diffSource, UnsafeRawPointer(diffSource), dataDiffSource.inner)], scratch)
+    }
+
+    func runBackwardWeights(_ source: UnsafeRawPointer, _ diffDestination: UnsafeRawPointer,
+                            _ diffWeights: UnsafeMutableRawPointer, _ scratch: PrimitiveScratch) {
+        omp_set_num_threads(1)
+        backwardWeights.run([(Argument.source, source, weightsSource.inner),
+                             (Argument.diffDestination, diffDestination, weightsDiffDestination.inner),
+                             (Argument.diffWeights, UnsafeRawPointer(diffWeights), weightsDiffWeights.inner)], scratch)
+    }
+}

@@ -1,0 +1,78 @@
+import Engine
+import Foundation
+import Testing
+import TestSupport
+
+/// oneDNN's convolution primitives (the Float32 path) against the Float64 engine, which
+/// always unfolds and is checked against finite differences (LayerDerivativeTests). The
+/// graphs are smooth (no ReLU or max-pool), so a Float32 result differs from Float64 by
+/// rounding alone and a wrong rule shows as an error of order one.
+@Suite struct ConvolutionPrimitiveTests {
+    static let tolerance = 1e-4
+
+    func expectClose(_ spec: ModelSpec, batch: Int) throws {
+        let e = try PrecisionCheck.check(spec, batch: batch)
+        #expect(e.largest < Self.tolerance, "\(e)")
+    }
+
+    @Test func primitivesAreTheDefaultFloat32Path() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment["MEDMAML_CONV"] == nil, try BLAS.requestedBackend() == .onednn else { return }
+        #expect(BLAS.convolution == .primitives)
+    }
+
+    /// Channel counts that fill no block (3, 5), one block (8) and two (16); with and
+    /// without bias; the first layer has no input tangent, the others do.
+    @Test(arguments: [1, 3])
+    func chainOfConvolutions(batch: Int) throws {
+        var g = GraphBuilder(channels: 2, height: 12, width: 12)
+        let a = g.add(.conv2d(outChannels: 3, kernel: 3, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 1, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 8, kernel: 3, bias: false), b)
+        let d = g.add(.groupNorm(groups: 2, epsilon: 1e-5), c)
+        let e = g.add(.conv2d(outChannels: 16, kernel: 3, bias: true), d)
+        let f = g.add(.groupNorm(groups: 4, epsilon: 1e-5), e)
+        let h = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), f)
+        try expectClose(g.head(h), batch: batch)
+    }
+
+    @Test func fiveByFiveKernel() throws {
+        var g = GraphBuilder(height: 10, width: 10)
+        let a = g.add(.conv2d(outChannels: 4, kernel: 5, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 2, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 3, kernel: 5, bias: false), b)
+        try expectClose(g.head(c), batch: 2)
+    }
+
+    /// Two convolutions read one node and a concat repeats an input: the second backward
+    /// adds into the cotangent the first wrote (the sum post-op of the reorder).
+    @Test func sharedInputsAccumulateCotangents() throws {
+        var g = GraphBuilder(height: 8, width: 8)
+        let a = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 2, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 4, kernel: 3, bias: true), b)
+        let d = g.add(.conv2d(outChannels: 4, kernel: 3, bias: false), b)
+        let e = g.add(.concat, c, d, b)
+        let f = g.add(.conv2d(outChannels: 3, kernel: 3, bias: true), e)
+        try expectClose(g.head(f), batch: 2)
+    }
+
+    /// Batch sizes change between calls on one network (support, query, evaluation): each
+    /// gets its own primitives, and an earlier size's results are unchanged by a later one.
+    @Test func batchSizesMixOnOneNetwork() throws {
+        var g = GraphBuilder(channels: 1, height: 8, width: 8)
+        let a = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), 0)
+        let spec = g.head(a)
+        let net = try Network<Float>(spec: spec, capacity: 4)
+        let p = Problem<Float>(layout: net.layout, input: spec.input, batch: 4, seed: 9)
+        func gradient(_ batch: Int) -> [Float] {
+            var out = [Float](repeating: 0, count: net.layout.count)
+            _ = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: batch, into: &out)
+            return out
+        }
+        let first = gradient(2)
+        _ = gradient(4)
+        _ = gradient(1)
+        #expect(gradient(2) == first)
+    }
+}
