@@ -100,40 +100,47 @@ final class ConvolutionPrimitives {
     ) {
         let plan = plan(batch: batch)
         var staging = Staging(scratch)
-        if weightGradient != nil || weightGradientTangent != nil {
-            let xs = staging.stage(plan.weightsSource, x)
-            let dys = staging.stage(plan.weightsDiffDestination, dy)
-            let gs = staging.output(plan.weightsDiffWeights, nil)
-            if let weightGradient {
-                record(batch: batch) { plan.runBackwardWeights(xs, dys, gs, scratch) }
-                staging.finish(plan.weightsDiffWeights, gs, into: weightGradient, adding: false)
-            }
-            if let weightGradientTangent, let dyTangent {
-                let dyts = staging.stage(plan.weightsDiffDestination, dyTangent)
-                record(batch: batch) { plan.runBackwardWeights(xs, dyts, gs, scratch) }
-                staging.finish(plan.weightsDiffWeights, gs, into: weightGradientTangent, adding: false)
-                if let xTangent {
-                    let xts = staging.stage(plan.weightsSource, xTangent)
-                    record(batch: batch) { plan.runBackwardWeights(xts, dys, gs, scratch) }
-                    staging.finish(plan.weightsDiffWeights, gs, into: weightGradientTangent, adding: true)
-                }
-            }
+        bilinear(plan.weightsSource, x, xTangent, plan.weightsDiffDestination, dy, dyTangent,
+                 into: plan.weightsDiffWeights, weightGradient, weightGradientTangent, adding: false,
+                 &staging, batch: batch) { x, dy, out in plan.runBackwardWeights(x, dy, out, scratch) }
+        bilinear(plan.dataWeights, weight, weightTangent, plan.dataDiffDestination, dy, dyTangent,
+                 into: plan.dataDiffSource, dx, dxTangent, adding: accumulate,
+                 &staging, batch: batch) { w, dy, out in plan.runBackwardData(dy, w, out, scratch) }
+    }
+
+    /// For a primitive f bilinear in (a, b): out (+)= f(a, b) and
+    /// out-dot (+)= f(a, b-dot) + f(a-dot, b), where a nil tangent is zero and a nil output
+    /// is not wanted.
+    private func bilinear(
+        _ a: Operand, _ aValue: UnsafeRawPointer, _ aTangent: UnsafeRawPointer?,
+        _ b: Operand, _ bValue: UnsafeRawPointer, _ bTangent: UnsafeRawPointer?,
+        into result: Operand, _ out: UnsafeMutableRawPointer?, _ outTangent: UnsafeMutableRawPointer?, adding: Bool,
+        _ staging: inout Staging, batch: Int,
+        _ f: (UnsafeRawPointer, UnsafeRawPointer, UnsafeMutableRawPointer) -> Void
+    ) {
+        let wantTangent = outTangent != nil && (aTangent != nil || bTangent != nil)
+        if let outTangent, !wantTangent, !adding {
+            outTangent.initializeMemory(as: UInt8.self, repeating: 0, count: result.plainBytes)
         }
-        guard dx != nil || dxTangent != nil else { return }
-        let ws = staging.stage(plan.dataWeights, weight)
-        let dys = staging.stage(plan.dataDiffDestination, dy)
-        let dxs = staging.output(plan.dataDiffSource, nil)
-        if let dx {
-            record(batch: batch) { plan.runBackwardData(dys, ws, dxs, scratch) }
-            staging.finish(plan.dataDiffSource, dxs, into: dx, adding: accumulate)
+        guard out != nil || wantTangent else { return }
+        let av = staging.stage(a, aValue), bv = staging.stage(b, bValue)
+        let slot = staging.output(result, nil)
+        if let out {
+            record(batch: batch) { f(av, bv, slot) }
+            staging.finish(result, slot, into: out, adding: adding)
         }
-        if let dxTangent, let dyTangent, let weightTangent {
-            let dyts = staging.stage(plan.dataDiffDestination, dyTangent)
-            record(batch: batch) { plan.runBackwardData(dyts, ws, dxs, scratch) }
-            staging.finish(plan.dataDiffSource, dxs, into: dxTangent, adding: accumulate)
-            let wts = staging.stage(plan.dataWeights, weightTangent)
-            record(batch: batch) { plan.runBackwardData(dys, wts, dxs, scratch) }
-            staging.finish(plan.dataDiffSource, dxs, into: dxTangent, adding: true)
+        guard let outTangent, wantTangent else { return }
+        var written = false
+        if let bTangent {
+            let bt = staging.stage(b, bTangent)
+            record(batch: batch) { f(av, bt, slot) }
+            staging.finish(result, slot, into: outTangent, adding: adding)
+            written = true
+        }
+        if let aTangent {
+            let at = staging.stage(a, aTangent)
+            record(batch: batch) { f(at, bv, slot) }
+            staging.finish(result, slot, into: outTangent, adding: adding || written)
         }
     }
 }
@@ -204,7 +211,8 @@ final class PrimitiveScratch {
 final class Operand {
     let plain: dnnl_memory_desc_t
     let inner: dnnl_memory_desc_t
-    let bytes: Int
+    /// Bytes of the tensor in the primitive's layout (padded blocks included) and in plain layout.
+    let bytes: Int, plainBytes: Int
     let same: Bool
     /// Equal inner layouts share a class, so a tensor staged for one primitive serves another.
     let layoutClass: Int
@@ -221,6 +229,7 @@ final class Operand {
         var p = plain, i = inner
         same = dnnl_memory_desc_equal(&p, &i) != 0
         bytes = dnnl_memory_desc_get_size(&i)
+        plainBytes = dnnl_memory_desc_get_size(&p)
         var pm: dnnl_memory_t?, im: dnnl_memory_t?
         check(dnnl_memory_create(&pm, &p, cpuEngine, nil), "memory")
         check(dnnl_memory_create(&im, &i, cpuEngine, nil), "memory")
