@@ -8,7 +8,7 @@ import TestSupport
 /// graphs are smooth (no ReLU or max-pool), so a Float32 result differs from Float64 by
 /// rounding alone and a wrong rule shows as an error of order one.
 @Suite struct ConvolutionPrimitiveTests {
-    static let tolerance = 1e-4
+    static let tolerance = 1e-5
 
     func expectClose(_ spec: ModelSpec, batch: Int) throws {
         let e = try PrecisionCheck.check(spec, batch: batch)
