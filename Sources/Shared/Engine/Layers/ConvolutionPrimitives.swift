@@ -6,9 +6,9 @@ import CDNNL
 /// padding k/2.
 ///
 /// The engine keeps activations NCHW and weights OIHW; each call reorders its operands into
-/// the primitive's layout in workspace slots and its results back. A standalone measurement
-/// on W1's convolutions (BENCHMARKS.md, issue 16) put this at 1.6x im2col + `dnnl_sgemm`
-/// including those reorders. The tangent rules reuse the same three primitives, since the
+/// the primitive's layout in workspace slots and its results back; even with those
+/// reorders W1 runs 1.4-2.3x faster than with im2col + `dnnl_sgemm` (BENCHMARKS.md,
+/// issue 16), the convolutions themselves at about the one-core `dnnl_sgemm` peak. The tangent rules reuse the same three primitives, since the
 /// convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a convolution plus a second
 /// one whose sum post-op accumulates into the first one's output; the backward tangents add
 /// through reorders with a sum post-op. So every product is a primitive call, and every
@@ -32,7 +32,8 @@ final class ConvolutionPrimitives {
         self.hasBias = hasBias
     }
 
-    /// Multiply-adds of one convolution of `batch` images, for the engine profile.
+    /// Runs one primitive call, reporting its time and arithmetic to the engine profile if one
+    /// is active.
     private func record(batch: Int, _ body: () -> Void) {
         guard let profile = EngineProfile.active else { return body() }
         profile.gemm(m: outChannels, n: batch * height * width, k: inChannels * kernel * kernel, body)
