@@ -98,10 +98,14 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// Query loss and Dice at `parameters`, without gradients.
     private func score(_ parameters: UnsafePointer<Scalar>, _ task: Batch) -> (Scalar, Float) {
         let logits = network.forward(parameters: parameters, images: task.queryImages, batch: task.queryCount)
-        let dice = Overlap.meanDice(
-            logits: logits, masks: task.queryMasks, images: task.queryCount, pixels: task.plane)
         let loss = network.loss.forward(logits: logits, masks: task.queryMasks, batch: task.queryCount)
-        return (loss.total, dice)
+        return (loss.total, queryDice(task))
+    }
+
+    /// Query Dice from the logits the network's last pass left, which must have been on the
+    /// query images (saves a forward pass where a query gradient was just computed).
+    private func queryDice(_ task: Batch) -> Float {
+        Overlap.meanDice(logits: network.lastLogits, masks: task.queryMasks, images: task.queryCount, pixels: task.plane)
     }
 
     /// The meta-gradient of one task at the meta-parameters `meta` (layout `layout`), written
@@ -139,9 +143,9 @@ public final class MetaLearner<Scalar: EngineScalar> {
     ) -> Stats {
         let k = config.innerSteps
         let supportLoss = innerLoop(meta, task, steps: k, keepHistory: true)
-        let (_, dice) = score(current.pointer, task)
         let final = network.gradient(parameters: current.pointer, images: task.queryImages,
                                      masks: task.queryMasks, batch: task.queryCount, into: v.pointer)
+        let dice = queryDice(task)
         let wk = k > 0 ? weights[k - 1] : 1
         for j in 0..<n { v.pointer[j] *= wk }
         var objective = wk * final.total
@@ -212,7 +216,8 @@ public final class MetaLearner<Scalar: EngineScalar> {
             finalLoss = q.total
             objective = q.total
         }
-        let (_, dice) = score(current.pointer, task)
+        // The last pass was the query gradient at theta_k, unless that step's weight is zero.
+        let dice = k > 0 && weights[k - 1] != 0 ? queryDice(task) : score(current.pointer, task).1
         return Stats(queryLoss: Float(finalLoss), queryDice: dice, supportLoss: Float(supportLoss),
                      objective: Float(objective))
     }

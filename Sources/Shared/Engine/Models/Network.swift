@@ -167,6 +167,10 @@ public final class Network<Scalar: EngineScalar> {
         }
     }
 
+    /// The logits of the last pass (`forward`, `lossValue`, `gradient` or
+    /// `hessianVectorProduct`), for its first `batch` images; valid until the next call.
+    public var lastLogits: UnsafePointer<Scalar> { UnsafePointer(values[layers.count - 1].pointer) }
+
     /// Logits for `batch` images [batch, C, H, W] at `parameters`.
     ///
     /// Returns a pointer into the network's own buffer, valid until the next call.
