@@ -363,6 +363,8 @@ private final class Plan {
         deinit { dnnl_primitive_destroy(primitive) }
 
         func run(_ arguments: [(Int32, UnsafeRawPointer, dnnl_memory_desc_t)], _ scratch: PrimitiveScratch) {
+            // This thread's OpenMP team size: one, so a call never forks and its kernel is fixed.
+            omp_set_num_threads(1)
             var memories: [dnnl_memory_t] = []
             defer { for memory in memories { dnnl_memory_destroy(memory) } }
             var list: [dnnl_exec_arg_t] = []
@@ -485,7 +487,6 @@ private final class Plan {
     /// dst (+)= conv(src, W) (+ b): with `bias` nil the unbiased primitive runs.
     func runForward(_ source: UnsafeRawPointer, _ weights: UnsafeRawPointer, _ bias: UnsafeRawPointer?,
                     _ destination: UnsafeMutableRawPointer, accumulate: Bool, _ scratch: PrimitiveScratch) {
-        omp_set_num_threads(1)
         var arguments: [(Int32, UnsafeRawPointer, dnnl_memory_desc_t)] = [
             (Argument.source, source, forwardSource.inner), (Argument.weights, weights, forwardWeights.inner),
             (Argument.destination, UnsafeRawPointer(destination), forwardDestination.inner),
@@ -503,7 +504,6 @@ private final class Plan {
 
     func runBackwardData(_ diffDestination: UnsafeRawPointer, _ weights: UnsafeRawPointer,
                          _ diffSource: UnsafeMutableRawPointer, _ scratch: PrimitiveScratch) {
-        omp_set_num_threads(1)
         backwardData.run([(Argument.diffDestination, diffDestination, dataDiffDestination.inner),
                           (Argument.weights, weights, dataWeights.inner),
                           (Argument.diffSource, UnsafeRawPointer(diffSource), dataDiffSource.inner)], scratch)
@@ -511,7 +511,6 @@ private final class Plan {
 
     func runBackwardWeights(_ source: UnsafeRawPointer, _ diffDestination: UnsafeRawPointer,
                             _ diffWeights: UnsafeMutableRawPointer, _ scratch: PrimitiveScratch) {
-        omp_set_num_threads(1)
         backwardWeights.run([(Argument.source, source, weightsSource.inner),
                              (Argument.diffDestination, diffDestination, weightsDiffDestination.inner),
                              (Argument.diffWeights, UnsafeRawPointer(diffWeights), weightsDiffWeights.inner)], scratch)
