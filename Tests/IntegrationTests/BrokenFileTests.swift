@@ -84,8 +84,10 @@ import Training
         #expect(try Checkpoint.read(path: checkpoint).meta.allSatisfy { $0.isFinite })
     }
 
-    /// An unknown MEDMAML_GEMM or MEDMAML_CONV is one clear line on both executables.
-    @Test(arguments: [("MEDMAML_GEMM", "cuda"), ("MEDMAML_CONV", "winograd")])
+    /// An unknown MEDMAML_GEMM or MEDMAML_CONV, or a MEDMAML_KEEP_STEPS that is no number of
+    /// steps, is one clear line on both executables.
+    @Test(arguments: [("MEDMAML_GEMM", "cuda"), ("MEDMAML_CONV", "winograd"), ("MEDMAML_KEEP_STEPS", "all"),
+                      ("MEDMAML_KEEP_STEPS", "-1")])
     func unknownNumericsChoiceIsAClearError(variable: String, value: String) throws {
         for exe in ["medmaml-coordinator", "medmaml-worker"] {
             let args = exe == "medmaml-worker" ? ["--connect", "tcp://127.0.0.1:9"] : ["train", "--in-process", "--steps", "1"]

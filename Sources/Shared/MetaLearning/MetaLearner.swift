@@ -13,7 +13,9 @@ import Engine
 /// parameter tensor with LSLR). Each H_i u is an exact forward-over-reverse product. Memory
 /// stays flat in k: only theta_0 ... theta_{k-1} are kept (one parameter-sized buffer per
 /// step); the activations at theta_i are recomputed when the backward sweep reaches step i,
-/// unlike learn2learn/higher, which keep every step's graph (learn2learn #393).
+/// unlike learn2learn/higher, which keep every step's graph (learn2learn #393). With
+/// `keptSteps` > 0 the first steps' primal passes are kept on tapes instead (one
+/// `Network.tapeBytes` each), and their products replay them: faster, same bits.
 ///
 /// Not thread-safe: one learner per thread. Results depend only on the inputs.
 public final class MetaLearner<Scalar: EngineScalar> {
@@ -24,15 +26,25 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// theta_0 ... theta_{k-1} (second order) or g_0 ... g_{k-1} (first order with LSLR).
     private var history: [Storage<Scalar>]
     private let current, gradient, v, hv, scratch: Storage<Scalar>
+    /// How many inner steps' primal passes the second-order meta-gradient keeps.
+    public let keptSteps: Int
+    /// The kept steps' passes, and their support gradients g_i when the rates are learned
+    /// (made on the first second-order meta-gradient).
+    private var tapes: [Network<Scalar>.Tape] = []
+    private var keptGradients: [Storage<Scalar>] = []
 
     /// The statistics of one meta-gradient.
     public typealias Stats = TaskStatistics
 
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
-    public init(config: MetaConfig) throws(MetaConfigError) {
+    public init(config: MetaConfig, keptSteps: Int = ActivationMemory.keptSteps) throws(MetaConfigError) {
         try config.validate()
+        guard (0...ActivationMemory.maximumKeptSteps).contains(keptSteps) else {
+            throw .invalid("kept steps \(keptSteps) out of range")
+        }
         self.config = config
+        self.keptSteps = min(keptSteps, config.innerSteps)
         layout = try MetaLayout(config: config)
         do {
             network = try Network<Scalar>(spec: config.model, capacity: max(config.supportShots, config.queryShots))
@@ -74,17 +86,24 @@ public final class MetaLearner<Scalar: EngineScalar> {
     }
 
     /// Runs `steps` inner SGD steps on the support set from the model part of `meta`,
-    /// leaving theta_steps in `current`. With `keepHistory` theta_i is saved for each step.
-    /// Returns the support loss at theta_0.
+    /// leaving theta_steps in `current`. With `keepHistory` theta_i is saved for each step,
+    /// and the kept steps' passes are recorded on their tapes. Returns the support loss at
+    /// theta_0.
     @discardableResult
     private func innerLoop(_ meta: UnsafePointer<Scalar>, _ task: Batch, steps: Int, keepHistory: Bool) -> Scalar {
         current.pointer.update(from: meta, count: n)
         var initialLoss: Scalar = .nan
+        if keepHistory && tapes.count < keptSteps {
+            tapes = (0..<keptSteps).map { _ in network.makeTape() }
+            keptGradients = layout.learnedRates ? (0..<keptSteps).map { _ in Storage(count: n) } : []
+        }
         for i in 0..<steps {
+            let tape = keepHistory && i < keptSteps ? tapes[i] : nil
             let value = network.gradient(
                 parameters: current.pointer, images: task.supportImages, masks: task.supportMasks,
-                batch: task.supportCount, into: gradient.pointer)
+                batch: task.supportCount, into: gradient.pointer, recordingInto: tape)
             if i == 0 { initialLoss = value.total }
+            if tape != nil && layout.learnedRates { keptGradients[i].pointer.update(from: gradient.pointer, count: n) }
             if keepHistory { history[i].pointer.update(from: current.pointer, count: n) }
             axpyByTensor(current.pointer, current.pointer, gradient.pointer, scale: -1, meta: meta, step: i)
         }
@@ -156,13 +175,16 @@ public final class MetaLearner<Scalar: EngineScalar> {
                 let a = rate(meta, tensor: t, step: i)
                 for j in e.range { scratch.pointer[j] = a * v.pointer[j] }
             }
+            // A kept step replays its recorded pass; its g_i was kept with it.
+            let kept = i < keptSteps
+            let g = kept && layout.learnedRates ? keptGradients[i].pointer : gradient.pointer
             _ = network.hessianVectorProduct(
                 parameters: theta, direction: scratch.pointer, images: task.supportImages,
                 masks: task.supportMasks, batch: task.supportCount, into: hv.pointer,
-                gradient: layout.learnedRates ? gradient.pointer : nil)
+                gradient: layout.learnedRates && !kept ? g : nil, replaying: kept ? tapes[i] : nil)
             if layout.learnedRates {
                 for (t, e) in layout.model.entries.enumerated() {
-                    out[layout.rateIndex(tensor: t, step: i)] = -dot(v.pointer, gradient.pointer, e.range)
+                    out[layout.rateIndex(tensor: t, step: i)] = -dot(v.pointer, g, e.range)
                 }
             }
             for j in 0..<n { v.pointer[j] -= hv.pointer[j] }

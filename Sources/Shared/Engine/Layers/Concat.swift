@@ -22,7 +22,6 @@ public struct Concat<Scalar: EngineScalar>: Layer {
     }
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        backward(io, p)
         guard let dyt = io.output.cotangentTangent else { return }
         split(dyt, into: io.inputs.map(\.cotangentTangent), accumulate: io.accumulate, batch: io.batch)
     }

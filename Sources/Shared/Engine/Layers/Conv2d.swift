@@ -8,7 +8,7 @@ import Core
 /// - forward:         y = W[Cout,K] col(x)[K,P] + b
 /// - backward:        W-bar += y-bar col(x)^T,  b-bar += sum_P y-bar,  x-bar = W~ col(y-bar)
 /// - forwardTangent:  y-dot = [W | W-dot] [col(x-dot); col(x)] + b-dot   (one gemm, K doubled)
-/// - backwardTangent: additionally W-bar-dot = y-bar-dot col(x)^T + y-bar col(x-dot)^T,
+/// - backwardTangent: W-bar-dot = y-bar-dot col(x)^T + y-bar col(x-dot)^T,
 ///                    x-bar-dot = [W~ | W-dot~] [col(y-bar-dot); col(y-bar)], b-bar-dot = sum y-bar-dot.
 /// W~ [Cin, Cout*k*k] is W with input and output channels swapped and the kernel flipped: the
 /// input cotangent is the transposed convolution of y-bar, computed as an ordinary
@@ -189,9 +189,9 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let bt = bias.map { v + $0.offset }
         let xt = io.inputs[0].tangent
         if let primitives {
-            return primitives.forwardWithTangent(
-                x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, bias: nil, biasTangent: bt,
-                y: nil, yTangent: yt, batch: io.batch, scratch: io.workspace.primitives)
+            return primitives.forwardTangent(
+                x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, biasTangent: bt,
+                yTangent: yt, batch: io.batch, scratch: io.workspace.primitives)
         }
         let k = columnRows
         // [W | W-dot] as one Cout x 2K matrix, so each image needs a single gemm.
@@ -231,139 +231,62 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         }
     }
 
-    /// The primal and tangent forward passes sharing one unfolding of x per image:
-    /// y = W col(x) + b and y-dot = [W | W-dot] [col(x-dot); col(x)] + b-dot.
-    public func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        if let primitives, let yt = io.output.tangent, let v = p.direction {
-            return primitives.forwardWithTangent(
-                x: io.inputs[0].value, xTangent: io.inputs[0].tangent, weight: p.values + weight.offset,
-                weightTangent: v + weight.offset, bias: bias.map { p.values + $0.offset },
-                biasTangent: bias.map { v + $0.offset }, y: io.output.value, yTangent: yt, batch: io.batch,
-                scratch: io.workspace.primitives)
-        }
-        guard kernel > 1, let yt = io.output.tangent, let v = p.direction,
-              let xt = io.inputs[0].tangent
-        else {
-            forward(io, p)
-            forwardTangent(io, p)
-            return
-        }
-        let w = p.values + weight.offset
-        let wt = v + weight.offset
-        let b = bias.map { p.values + $0.offset }
-        let bt = bias.map { v + $0.offset }
-        let k = columnRows
-        let stacked = io.workspace.small.pointer
-        for o in 0..<outChannels {
-            (stacked + o * 2 * k).update(from: w + o * k, count: k)
-            (stacked + o * 2 * k + k).update(from: wt + o * k, count: k)
-        }
-        let colBuffer = io.workspace.columns.pointer
-        let colX = colBuffer + k * plane
-        for n in 0..<io.batch {
-            let y = io.output.value + n * outCount, ytn = yt + n * outCount
-            im2col(xt + n * input.count, channels: input.channels, height: input.height,
-                   width: input.width, kernel: kernel, into: colBuffer, rowStride: plane)
-            im2col(io.inputs[0].value + n * input.count, channels: input.channels,
-                   height: input.height, width: input.width, kernel: kernel, into: colX, rowStride: plane)
-            fillBias(y, b)
-            Scalar.gemm(transA: false, transB: false, m: outChannels, n: plane, k: k,
-                        alpha: 1, a: w, lda: k, b: colX, ldb: plane, beta: 1, c: y, ldc: plane)
-            fillBias(ytn, bt)
-            Scalar.gemm(transA: false, transB: false, m: outChannels, n: plane, k: 2 * k,
-                        alpha: 1, a: stacked, lda: 2 * k, b: colBuffer, ldb: plane,
-                        beta: 1, c: ytn, ldc: plane)
-        }
-    }
-
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dy = io.output.cotangent, let dyt = io.output.cotangentTangent,
               let v = p.direction
         else { return }
         let w = p.values + weight.offset
         let wt = v + weight.offset
-        let k = columnRows
         let xt = io.inputs[0].tangent
-        let dx = io.inputs[0].cotangent, dxt = io.inputs[0].cotangentTangent
+        let dxt = io.inputs[0].cotangentTangent
         if let primitives {
             primitives.backward(
                 x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, dy: dy, dyTangent: dyt,
-                dx: dx, dxTangent: dxt, accumulate: io.accumulate[0],
-                weightGradient: p.gradient.map { $0 + weight.offset },
+                dx: nil, dxTangent: dxt, accumulate: io.accumulate[0], weightGradient: nil,
                 weightGradientTangent: p.gradientTangent.map { $0 + weight.offset },
                 batch: io.batch, scratch: io.workspace.primitives)
-            if let bias {
-                if let g = p.gradient { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
-                if let gt = p.gradientTangent { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
-            }
+            if let gt = p.gradientTangent, let bias { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
             return
         }
+        let k = columnRows
         let colBuffer = io.workspace.columns.pointer
         let colTangent = colBuffer + k * plane
         let dcol = io.workspace.columnCotangents.pointer
-        let wgT = io.workspace.weightGradients.pointer
-        let wgtT = wgT + k * outChannels
+        let wgtT = io.workspace.weightGradients.pointer
         let kt = cotangentColumnRows
         // [W~ | W-dot~] as one Cin x 2*Cout*k*k matrix.
         let stackedFlipped = io.workspace.small.pointer
-        if kernel > 1 && (dx != nil || dxt != nil) {
+        if kernel > 1 && dxt != nil {
             flipped(w, into: stackedFlipped, stride: 2 * kt)
             flipped(wt, into: stackedFlipped + kt, stride: 2 * kt)
         }
         for n in 0..<io.batch {
             let x = io.inputs[0].value + n * input.count
             let dyn = dy + n * outCount, dytn = dyt + n * outCount
-            let first = n == 0
-            if p.gradient != nil || p.gradientTangent != nil {
+            if p.gradientTangent != nil {
                 let col = columns(of: x, into: colBuffer)
-                if p.gradient != nil {
-                    weightGradientTransposed(col: col, dy: dyn, into: wgT, first: first)
-                }
-                if p.gradientTangent != nil {
-                    weightGradientTransposed(col: col, dy: dytn, into: wgtT, first: first)
-                    if let xt {
-                        let colt = columns(of: xt + n * input.count, into: colTangent)
-                        weightGradientTransposed(col: colt, dy: dyn, into: wgtT, first: false)
-                    }
+                weightGradientTransposed(col: col, dy: dytn, into: wgtT, first: n == 0)
+                if let xt {
+                    let colt = columns(of: xt + n * input.count, into: colTangent)
+                    weightGradientTransposed(col: colt, dy: dyn, into: wgtT, first: false)
                 }
             }
-            if dx == nil && dxt == nil { continue }
+            guard let dxt else { continue }
+            let target = dxt + n * input.count
             let beta: Scalar = io.accumulate[0] ? 1 : 0
             if kernel == 1 {
                 let cin = input.channels
-                if let dx {
-                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
-                                alpha: 1, a: w, lda: cin, b: dyn, ldb: plane,
-                                beta: beta, c: dx + n * input.count, ldc: plane)
-                }
-                if let dxt {
-                    let target = dxt + n * input.count
-                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
-                                alpha: 1, a: w, lda: cin, b: dytn, ldb: plane,
-                                beta: beta, c: target, ldc: plane)
-                    Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
-                                alpha: 1, a: wt, lda: cin, b: dyn, ldb: plane,
-                                beta: 1, c: target, ldc: plane)
-                }
+                Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
+                            alpha: 1, a: w, lda: cin, b: dytn, ldb: plane, beta: beta, c: target, ldc: plane)
+                Scalar.gemm(transA: true, transB: false, m: cin, n: plane, k: outChannels,
+                            alpha: 1, a: wt, lda: cin, b: dyn, ldb: plane, beta: 1, c: target, ldc: plane)
                 continue
             }
-            // [col(y-bar-dot); col(y-bar)]: the second half alone serves x-bar.
             cotangentColumns(dytn, into: dcol)
             cotangentColumns(dyn, into: dcol + kt * plane)
-            if let dx {
-                Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: kt,
-                            alpha: 1, a: stackedFlipped, lda: 2 * kt, b: dcol + kt * plane, ldb: plane,
-                            beta: beta, c: dx + n * input.count, ldc: plane)
-            }
-            if let dxt {
-                Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: 2 * kt,
-                            alpha: 1, a: stackedFlipped, lda: 2 * kt, b: dcol, ldb: plane,
-                            beta: beta, c: dxt + n * input.count, ldc: plane)
-            }
-        }
-        if let g = p.gradient {
-            transpose(wgT, into: g + weight.offset)
-            if let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
+            Scalar.gemm(transA: false, transB: false, m: input.channels, n: plane, k: 2 * kt,
+                        alpha: 1, a: stackedFlipped, lda: 2 * kt, b: dcol, ldb: plane,
+                        beta: beta, c: target, ldc: plane)
         }
         if let gt = p.gradientTangent {
             transpose(wgtT, into: gt + weight.offset)

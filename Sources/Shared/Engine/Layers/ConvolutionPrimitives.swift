@@ -60,25 +60,18 @@ final class ConvolutionPrimitives {
         staging.finish(plan.forwardDestination, ys, into: y, adding: false)
     }
 
-    /// y = conv(x, W) + b and y-dot = conv(x-dot, W) + conv(x, W-dot) + b-dot (x-dot nil: zero),
-    /// sharing the staged x and W.
-    func forwardWithTangent(
+    /// y-dot = conv(x-dot, W) + conv(x, W-dot) + b-dot (x-dot nil: zero).
+    func forwardTangent(
         x: UnsafeRawPointer, xTangent: UnsafeRawPointer?, weight: UnsafeRawPointer, weightTangent: UnsafeRawPointer,
-        bias: UnsafeRawPointer?, biasTangent: UnsafeRawPointer?, y: UnsafeMutableRawPointer?,
-        yTangent: UnsafeMutableRawPointer, batch: Int, scratch: PrimitiveScratch
+        biasTangent: UnsafeRawPointer?, yTangent: UnsafeMutableRawPointer, batch: Int, scratch: PrimitiveScratch
     ) {
         let plan = plan(batch: batch)
         var staging = Staging(scratch)
         let xs = staging.stage(plan.forwardSource, x)
-        let ws = staging.stage(plan.forwardWeights, weight)
         let wts = staging.stage(plan.forwardWeights, weightTangent)
-        if let y {
-            let ys = staging.output(plan.forwardDestination, y)
-            record(batch: batch) { plan.runForward(xs, ws, bias, ys, accumulate: false, scratch) }
-            staging.finish(plan.forwardDestination, ys, into: y, adding: false)
-        }
         let yts = staging.output(plan.forwardDestination, yTangent)
         if let xTangent {
+            let ws = staging.stage(plan.forwardWeights, weight)
             let xts = staging.stage(plan.forwardSource, xTangent)
             record(batch: batch) { plan.runForward(xts, ws, biasTangent, yts, accumulate: false, scratch) }
             record(batch: batch) { plan.runForward(xs, wts, nil, yts, accumulate: true, scratch) }

@@ -24,8 +24,9 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
     let fusedReLU: Bool
     let gamma: ParameterSpec
     let beta: ParameterSpec
-    /// Per (sample, group): mean, 1/std, mean(x-dot), mean(x-hat x-dot).
-    private let stats: Storage<Scalar>
+    /// Per (sample, group) of the tangent pass: mean(x-dot), mean(x-hat x-dot). The primal
+    /// mean and 1/std are the saved state (`io.state`).
+    private let tangentStats: Storage<Scalar>
     private let capacity: Int
 
     init(shape: FeatureShape, groups: Int, epsilon: Double, gamma: ParameterSpec,
@@ -37,22 +38,29 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
         self.gamma = gamma
         self.beta = beta
         self.capacity = capacity
-        stats = Storage(count: 4 * capacity * groups)
+        tangentStats = Storage(count: 2 * capacity * groups)
     }
 
     public var parameterSpecs: [ParameterSpec] { [gamma, beta] }
 
     private var channelsPerGroup: Int { shape.channels / groups }
     private var groupCount: Int { channelsPerGroup * shape.plane }
-    private var mean: UnsafeMutablePointer<Scalar> { stats.pointer }
-    private var rstd: UnsafeMutablePointer<Scalar> { stats.pointer + capacity * groups }
-    private var tangentMean: UnsafeMutablePointer<Scalar> { stats.pointer + 2 * capacity * groups }
-    private var tangentCorrelation: UnsafeMutablePointer<Scalar> { stats.pointer + 3 * capacity * groups }
+    public var stateBytes: Int { 2 * capacity * groups * MemoryLayout<Scalar>.stride }
+
+    /// The saved per-(sample, group) mean and 1/std of the forward pass.
+    @inline(__always)
+    private func statistics(_ io: LayerIO<Scalar>) -> (mean: UnsafeMutablePointer<Scalar>, rstd: UnsafeMutablePointer<Scalar>) {
+        let p = io.state!.assumingMemoryBound(to: Scalar.self)
+        return (p, p + capacity * groups)
+    }
+    private var tangentMean: UnsafeMutablePointer<Scalar> { tangentStats.pointer }
+    private var tangentCorrelation: UnsafeMutablePointer<Scalar> { tangentStats.pointer + capacity * groups }
 
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         let gw = p.values + gamma.offset, gb = p.values + beta.offset
         let m = groupCount, plane = shape.plane
         let invM = 1 / Scalar(m)
+        let (mean, rstd) = statistics(io)
         for n in 0..<io.batch {
             for g in 0..<groups {
                 let base = n * shape.count + g * m
@@ -76,28 +84,25 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
         }
     }
 
-    /// With a fused ReLU, masks the output cotangents in place by [y > 0]: after this layer's
-    /// backward pass nobody reads them again, so the masked values can replace them.
+    /// With a fused ReLU, masks an output cotangent (or its tangent) in place by [y > 0]:
+    /// this layer's passes read the masked values, so they can replace the incoming ones
+    /// (the tangent pass then reads the masked cotangent the backward pass left).
     /// (Masks multiply by 0 or 1: LLVM turns a select that keeps the old value into a
     /// conditional store, which it does not vectorise.)
     @inline(__always)
-    private func maskCotangents(_ io: LayerIO<Scalar>) {
+    private func maskByOutput(_ d: UnsafeMutablePointer<Scalar>, _ io: LayerIO<Scalar>) {
         guard fusedReLU else { return }
         let y = io.output.value, count = io.batch * shape.count
-        if let d = io.output.cotangent {
-            for i in 0..<count { d[i] *= y[i] > 0 ? 1 : 0 }
-        }
-        if let d = io.output.cotangentTangent {
-            for i in 0..<count { d[i] *= y[i] > 0 ? 1 : 0 }
-        }
+        for i in 0..<count { d[i] *= y[i] > 0 ? 1 : 0 }
     }
 
     public func backward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dyAll = io.output.cotangent else { return }
-        maskCotangents(io)
+        maskByOutput(dyAll, io)
         let gw = p.values + gamma.offset
         let m = groupCount, plane = shape.plane
         let invM = 1 / Scalar(m)
+        let (mean, rstd) = statistics(io)
         if let g = p.gradient {
             (g + gamma.offset).update(repeating: 0, count: shape.channels)
             (g + beta.offset).update(repeating: 0, count: shape.channels)
@@ -146,6 +151,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
         let m = groupCount, plane = shape.plane
         let invM = 1 / Scalar(m)
         let xtAll = io.inputs[0].tangent
+        let (mean, rstd) = statistics(io)
         for n in 0..<io.batch {
             for grp in 0..<groups {
                 let base = n * shape.count + grp * m
@@ -185,16 +191,16 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dyAll = io.output.cotangent, let dytAll = io.output.cotangentTangent else { return }
-        maskCotangents(io)
+        maskByOutput(dytAll, io)
         let gw = p.values + gamma.offset
         let v = p.direction
         let m = groupCount, plane = shape.plane
         let invM = 1 / Scalar(m)
         let xtAll = io.inputs[0].tangent
-        for buffer in [p.gradient, p.gradientTangent] {
-            guard let g = buffer else { continue }
-            (g + gamma.offset).update(repeating: 0, count: shape.channels)
-            (g + beta.offset).update(repeating: 0, count: shape.channels)
+        let (mean, rstd) = statistics(io)
+        if let gt = p.gradientTangent {
+            (gt + gamma.offset).update(repeating: 0, count: shape.channels)
+            (gt + beta.offset).update(repeating: 0, count: shape.channels)
         }
         for n in 0..<io.batch {
             for grp in 0..<groups {
@@ -214,10 +220,6 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     let (sdy, sdyx, sdyt, sdytx, sdyxt) = Self.tangentSums(
                         dy: dy + off, dyt: dyt + off, x: x + off, xt: xt.map { $0 + off },
                         count: plane, mu: mu, r: r, md: md, td: td)
-                    if let g = p.gradient {
-                        g[gamma.offset + c] += sdyx
-                        g[beta.offset + c] += sdy
-                    }
                     if let gt = p.gradientTangent {
                         gt[gamma.offset + c] += sdytx + sdyxt
                         gt[beta.offset + c] += sdyt
@@ -228,6 +230,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     bd += gdot * sdyx + gw[c] * sdytx + gw[c] * sdyxt
                 }
                 a *= invM; b *= invM; ad *= invM; bd *= invM
+                guard let dxtAll = io.inputs[0].cotangentTangent else { continue }
                 let rd = -r * r * td
                 let acc = io.accumulate[0]
                 for cl in 0..<channelsPerGroup {
@@ -235,41 +238,25 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
                     let off = cl * plane
                     let gdot = v?[gamma.offset + c] ?? 0
                     let gc = gw[c]
-                    if let dxAll = io.inputs[0].cotangent {
-                        let dx = dxAll + base + off
-                        if acc {
-                            for i in 0..<plane {
-                                let xh = (x[off + i] - mu) * r
-                                dx[i] += r * (gc * dy[off + i] - a - xh * b)
-                            }
-                        } else {
-                            for i in 0..<plane {
-                                let xh = (x[off + i] - mu) * r
-                                dx[i] = r * (gc * dy[off + i] - a - xh * b)
-                            }
+                    let dxt = dxtAll + base + off
+                    // x-bar-dot = rd (dh - a - xh b) + r (dh-dot - a-dot - xh-dot b - xh b-dot)
+                    let xp = x + off, dyp = dy + off, dytp = dyt + off
+                    if let xtp = xt.map({ $0 + off }) {
+                        for i in 0..<plane {
+                            let xh = (xp[i] - mu) * r
+                            let xht = r * (xtp[i] - md - xh * td)
+                            let dh = gc * dyp[i]
+                            let dht = gdot * dyp[i] + gc * dytp[i]
+                            let value = rd * (dh - a - xh * b) + r * (dht - ad - xht * b - xh * bd)
+                            dxt[i] = acc ? dxt[i] + value : value
                         }
-                    }
-                    if let dxtAll = io.inputs[0].cotangentTangent {
-                        let dxt = dxtAll + base + off
-                        // x-bar-dot = rd (dh - a - xh b) + r (dh-dot - a-dot - xh-dot b - xh b-dot)
-                        let xp = x + off, dyp = dy + off, dytp = dyt + off
-                        if let xtp = xt.map({ $0 + off }) {
-                            for i in 0..<plane {
-                                let xh = (xp[i] - mu) * r
-                                let xht = r * (xtp[i] - md - xh * td)
-                                let dh = gc * dyp[i]
-                                let dht = gdot * dyp[i] + gc * dytp[i]
-                                let value = rd * (dh - a - xh * b) + r * (dht - ad - xht * b - xh * bd)
-                                dxt[i] = acc ? dxt[i] + value : value
-                            }
-                        } else {
-                            for i in 0..<plane {
-                                let xh = (xp[i] - mu) * r
-                                let dh = gc * dyp[i]
-                                let dht = gdot * dyp[i] + gc * dytp[i]
-                                let value = rd * (dh - a - xh * b) + r * (dht - ad - xh * bd)
-                                dxt[i] = acc ? dxt[i] + value : value
-                            }
+                    } else {
+                        for i in 0..<plane {
+                            let xh = (xp[i] - mu) * r
+                            let dh = gc * dyp[i]
+                            let dht = gdot * dyp[i] + gc * dytp[i]
+                            let value = rd * (dh - a - xh * b) + r * (dht - ad - xh * bd)
+                            dxt[i] = acc ? dxt[i] + value : value
                         }
                     }
                 }

@@ -1,38 +1,39 @@
 /// A differentiable layer: its forward pass, its backward pass (vector-Jacobian product)
 /// and the two tangent rules that make Hessian-vector products exact.
 ///
-/// Forward-over-reverse: `forwardTangent` propagates a tangent (the directional
-/// derivative along the parameter direction v) through the forward pass, and
-/// `backwardTangent` runs the backward pass and its own tangent at once, producing both
-/// the cotangents and their tangents. The tangent of the parameter gradient is H v.
+/// Forward-over-reverse: a Hessian-vector product first runs the primal passes (`forward`,
+/// `backward`), or replays them from a `Network.Tape`; then `forwardTangent` propagates a
+/// tangent (the directional derivative along the parameter direction v) through the
+/// forward pass, and `backwardTangent` the tangent of the backward pass. The tangent of the
+/// parameter gradient is H v. The tangent rules read only what the primal passes left in
+/// the node buffers and in the layer's saved state (`LayerIO.state`), never recompute it, so a
+/// replayed product has the same bits as a recomputed one.
 /// Adding a layer means writing one type with these four rules, a `LayerDefinition` that
 /// says what a node of its kind looks like, and one case in `ModelSpec.Op`.
 public protocol Layer {
     associatedtype Scalar: EngineScalar
     /// The parameters the layer owns, in the order they are laid out.
     var parameterSpecs: [ParameterSpec] { get }
-    /// y = f(x; theta). Saves what the backward pass needs in the layer's own scratch.
+    /// Bytes of saved state per call for `capacity` images (in `LayerIO.state`); 0 if none.
+    var stateBytes: Int { get }
+    /// y = f(x; theta). Saves what the other passes need in `io.state`.
     func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
     /// x-bar (+)= (df/dx)^T y-bar and theta-bar = (df/dtheta)^T y-bar (if `p.gradient`).
     func backward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
-    /// y-dot = (df/dx) x-dot + (df/dtheta) v. Called right after `forward`.
+    /// y-dot = (df/dx) x-dot + (df/dtheta) v, after `forward` (the primal values are final).
     func forwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
-    /// The backward pass together with its tangent: x-bar, x-bar-dot, and (if wanted)
-    /// theta-bar and theta-bar-dot (= the layer's slice of H v).
+    /// The tangent of the backward pass, after `backward` (the output cotangent is final and
+    /// the input cotangents are nil): x-bar-dot, and theta-bar-dot (= the layer's slice of
+    /// H v) if `p.gradientTangent`.
     func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
-    /// `forward` then `forwardTangent`; a layer may override it to share work between them.
-    func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
 }
 
 extension Layer {
-    public func forwardWithTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        forward(io, p)
-        forwardTangent(io, p)
-    }
+    public var stateBytes: Int { 0 }
 }
 
 /// The four passes a network runs a layer in.
-enum Pass { case forward, backward, forwardWithTangent, backwardTangent }
+enum Pass { case forward, backward, forwardTangent, backwardTangent }
 
 extension Layer {
     @inline(__always)
@@ -40,7 +41,7 @@ extension Layer {
         switch pass {
         case .forward: forward(io, p)
         case .backward: backward(io, p)
-        case .forwardWithTangent: forwardWithTangent(io, p)
+        case .forwardTangent: forwardTangent(io, p)
         case .backwardTangent: backwardTangent(io, p)
         }
     }

@@ -54,10 +54,13 @@ public struct AnyLayer<Scalar: EngineScalar> {
     /// Floats of workspace the layer needs: unfolded columns per image, and small matrices.
     public let columnCount: Int
     public let smallCount: Int
+    /// Bytes of saved state per call (`Layer.stateBytes`).
+    public let stateBytes: Int
 
     init<L: Layer>(_ layer: L, columnCount: Int = 0, smallCount: Int = 0) where L.Scalar == Scalar {
         run = { layer.run($0, $1, $2) }
         parameterSpecs = layer.parameterSpecs
+        stateBytes = layer.stateBytes
         self.columnCount = columnCount
         self.smallCount = smallCount
     }

@@ -18,13 +18,17 @@ public struct Activation<Scalar: EngineScalar> {
 /// What a layer reads and writes in one call.
 ///
 /// When `accumulate[i]` is true the layer adds into input i's cotangent (another consumer
-/// already wrote it); otherwise it overwrites it. Layers process inputs in index order.
+/// already wrote it); otherwise it overwrites it (and likewise for the cotangent tangents).
+/// Layers process inputs in index order. `state` is the layer's saved state for this pass
+/// (`Layer.stateBytes` long, nil if it has none): it lives with the node buffers, so a
+/// `Network.Tape` keeps it with them.
 public struct LayerIO<Scalar: EngineScalar> {
     public var batch: Int
     public var inputs: [Activation<Scalar>]
     public var output: Activation<Scalar>
     public var accumulate: [Bool]
     public var workspace: Workspace<Scalar>
+    public var state: UnsafeMutableRawPointer?
 }
 
 /// The parameter-side buffers of one call; each is the whole flat buffer, and a layer

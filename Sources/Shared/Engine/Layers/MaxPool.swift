@@ -2,24 +2,30 @@ import Core
 
 /// 2x2 max pooling with stride 2. The forward pass records which of the four inputs won
 /// (the first maximum in row-major window order, as PyTorch does, so ties after a ReLU
-/// route gradients identically); all derivative rules route through that choice.
+/// route gradients identically) in its saved state, one byte per output element; all
+/// derivative rules route through that choice.
 public struct MaxPool2<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
-    /// Winner offset (0...3) per output element.
-    let winners: UnsafeMutablePointer<UInt8>
-    private let owner: WinnerStorage
+    let capacity: Int
 
     init(input: FeatureShape, capacity: Int) {
         self.input = input
-        let count = capacity * input.channels * (input.height / 2) * (input.width / 2)
-        owner = WinnerStorage(count: count)
-        winners = owner.pointer
+        self.capacity = capacity
     }
 
     public var parameterSpecs: [ParameterSpec] { [] }
 
+    public var stateBytes: Int { capacity * input.channels * (input.height / 2) * (input.width / 2) }
+
+    /// Winner offset (0...3) per output element.
+    @inline(__always)
+    private func winners(_ io: LayerIO<Scalar>) -> UnsafeMutablePointer<UInt8> {
+        io.state!.assumingMemoryBound(to: UInt8.self)
+    }
+
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         let x = io.inputs[0].value, y = io.output.value
+        let winners = winners(io)
         let w = input.width, oh = input.height / 2, ow = input.width / 2
         let planes = io.batch * input.channels
         for plane in 0..<planes {
@@ -42,7 +48,7 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
 
     public func backward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         guard let dx = io.inputs[0].cotangent, let dy = io.output.cotangent else { return }
-        scatter(dy, into: dx, batch: io.batch, accumulate: io.accumulate[0])
+        scatter(dy, into: dx, winners: winners(io), batch: io.batch, accumulate: io.accumulate[0])
     }
 
     public func forwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
@@ -52,6 +58,7 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
             return
         }
         let w = input.width, oh = input.height / 2, ow = input.width / 2
+        let winners = winners(io)
         for plane in 0..<(io.batch * input.channels) {
             let xp = xt + plane * input.plane
             let yp = yt + plane * oh * ow
@@ -66,15 +73,14 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
     }
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        backward(io, p)
         guard let dxt = io.inputs[0].cotangentTangent, let dyt = io.output.cotangentTangent
         else { return }
-        scatter(dyt, into: dxt, batch: io.batch, accumulate: io.accumulate[0])
+        scatter(dyt, into: dxt, winners: winners(io), batch: io.batch, accumulate: io.accumulate[0])
     }
 
     private func scatter(
-        _ dy: UnsafeMutablePointer<Scalar>, into dx: UnsafeMutablePointer<Scalar>, batch: Int,
-        accumulate: Bool
+        _ dy: UnsafeMutablePointer<Scalar>, into dx: UnsafeMutablePointer<Scalar>,
+        winners: UnsafePointer<UInt8>, batch: Int, accumulate: Bool
     ) {
         let w = input.width, oh = input.height / 2, ow = input.width / 2
         if !accumulate { dx.update(repeating: 0, count: batch * input.count) }
@@ -90,16 +96,6 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
             }
         }
     }
-}
-
-/// Owns the winner indices of a `MaxPool2`.
-final class WinnerStorage {
-    let pointer: UnsafeMutablePointer<UInt8>
-    init(count: Int) {
-        pointer = .allocate(capacity: max(1, count))
-        pointer.initialize(repeating: 0, count: max(1, count))
-    }
-    deinit { pointer.deallocate() }
 }
 
 /// A 2x2 max-pooling node; the input's height and width must be even.

@@ -28,7 +28,6 @@ public struct ReLU<Scalar: EngineScalar>: Layer {
     }
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        backward(io, p)
         guard let dxt = io.inputs[0].cotangentTangent, let dyt = io.output.cotangentTangent
         else { return }
         Self.mask(dyt, by: io.output.value, into: dxt, count: io.batch * io.output.shape.count,

@@ -26,7 +26,6 @@ public struct Upsample2<Scalar: EngineScalar>: Layer {
     }
 
     public func backwardTangent(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
-        backward(io, p)
         guard let dxt = io.inputs[0].cotangentTangent, let dyt = io.output.cotangentTangent
         else { return }
         down(dyt, into: dxt, batch: io.batch, accumulate: io.accumulate[0])

@@ -8,7 +8,7 @@ import Foundation
 public final class EngineProfile: @unchecked Sendable {
     /// The passes the engine runs.
     public enum Pass: String, CaseIterable, Sendable {
-        case forward, forwardWithTangent = "forward+tangent", backward, backwardTangent = "backward+tangent", loss
+        case forward, backward, forwardTangent = "forward tangent", backwardTangent = "backward tangent", loss
     }
 
     public struct Key: Hashable, Sendable {

@@ -16,9 +16,13 @@ public final class Network<Scalar: EngineScalar> {
     let workspace: Workspace<Scalar>
     public let loss: SegmentationLoss<Scalar>
 
-    private let values: [Storage<Scalar>]
+    /// How the primal buffers are laid out, for the network's own and for every tape.
+    private let plan: Tape.Plan
+    /// The network's own primal buffers.
+    private let own: Tape
+    /// The primal buffers the current pass uses: `own`, or a tape being recorded or replayed.
+    private var bound: Tape
     private let tangents: [Storage<Scalar>?]
-    private let cotangents: [Storage<Scalar>?]
     private let cotangentTangents: [Storage<Scalar>?]
     /// For each node and input slot: add into the input's cotangent instead of writing it.
     private let accumulateFlags: [[Bool]]
@@ -78,21 +82,13 @@ public final class Network<Scalar: EngineScalar> {
                 || node.inputs.contains { dependsOnParameters[$0] }
         }
         // Fused nodes share storage: the GroupNorm writes straight into the ReLU's buffers.
-        func make(_ wanted: (Int) -> Bool) -> [Storage<Scalar>?] {
-            var result: [Storage<Scalar>?] = []
-            for i in shapes.indices {
-                if let source = fusedInto[i] {
-                    result.append(result[source])
-                } else {
-                    result.append(wanted(i) ? Storage(count: shapes[i].count * capacity) : nil)
-                }
-            }
-            return result
-        }
-        values = make { _ in true }.map { $0! }
-        tangents = make { dependsOnParameters[$0] }
-        cotangents = make { dependsOnParameters[$0] }
-        cotangentTangents = make { dependsOnParameters[$0] }
+        plan = Tape.Plan(counts: shapes.map { $0.count * capacity }, sharedWith: fusedInto,
+                         carriesCotangent: dependsOnParameters,
+                         stateBytes: layers.map { $0?.stateBytes ?? 0 })
+        own = Tape(plan)
+        bound = own
+        tangents = plan.storages { dependsOnParameters[$0] }
+        cotangentTangents = plan.storages { dependsOnParameters[$0] }
         masks = Storage(count: spec.input.plane * capacity)
         loss = SegmentationLoss(pixels: spec.input.plane, capacity: capacity)
 
@@ -113,30 +109,52 @@ public final class Network<Scalar: EngineScalar> {
         return ParameterSpec(name: e.name, shape: e.shape, offset: e.offset)
     }
 
-    private func activation(_ i: Int) -> Activation<Scalar> {
+    private func activation(_ i: Int, cotangent: Bool = true) -> Activation<Scalar> {
         Activation(
-            shape: shapes[i], value: values[i].pointer, tangent: tangents[i]?.pointer,
-            cotangent: cotangents[i]?.pointer, cotangentTangent: cotangentTangents[i]?.pointer)
+            shape: shapes[i], value: bound.values[i], tangent: tangents[i]?.pointer,
+            cotangent: cotangent ? bound.cotangents[i] : nil, cotangentTangent: cotangentTangents[i]?.pointer)
     }
 
-    private func io(_ i: Int, batch: Int) -> LayerIO<Scalar> {
-        LayerIO(
-            batch: batch, inputs: spec.nodes[i].inputs.map(activation), output: activation(i),
-            accumulate: accumulateFlags[i], workspace: workspace)
+    /// Node `i`'s buffers. In the tangent passes the input cotangents are left out: they
+    /// are final, and the layer must not write them.
+    private func io(_ i: Int, batch: Int, pass: Pass) -> LayerIO<Scalar> {
+        let writesCotangents = pass == .backward
+        return LayerIO(
+            batch: batch, inputs: spec.nodes[i].inputs.map { activation($0, cotangent: writesCotangents) },
+            output: activation(i), accumulate: accumulateFlags[i], workspace: workspace, state: bound.states[i])
     }
 
-    private func load(images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>?, batch: Int) {
+    /// Makes `tape` (or the network's own buffers) the primal buffers of the coming pass.
+    private func bind(_ tape: Tape?) {
+        if let tape {
+            precondition(tape.network == ObjectIdentifier(self), "a tape serves only the network that made it")
+            bound = tape
+        } else {
+            bound = own
+        }
+    }
+
+    private func load(images: UnsafePointer<Scalar>?, masks m: UnsafePointer<Scalar>?, batch: Int) {
         precondition(batch > 0 && batch <= capacity, "batch \(batch) exceeds capacity \(capacity)")
-        values[0].pointer.update(from: images, count: batch * spec.input.count)
+        if let images { bound.values[0].update(from: images, count: batch * spec.input.count) }
         if let m { masks.pointer.update(from: m, count: batch * spec.input.plane) }
     }
 
     /// Node `i`'s output for the first `batch` images of the last pass (for numerics studies:
     /// `bench numerics`). Nil for a node whose output lives in another node's buffer.
     public func nodeOutput(_ i: Int, batch: Int) -> [Scalar]? {
-        guard i < values.count, batch <= capacity else { return nil }
-        return Array(UnsafeBufferPointer(start: values[i].pointer, count: batch * shapes[i].count))
+        guard i < shapes.count, batch <= capacity else { return nil }
+        return Array(UnsafeBufferPointer(start: bound.values[i], count: batch * shapes[i].count))
     }
+
+    /// A tape for this network: room to keep one gradient pass's primal buffers
+    /// (`tapeBytes` bytes), so that a later Hessian-vector product at the same point replays
+    /// them instead of recomputing them.
+    public func makeTape() -> Tape { Tape(plan, network: ObjectIdentifier(self)) }
+
+    /// The bytes one tape holds: every node's values and cotangents and the layers' saved
+    /// state, for `capacity` images.
+    public var tapeBytes: Int { plan.bytes }
 
     /// Times every layer call and matrix product when set (`bench engine --profile`).
     public var profile: EngineProfile?
@@ -144,14 +162,14 @@ public final class Network<Scalar: EngineScalar> {
     @inline(__always)
     private func run(_ i: Int, _ pass: Pass, batch: Int, _ p: ParameterIO<Scalar>) {
         guard let layer = layers[i] else { return }
-        guard let profile else { return layer.run(pass, io(i, batch: batch), p) }
+        guard let profile else { return layer.run(pass, io(i, batch: batch, pass: pass), p) }
         let kind: EngineProfile.Pass = switch pass {
         case .forward: .forward
-        case .forwardWithTangent: .forwardWithTangent
+        case .forwardTangent: .forwardTangent
         case .backward: .backward
         case .backwardTangent: .backwardTangent
         }
-        profile.measure(node: i, pass: kind) { layer.run(pass, io(i, batch: batch), p) }
+        profile.measure(node: i, pass: kind) { layer.run(pass, io(i, batch: batch, pass: pass), p) }
     }
 
     /// The loss's own passes, timed as node `layers.count` when profiling.
@@ -161,15 +179,26 @@ public final class Network<Scalar: EngineScalar> {
         profile.measure(node: layers.count, pass: .loss, body)
     }
 
-    private func runForward(_ p: ParameterIO<Scalar>, batch: Int, tangent: Bool) {
-        for i in 1..<layers.count {
-            run(i, tangent ? .forwardWithTangent : .forward, batch: batch, p)
+    private func runForward(_ p: ParameterIO<Scalar>, batch: Int) {
+        for i in 1..<layers.count { run(i, .forward, batch: batch, p) }
+    }
+
+    /// The loss, its cotangent at the logits, and the backward pass (the parameter gradient if
+    /// `p.gradient`), after a forward pass.
+    private func runBackward(_ p: ParameterIO<Scalar>, batch: Int) -> SegmentationLoss<Scalar>.Value {
+        let last = layers.count - 1
+        var value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
+        timedLoss {
+            value = loss.forward(logits: bound.values[last], masks: masks.pointer, batch: batch)
+            loss.backward(masks: masks.pointer, batch: batch, into: bound.cotangents[last]!)
         }
+        for i in stride(from: last, through: 1, by: -1) { run(i, .backward, batch: batch, p) }
+        return value
     }
 
     /// The logits of the last pass (`forward`, `lossValue`, `gradient` or
     /// `hessianVectorProduct`), for its first `batch` images; valid until the next call.
-    public var lastLogits: UnsafePointer<Scalar> { UnsafePointer(values[layers.count - 1].pointer) }
+    public var lastLogits: UnsafePointer<Scalar> { UnsafePointer(bound.values[layers.count - 1]) }
 
     /// Logits for `batch` images [batch, C, H, W] at `parameters`.
     ///
@@ -180,9 +209,10 @@ public final class Network<Scalar: EngineScalar> {
     public func forward(parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, batch: Int)
         -> UnsafePointer<Scalar>
     {
+        bind(nil)
         load(images: images, masks: nil, batch: batch)
-        runForward(ParameterIO(values: parameters), batch: batch, tangent: false)
-        return UnsafePointer(values[layers.count - 1].pointer)
+        runForward(ParameterIO(values: parameters), batch: batch)
+        return lastLogits
     }
 
     /// The loss at `parameters` without derivatives.
@@ -197,53 +227,120 @@ public final class Network<Scalar: EngineScalar> {
     }
 
     /// The loss and its gradient with respect to the parameters (written to `gradient`).
+    /// With a `tape`, the pass's primal buffers are kept there for a later
+    /// `hessianVectorProduct` at the same parameters and images.
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
     public func gradient(
         parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>,
-        batch: Int, into gradient: UnsafeMutablePointer<Scalar>
+        batch: Int, into gradient: UnsafeMutablePointer<Scalar>, recordingInto tape: Tape? = nil
     ) -> SegmentationLoss<Scalar>.Value {
+        bind(tape)
+        tape?.batch = 0
         load(images: images, masks: m, batch: batch)
         let p = ParameterIO(values: parameters, gradient: gradient)
-        runForward(p, batch: batch, tangent: false)
-        let last = layers.count - 1
-        var value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
-        timedLoss {
-            value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
-            loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
-        }
-        for i in stride(from: last, through: 1, by: -1) {
-            run(i, .backward, batch: batch, p)
-        }
+        runForward(p, batch: batch)
+        let value = runBackward(p, batch: batch)
+        tape?.batch = batch
         return value
     }
 
     /// The exact Hessian-vector product H v of the loss at `parameters` along `direction`,
     /// by forward-over-reverse differentiation; also the gradient if `gradient` is given.
     ///
-    /// Cost: about three times a forward+backward pass in arithmetic.
+    /// The primal passes are those of `gradient` (so the gradient has the same bits), or,
+    /// with `replaying`, the tape a `gradient` call recorded at the same parameters, images
+    /// and masks: then only the tangent passes run, and the result has the same bits as
+    /// without the tape. (A replay does not give the gradient again: keep the recording
+    /// call's.) Cost: about 2.7 times a forward+backward pass in arithmetic, 2 when replaying.
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
     public func hessianVectorProduct(
         parameters: UnsafePointer<Scalar>, direction: UnsafePointer<Scalar>,
         images: UnsafePointer<Scalar>, masks m: UnsafePointer<Scalar>, batch: Int,
-        into product: UnsafeMutablePointer<Scalar>, gradient: UnsafeMutablePointer<Scalar>? = nil
+        into product: UnsafeMutablePointer<Scalar>, gradient: UnsafeMutablePointer<Scalar>? = nil,
+        replaying tape: Tape? = nil
     ) -> SegmentationLoss<Scalar>.Value {
-        load(images: images, masks: m, batch: batch)
-        let p = ParameterIO(
-            values: parameters, direction: direction, gradient: gradient, gradientTangent: product)
-        runForward(p, batch: batch, tangent: true)
         let last = layers.count - 1
-        var value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
+        var value: SegmentationLoss<Scalar>.Value
+        bind(tape)
+        if let tape {
+            precondition(gradient == nil, "a replayed pass does not compute the gradient again")
+            precondition(tape.batch == batch, "the tape holds a pass over \(tape.batch) images, not \(batch)")
+            load(images: nil, masks: m, batch: batch)
+            // The loss's own saved state (probabilities and sums) is cheap to recompute.
+            value = SegmentationLoss<Scalar>.Value(total: 0, bce: 0, softDice: 0)
+            timedLoss { value = loss.forward(logits: bound.values[last], masks: masks.pointer, batch: batch) }
+        } else {
+            load(images: images, masks: m, batch: batch)
+            let primal = ParameterIO(values: parameters, gradient: gradient)
+            runForward(primal, batch: batch)
+            value = runBackward(primal, batch: batch)
+        }
+        let p = ParameterIO(values: parameters, direction: direction, gradientTangent: product)
+        for i in 1...last { run(i, .forwardTangent, batch: batch, p) }
         timedLoss {
-            value = loss.forward(logits: values[last].pointer, masks: masks.pointer, batch: batch)
-            loss.backward(masks: masks.pointer, batch: batch, into: cotangents[last]!.pointer)
             loss.tangent(masks: masks.pointer, logitTangent: tangents[last]!.pointer, batch: batch,
                          into: cotangentTangents[last]!.pointer)
         }
-        for i in stride(from: last, through: 1, by: -1) {
-            run(i, .backwardTangent, batch: batch, p)
-        }
+        for i in stride(from: last, through: 1, by: -1) { run(i, .backwardTangent, batch: batch, p) }
         return value
+    }
+
+    /// The primal buffers of one pass: every node's values and cotangents and every layer's
+    /// saved state. A network owns one and computes in it by default; `makeTape()` makes
+    /// more, so that a meta-learner can keep several inner steps' passes (memory for speed:
+    /// `MetaLearner`'s kept steps).
+    public final class Tape {
+        /// Where each node's buffers come from; shared by a network and its tapes.
+        struct Plan {
+            let counts: [Int]
+            let sharedWith: [Int?]
+            let carriesCotangent: [Bool]
+            let stateBytes: [Int]
+
+            /// Storage per node (shared with its fused source), nil where `wanted` is false.
+            func storages(_ wanted: (Int) -> Bool) -> [Storage<Scalar>?] {
+                var result: [Storage<Scalar>?] = []
+                for i in counts.indices {
+                    if let source = sharedWith[i] {
+                        result.append(result[source])
+                    } else {
+                        result.append(wanted(i) ? Storage(count: counts[i]) : nil)
+                    }
+                }
+                return result
+            }
+
+            var bytes: Int {
+                let stride = MemoryLayout<Scalar>.stride
+                var total = 0
+                for i in counts.indices where sharedWith[i] == nil {
+                    total += counts[i] * stride * (carriesCotangent[i] ? 2 : 1)
+                    total += stateBytes[i]
+                }
+                return total
+            }
+        }
+
+        let network: ObjectIdentifier?
+        let values: [UnsafeMutablePointer<Scalar>]
+        let cotangents: [UnsafeMutablePointer<Scalar>?]
+        let states: [UnsafeMutableRawPointer?]
+        /// Images of the pass recorded here (0 if none).
+        var batch = 0
+        private let storage: [Storage<Scalar>?]
+
+        init(_ plan: Plan, network: ObjectIdentifier? = nil) {
+            self.network = network
+            let values = plan.storages { _ in true }
+            let cotangents = plan.storages { plan.carriesCotangent[$0] }
+            let stride = MemoryLayout<Scalar>.stride
+            let states = plan.stateBytes.map { $0 > 0 ? Storage<Scalar>(count: ($0 + stride - 1) / stride) : nil }
+            self.values = values.map { $0!.pointer }
+            self.cotangents = cotangents.map { $0?.pointer }
+            self.states = states.map { $0.map { UnsafeMutableRawPointer($0.pointer) } }
+            storage = values + cotangents + states
+        }
     }
 }

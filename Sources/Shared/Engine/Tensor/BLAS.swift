@@ -70,11 +70,12 @@ public enum BLAS {
         return path
     }
 
-    /// Checks the environment variables that choose the numerics, for executables to call
-    /// before any work.
+    /// Checks the environment variables that set up the engine (the numerics, and
+    /// `ActivationMemory`), for executables to call before any work.
     public static func checkEnvironment() throws(BLASError) {
         _ = try requestedBackend()
         _ = try requestedConvolution()
+        _ = try ActivationMemory.requestedKeptSteps()
     }
 
     private static let configured: Bool = {
