@@ -18,4 +18,7 @@ fi
 echo "building (release)..." >&2
 swift build -c release 2>&1 | grep -E "error|Compiling|Build complete" | sed -u 's/^/  /' >&2 || true
 test -x .build/release/medmaml-coordinator || { echo "build failed" >&2; exit 1; }
+# The demo's model is small (32x32): keep every inner step's passes for the exact
+# meta-gradient instead of recomputing them (a few MB per step and thread; same results).
+export MEDMAML_KEEP_STEPS=${MEDMAML_KEEP_STEPS:-1000}
 exec .build/release/medmaml-coordinator demo --out "$OUT" "$@"

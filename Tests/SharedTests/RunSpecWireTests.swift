@@ -71,4 +71,23 @@ import Wire
             #expect(throws: WireError.self, "\(what)") { try RunSpec(wire: spec) }
         }
     }
+
+    /// A worker's kept passes (`MEDMAML_KEEP_STEPS`) count towards its memory per thread: a
+    /// specification that fits without them is refused with them, naming the setting.
+    @Test func keptStepsCountTowardsTheMemoryLimit() throws {
+        var w = Self.spec().wireForm
+        w.learner.order = "second"
+        w.model.height = 512; w.model.width = 512; w.dataset.size = 512
+        w.learner.innerSteps = 1000
+        _ = try RunSpec(wire: w, keptSteps: 0)
+        _ = try RunSpec(wire: w, keptSteps: 1)
+        do {
+            _ = try RunSpec(wire: w, keptSteps: 1000)
+            Issue.record("a run needing a tape per inner step at 512x512 was accepted")
+        } catch {
+            #expect("\(error)".contains("MEDMAML_KEEP_STEPS=1000"), "\(error)")
+        }
+        w.learner.order = "first"
+        _ = try RunSpec(wire: w, keptSteps: 1000)
+    }
 }

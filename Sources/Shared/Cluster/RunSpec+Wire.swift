@@ -60,8 +60,9 @@ extension RunSpec {
 
     /// Rebuilds a run from its wire form, checking every field: ranges, names, the model graph
     /// and the learner settings. What only the coordinator uses (the optimizer, the number of
-    /// steps, the meta-batch) keeps its default.
-    public init(wire w: Wire.RunSpecification) throws(WireError) {
+    /// steps, the meta-batch) keeps its default. `keptSteps` is this process's
+    /// `MEDMAML_KEEP_STEPS`, which counts towards the memory a compute thread may need.
+    public init(wire w: Wire.RunSpecification, keptSteps: Int = ActivationMemory.keptSteps) throws(WireError) {
         func check(_ condition: Bool, _ what: @autoclosure () -> String) throws(WireError) {
             if !condition { throw .malformed("run specification: \(what())") }
         }
@@ -107,14 +108,19 @@ extension RunSpec {
               let shapes = try? meta.model.validate()
         else { throw .malformed("run specification: the model has too many parameters") }
         // What one compute thread would allocate: four buffers per activation for the largest
-        // batch, and the inner loop's parameter-sized buffers. A specification that needs more
-        // is refused before anything is allocated.
+        // batch, the inner loop's parameter-sized buffers, and this worker's kept passes (two
+        // buffers per activation for the support batch, per kept second-order step). A
+        // specification that needs more is refused before anything is allocated.
         let batch = Double(max(l.supportShots, l.queryShots, w.heldOut.support, w.heldOut.query))
-        let activations = shapes.reduce(0.0) { $0 + Double($1.count) } * batch * 4 * 4
+        let perImage = shapes.reduce(0.0) { $0 + Double($1.count) } * 4
+        let activations = perImage * batch * 4
         let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
-        let gib = (activations + parameters) / Double(1 << 30)
+        let kept = order == .second ? min(keptSteps, l.innerSteps) : 0
+        let tapes = perImage * Double(max(l.supportShots, l.queryShots)) * 2 * Double(kept)
+        let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),
-                  String(format: "the run would need %.1f GiB per compute thread (at most %d)", gib, Wire.maximumThreadMemoryGiB))
+                  String(format: "the run would need %.1f GiB per compute thread (at most %d)%@", gib, Wire.maximumThreadMemoryGiB,
+                         kept > 0 ? " with MEDMAML_KEEP_STEPS=\(keptSteps) (\(kept) kept steps); lower it" : ""))
 
         let d = w.dataset
         guard let kind = DatasetSpec.Kind(rawValue: d.kind) else { throw .malformed("run specification: unknown dataset kind '\(d.kind.prefix(40))'") }
