@@ -24,7 +24,7 @@ PY
 peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'; }
 for steps in 1 20; do
   ours=$(peak .build/release/medmaml-coordinator meta-gradient --params "$tmp/P.safetensors" --task "$tmp/T.safetensors" \
-         --inner-steps $steps --order second --out "$tmp/G.safetensors")
+         --inner-steps $steps --order second --out "$tmp/G$steps.safetensors")
   theirs=$(peak "$PY" bench/pytorch_w1.py memory --inner-steps $steps)
   echo "inner_steps $steps medmaml_peak_rss_mb $((ours / 1024)) pytorch_peak_rss_mb $((theirs / 1024))"
   eval "ours_$steps=$ours theirs_$steps=$theirs"
@@ -35,7 +35,7 @@ for keep in 5 20; do
   for steps in 1 20; do
     kept=$(MEDMAML_KEEP_STEPS=$keep peak .build/release/medmaml-coordinator meta-gradient --params "$tmp/P.safetensors" \
            --task "$tmp/T.safetensors" --inner-steps $steps --order second --out "$tmp/K.safetensors")
-    cmp -s "$tmp/G.safetensors" "$tmp/K.safetensors" || [ "$steps" = 1 ] || { echo "keep $keep changed the meta-gradient" >&2; exit 1; }
+    cmp -s "$tmp/G$steps.safetensors" "$tmp/K.safetensors" || { echo "keep $keep changed the meta-gradient" >&2; exit 1; }
     echo "inner_steps $steps keep_steps $keep medmaml_peak_rss_mb $((kept / 1024))"
   done
 done

@@ -154,14 +154,19 @@ import Wire
     }
 
     /// Keeping the inner steps' passes changes memory and speed, never bits: workers that keep
-    /// all, some or none of them serve one run, which ends with the in-process hash.
+    /// all, some or none of them (each says which) serve one run, which ends with the
+    /// in-process hash.
     @Test func workersKeepingInnerStepsGiveTheInProcessResult() throws {
         let port = freePort()
         let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "3"])
         #expect(c.waitFor("waiting for workers"))
-        let workers = try ["5", "2", "0"].map { try worker(port: port, name: "keep\($0)", environment: ["MEDMAML_KEEP_STEPS": $0]) }
+        let settings = ["5", "2", "0"]
+        let workers = try settings.map { try worker(port: port, name: "keep\($0)", environment: ["MEDMAML_KEEP_STEPS": $0]) }
         try expectSameHash(c, steps: 6)
-        for w in workers { #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)") }
+        for (w, keep) in zip(workers, settings) {
+            #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)")
+            #expect(logged(w.stderr, "loading data", ["keep_steps": keep]), "\(w.stderr)")
+        }
     }
 
     @Test func workerWithOtherDataIsRefused() throws {

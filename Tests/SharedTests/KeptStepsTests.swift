@@ -27,36 +27,43 @@ import TestSupport
     }
 
     /// A product replayed from a tape equals the recomputed one bit for bit, on the Float32
-    /// path (oneDNN's primitives by default) and on the Float64 one (unfolding), even with
-    /// other passes and another tape in between.
+    /// path (oneDNN's primitives by default) and on the Float64 one (unfolding), with other
+    /// passes and another tape in between: the last pass before the replay is at other
+    /// parameters and images, so a replay that read the network's own buffers, or state a
+    /// layer kept outside the tape, would differ. The tape holds fewer images than the
+    /// network (as a support set smaller than the query set gives).
     func replayMatchesRecomputation<S: EngineScalar>(_: S.Type) throws {
         let net = try Network<S>(spec: Self.spec, capacity: 3)
-        let p = Problem<S>(layout: net.layout, input: Self.spec.input, batch: 3, seed: 21)
+        let p = Problem<S>(layout: net.layout, input: Self.spec.input, batch: 2, seed: 21)
         let other = Problem<S>(layout: net.layout, input: Self.spec.input, batch: 3, seed: 22)
         let n = net.layout.count
         var recorded = [S](repeating: 0, count: n), plain = recorded, scratch = recorded
         var replayed = recorded, recomputed = recorded, gradientFromProduct = recorded
-        let tape = net.makeTape(), otherTape = net.makeTape()
-        #expect(net.tapeBytes > 0)
+        let tape = net.makeTape(images: 2), otherTape = net.makeTape()
+        #expect(net.tapeBytes(images: 2) > 0 && net.tapeBytes(images: 2) < net.tapeBytes())
 
-        let value = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: 3,
+        _ = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: 2, into: &plain)
+        let value = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: 2,
                                  into: &recorded, recordingInto: tape)
-        // Passes in between must not disturb the tape: the network's own buffers and another tape.
-        _ = net.gradient(parameters: other.parameters, images: other.images, masks: other.masks, batch: 2,
+        _ = net.gradient(parameters: other.parameters, images: other.images, masks: other.masks, batch: 3,
                          into: &scratch, recordingInto: otherTape)
         _ = net.hessianVectorProduct(parameters: other.parameters, direction: other.direction, images: other.images,
                                      masks: other.masks, batch: 3, into: &scratch)
-        _ = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: 3, into: &plain)
         let replayedValue = net.hessianVectorProduct(
-            parameters: p.parameters, direction: p.direction, images: p.images, masks: p.masks, batch: 3,
+            parameters: p.parameters, direction: p.direction, images: p.images, masks: p.masks, batch: 2,
             into: &replayed, replaying: tape)
         let recomputedValue = net.hessianVectorProduct(
-            parameters: p.parameters, direction: p.direction, images: p.images, masks: p.masks, batch: 3,
+            parameters: p.parameters, direction: p.direction, images: p.images, masks: p.masks, batch: 2,
             into: &recomputed, gradient: &gradientFromProduct)
+        // A tape replays as often as asked.
+        var again = recorded
+        _ = net.hessianVectorProduct(parameters: p.parameters, direction: p.direction, images: p.images,
+                                     masks: p.masks, batch: 2, into: &again, replaying: tape)
 
         #expect(Self.same(recorded, plain), "the recording pass's gradient")
         #expect(Self.same(gradientFromProduct, recorded), "the product's gradient")
         #expect(Self.same(replayed, recomputed), "replayed against recomputed H·v")
+        #expect(Self.same(again, replayed), "a second replay")
         #expect(replayedValue.total == value.total && recomputedValue.total == value.total)
         #expect(recomputed.contains { $0 != 0 })
     }
@@ -68,6 +75,7 @@ import TestSupport
     @Test func replayedProductMatchesFiniteDifferences() throws {
         let net = try Network<Double>(spec: Self.spec, capacity: 2)
         let p = Problem<Double>(layout: net.layout, input: Self.spec.input, batch: 2, seed: 5)
+        #expect(net.tapeBytes() > 0)
         let n = net.layout.count, h = 1e-6
         var g = [Double](repeating: 0, count: n), plus = g, minus = g, hv = g
         let tape = net.makeTape()
@@ -82,28 +90,48 @@ import TestSupport
         #expect(relativeError(hv, numeric) < 1e-6)
     }
 
-    /// The meta-gradient and its statistics are the same whatever number of steps is kept,
-    /// with learned rates and the multi-step loss (every branch of the backward sweep), in
-    /// Float32 (the training path) and Float64.
+    /// The meta-gradient and its statistics are the same whatever number of steps is kept:
+    /// with learned rates and the multi-step loss (every branch of the backward sweep), with
+    /// plain SGD, and with derivative-order annealing (first order at step 0, so the tapes are
+    /// made later); the support set (2) smaller than the query set (3); in Float32 (the
+    /// training path) and Float64. Two tasks per learner: the second reuses the tapes.
     func keptStepsLeaveTheMetaGradientUnchanged<S: EngineScalar>(_: S.Type) throws {
-        let config = MetaGradientTests.config(order: .second, learnedRates: true, multiStep: true)
-        let task = MetaGradientTests.task(seed: 4)
-        func run(kept: Int) throws -> ([S], MetaLearner<S>.Stats) {
-            let learner = try MetaLearner<S>(config: config, keptSteps: kept)
-            let meta = learner.layout.initialValues(seed: 3, innerLearningRate: config.innerLearningRate).map { S($0) }
-            var out = [S](repeating: 0, count: learner.layout.count)
-            var stats = learner.metaGradient(meta: meta, task: task, into: &out)
-            // A second task on the same learner reuses its tapes.
-            stats = learner.metaGradient(meta: meta, task: MetaGradientTests.task(seed: 5), into: &out)
-            return (out, stats)
+        var rich = MetaGradientTests.config(order: .second, learnedRates: true, multiStep: true)
+        var plain = MetaGradientTests.config(order: .second)
+        var annealed = MetaGradientTests.config(order: .second, multiStep: true)
+        annealed.firstOrderSteps = 1
+        rich.queryShots = 3
+        plain.queryShots = 3
+        annealed.queryShots = 3
+        for config in [rich, plain, annealed] {
+            func run(kept: Int) throws -> [([S], MetaLearner<S>.Stats)] {
+                let learner = try MetaLearner<S>(config: config, keptSteps: kept)
+                let meta = learner.layout.initialValues(seed: 3, innerLearningRate: config.innerLearningRate).map { S($0) }
+                return (0..<2).map { step in
+                    var out = [S](repeating: 0, count: learner.layout.count)
+                    let stats = learner.metaGradient(meta: meta, task: Self.task(seed: UInt64(4 + step)), step: step, into: &out)
+                    return (out, stats)
+                }
+            }
+            let reference = try run(kept: 0)
+            for kept in [1, config.innerSteps, 50] {
+                for ((out, s), (expected, stats)) in zip(try run(kept: kept), reference) {
+                    #expect(Self.same(out, expected), "kept \(kept), \(config)")
+                    #expect(s.queryLoss == stats.queryLoss && s.queryDice == stats.queryDice
+                            && s.supportLoss == stats.supportLoss && s.objective == stats.objective)
+                }
+            }
         }
-        let (reference, stats) = try run(kept: 0)
-        for kept in [1, config.innerSteps, 50] {
-            let (out, s) = try run(kept: kept)
-            #expect(Self.same(out, reference), "kept \(kept)")
-            #expect(s.queryLoss == stats.queryLoss && s.queryDice == stats.queryDice
-                    && s.supportLoss == stats.supportLoss && s.objective == stats.objective)
-        }
+    }
+
+    /// An 8x8 task with 2 support and 3 query images.
+    static func task(seed: UInt64) -> TaskSample {
+        var rng = RandomStream(seed: seed)
+        func masks(_ n: Int) -> [Float] { (0..<(n * 64)).map { _ in rng.chance(0.35) ? 1 : 0 } }
+        let sm = masks(2), qm = masks(3)
+        return TaskSample(shape: FeatureShape(channels: 1, height: 8, width: 8),
+                          supportImages: sm.map { $0 + Float(rng.normal()) * 0.7 }, supportMasks: sm,
+                          queryImages: qm.map { $0 + Float(rng.normal()) * 0.7 }, queryMasks: qm)
     }
 
     @Test func keptStepsLeaveTheMetaGradientUnchangedInFloat32() throws { try keptStepsLeaveTheMetaGradientUnchanged(Float.self) }

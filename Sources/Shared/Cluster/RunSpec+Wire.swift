@@ -108,15 +108,15 @@ extension RunSpec {
               let shapes = try? meta.model.validate()
         else { throw .malformed("run specification: the model has too many parameters") }
         // What one compute thread would allocate: four buffers per activation for the largest
-        // batch, the inner loop's parameter-sized buffers, and this worker's kept passes (two
-        // buffers per activation for the support batch, per kept second-order step). A
+        // batch, the inner loop's parameter-sized buffers, and this worker's kept passes (at
+        // most two buffers per activation for the support set, per kept second-order step). A
         // specification that needs more is refused before anything is allocated.
         let batch = Double(max(l.supportShots, l.queryShots, w.heldOut.support, w.heldOut.query))
         let perImage = shapes.reduce(0.0) { $0 + Double($1.count) } * 4
         let activations = perImage * batch * 4
         let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
         let kept = order == .second ? min(keptSteps, l.innerSteps) : 0
-        let tapes = perImage * Double(max(l.supportShots, l.queryShots)) * 2 * Double(kept)
+        let tapes = perImage * Double(l.supportShots) * 2 * Double(kept)
         let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),
                   String(format: "the run would need %.1f GiB per compute thread (at most %d)%@", gib, Wire.maximumThreadMemoryGiB,

@@ -15,7 +15,7 @@ import Engine
 /// step); the activations at theta_i are recomputed when the backward sweep reaches step i,
 /// unlike learn2learn/higher, which keep every step's graph (learn2learn #393). With
 /// `keptSteps` > 0 the first steps' primal passes are kept on tapes instead (one
-/// `Network.tapeBytes` each), and their products replay them: faster, same bits.
+/// `Network.tapeBytes(images:)` each), and their products replay them: faster, same bits.
 ///
 /// Not thread-safe: one learner per thread. Results depend only on the inputs.
 public final class MetaLearner<Scalar: EngineScalar> {
@@ -94,7 +94,7 @@ public final class MetaLearner<Scalar: EngineScalar> {
         current.pointer.update(from: meta, count: n)
         var initialLoss: Scalar = .nan
         if keepHistory && tapes.count < keptSteps {
-            tapes = (0..<keptSteps).map { _ in network.makeTape() }
+            tapes = (0..<keptSteps).map { _ in network.makeTape(images: config.supportShots) }
             keptGradients = layout.learnedRates ? (0..<keptSteps).map { _ in Storage(count: n) } : []
         }
         for i in 0..<steps {

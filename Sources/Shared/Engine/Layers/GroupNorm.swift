@@ -50,7 +50,7 @@ public struct GroupNorm<Scalar: EngineScalar>: Layer {
     /// The saved per-(sample, group) mean and 1/std of the forward pass.
     @inline(__always)
     private func statistics(_ io: LayerIO<Scalar>) -> (mean: UnsafeMutablePointer<Scalar>, rstd: UnsafeMutablePointer<Scalar>) {
-        let p = io.state!.assumingMemoryBound(to: Scalar.self)
+        let p = io.state!.bindMemory(to: Scalar.self, capacity: 2 * capacity * groups)
         return (p, p + capacity * groups)
     }
     private var tangentMean: UnsafeMutablePointer<Scalar> { tangentStats.pointer }

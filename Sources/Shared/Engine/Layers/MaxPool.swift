@@ -20,7 +20,7 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
     /// Winner offset (0...3) per output element.
     @inline(__always)
     private func winners(_ io: LayerIO<Scalar>) -> UnsafeMutablePointer<UInt8> {
-        io.state!.assumingMemoryBound(to: UInt8.self)
+        io.state!.bindMemory(to: UInt8.self, capacity: stateBytes)
     }
 
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {

@@ -82,13 +82,13 @@ public final class Network<Scalar: EngineScalar> {
                 || node.inputs.contains { dependsOnParameters[$0] }
         }
         // Fused nodes share storage: the GroupNorm writes straight into the ReLU's buffers.
-        plan = Tape.Plan(counts: shapes.map { $0.count * capacity }, sharedWith: fusedInto,
+        plan = Tape.Plan(perImage: shapes.map(\.count), sharedWith: fusedInto,
                          carriesCotangent: dependsOnParameters,
                          stateBytes: layers.map { $0?.stateBytes ?? 0 })
-        own = Tape(plan)
+        own = Tape(plan, capacity: capacity)
         bound = own
-        tangents = plan.storages { dependsOnParameters[$0] }
-        cotangentTangents = plan.storages { dependsOnParameters[$0] }
+        tangents = plan.storages(capacity: capacity) { dependsOnParameters[$0] }
+        cotangentTangents = plan.storages(capacity: capacity) { dependsOnParameters[$0] }
         masks = Storage(count: spec.input.plane * capacity)
         loss = SegmentationLoss(pixels: spec.input.plane, capacity: capacity)
 
@@ -127,7 +127,7 @@ public final class Network<Scalar: EngineScalar> {
     /// Makes `tape` (or the network's own buffers) the primal buffers of the coming pass.
     private func bind(_ tape: Tape?) {
         if let tape {
-            precondition(tape.network == ObjectIdentifier(self), "a tape serves only the network that made it")
+            precondition(tape.network === self, "a tape serves only the network that made it")
             bound = tape
         } else {
             bound = own
@@ -135,7 +135,7 @@ public final class Network<Scalar: EngineScalar> {
     }
 
     private func load(images: UnsafePointer<Scalar>?, masks m: UnsafePointer<Scalar>?, batch: Int) {
-        precondition(batch > 0 && batch <= capacity, "batch \(batch) exceeds capacity \(capacity)")
+        precondition(batch > 0 && batch <= bound.capacity, "batch \(batch) exceeds capacity \(bound.capacity)")
         if let images { bound.values[0].update(from: images, count: batch * spec.input.count) }
         if let m { masks.pointer.update(from: m, count: batch * spec.input.plane) }
     }
@@ -147,14 +147,18 @@ public final class Network<Scalar: EngineScalar> {
         return Array(UnsafeBufferPointer(start: bound.values[i], count: batch * shapes[i].count))
     }
 
-    /// A tape for this network: room to keep one gradient pass's primal buffers
-    /// (`tapeBytes` bytes), so that a later Hessian-vector product at the same point replays
-    /// them instead of recomputing them.
-    public func makeTape() -> Tape { Tape(plan, network: ObjectIdentifier(self)) }
+    /// A tape for this network: room to keep one gradient pass over up to `images` images
+    /// (the network's capacity by default; `tapeBytes(images:)` bytes), so that a later
+    /// Hessian-vector product at the same point replays it instead of recomputing it.
+    public func makeTape(images: Int? = nil) -> Tape {
+        let images = images ?? capacity
+        precondition(images > 0 && images <= capacity, "a tape for \(images) images on a network for \(capacity)")
+        return Tape(plan, capacity: images, network: self)
+    }
 
-    /// The bytes one tape holds: every node's values and cotangents and the layers' saved
-    /// state, for `capacity` images.
-    public var tapeBytes: Int { plan.bytes }
+    /// The bytes one tape for `images` images holds: every node's values, the cotangents of
+    /// the nodes with parameters upstream, and the layers' saved state.
+    public func tapeBytes(images: Int? = nil) -> Int { plan.bytes(capacity: images ?? capacity) }
 
     /// Times every layer call and matrix product when set (`bench engine --profile`).
     public var profile: EngineProfile?
@@ -237,7 +241,7 @@ public final class Network<Scalar: EngineScalar> {
     ) -> SegmentationLoss<Scalar>.Value {
         bind(tape)
         tape?.batch = 0
-        load(images: images, masks: m, batch: batch)
+        load(images: images, masks: m, batch: batch)  // checks the batch against the tape's capacity
         let p = ParameterIO(values: parameters, gradient: gradient)
         runForward(p, batch: batch)
         let value = runBackward(p, batch: batch)
@@ -294,53 +298,70 @@ public final class Network<Scalar: EngineScalar> {
     public final class Tape {
         /// Where each node's buffers come from; shared by a network and its tapes.
         struct Plan {
-            let counts: [Int]
+            let perImage: [Int]
             let sharedWith: [Int?]
             let carriesCotangent: [Bool]
+            /// Per layer, for the network's capacity (a layer lays its state out by it).
             let stateBytes: [Int]
 
-            /// Storage per node (shared with its fused source), nil where `wanted` is false.
-            func storages(_ wanted: (Int) -> Bool) -> [Storage<Scalar>?] {
+            /// Storage per node for `capacity` images (shared with its fused source), nil
+            /// where `wanted` is false.
+            func storages(capacity: Int, _ wanted: (Int) -> Bool) -> [Storage<Scalar>?] {
                 var result: [Storage<Scalar>?] = []
-                for i in counts.indices {
+                for i in perImage.indices {
                     if let source = sharedWith[i] {
                         result.append(result[source])
                     } else {
-                        result.append(wanted(i) ? Storage(count: counts[i]) : nil)
+                        result.append(wanted(i) ? Storage(count: perImage[i] * capacity) : nil)
                     }
                 }
                 return result
             }
 
-            var bytes: Int {
+            func bytes(capacity: Int) -> Int {
                 let stride = MemoryLayout<Scalar>.stride
                 var total = 0
-                for i in counts.indices where sharedWith[i] == nil {
-                    total += counts[i] * stride * (carriesCotangent[i] ? 2 : 1)
+                for i in perImage.indices where sharedWith[i] == nil {
+                    total += perImage[i] * capacity * stride * (carriesCotangent[i] ? 2 : 1)
                     total += stateBytes[i]
                 }
                 return total
             }
         }
 
-        let network: ObjectIdentifier?
+        /// Raw, zeroed, 64-byte aligned memory for one layer's saved state (the layer binds
+        /// it to its own type).
+        final class StateStorage {
+            let pointer: UnsafeMutableRawPointer
+            init(bytes: Int) {
+                pointer = .allocate(byteCount: max(bytes, 1), alignment: 64)
+                pointer.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 1))
+            }
+            deinit { pointer.deallocate() }
+        }
+
+        /// The network that made the tape (nil for a network's own buffers).
+        weak var network: Network?
+        /// The most images a recorded pass may have.
+        let capacity: Int
         let values: [UnsafeMutablePointer<Scalar>]
         let cotangents: [UnsafeMutablePointer<Scalar>?]
         let states: [UnsafeMutableRawPointer?]
         /// Images of the pass recorded here (0 if none).
         var batch = 0
         private let storage: [Storage<Scalar>?]
+        private let stateStorage: [StateStorage?]
 
-        init(_ plan: Plan, network: ObjectIdentifier? = nil) {
+        init(_ plan: Plan, capacity: Int, network: Network? = nil) {
             self.network = network
-            let values = plan.storages { _ in true }
-            let cotangents = plan.storages { plan.carriesCotangent[$0] }
-            let stride = MemoryLayout<Scalar>.stride
-            let states = plan.stateBytes.map { $0 > 0 ? Storage<Scalar>(count: ($0 + stride - 1) / stride) : nil }
+            self.capacity = capacity
+            let values = plan.storages(capacity: capacity) { _ in true }
+            let cotangents = plan.storages(capacity: capacity) { plan.carriesCotangent[$0] }
+            stateStorage = plan.stateBytes.map { $0 > 0 ? StateStorage(bytes: $0) : nil }
             self.values = values.map { $0!.pointer }
             self.cotangents = cotangents.map { $0?.pointer }
-            self.states = states.map { $0.map { UnsafeMutableRawPointer($0.pointer) } }
-            storage = values + cotangents + states
+            states = stateStorage.map { $0?.pointer }
+            storage = values + cotangents
         }
     }
 }
