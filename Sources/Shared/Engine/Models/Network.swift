@@ -141,9 +141,11 @@ public final class Network<Scalar: EngineScalar> {
     }
 
     /// Node `i`'s output for the first `batch` images of the last pass (for numerics studies:
-    /// `bench numerics`). Nil for a node whose output lives in another node's buffer.
+    /// `bench numerics`); a ReLU fused into its GroupNorm gives the shared buffer. Nil for a
+    /// node that does not exist or more images than the last pass's buffers hold (a tape may
+    /// hold fewer than the network).
     public func nodeOutput(_ i: Int, batch: Int) -> [Scalar]? {
-        guard i < shapes.count, batch <= capacity else { return nil }
+        guard i >= 0, i < shapes.count, batch >= 0, batch <= bound.capacity else { return nil }
         return Array(UnsafeBufferPointer(start: bound.values[i], count: batch * shapes[i].count))
     }
 
