@@ -70,17 +70,28 @@ public enum Baselines {
     /// output head's alone).
     public static func fineTune(network: Network<Float>, start: [Float], images: [Float], masks: [Float],
                                 settings: FineTune) -> [Float] {
+        fineTune(network: network, start: start, images: images, masks: masks, settings: settings, checkpoints: [settings.steps])[0]
+    }
+
+    /// The parameters after each of `checkpoints` Adam steps (`settings.steps` is ignored),
+    /// from one run to the largest: step i never depends on how many follow it, so each is
+    /// what fine-tuning for that many steps gives. Results are in the order of `checkpoints`.
+    public static func fineTune(network: Network<Float>, start: [Float], images: [Float], masks: [Float],
+                                settings: FineTune, checkpoints: [Int]) -> [[Float]] {
+        precondition(!checkpoints.isEmpty && checkpoints.allSatisfy { $0 >= 0 }, "checkpoints must be step counts")
         let tuned = settings.headOnly ? network.spec.headRange(network.layout) : 0..<start.count
         var params = start, slice = Array(start[tuned])
         var state = Adam.State(count: slice.count)
         let adam = Adam(learningRate: settings.learningRate)
         var g = [Float](repeating: 0, count: params.count)
         let batch = images.count / network.spec.input.count
-        for _ in 0..<settings.steps {
+        var out = checkpoints.map { $0 == 0 ? params : [] }
+        for step in 0..<checkpoints.max()! {
             _ = network.gradient(parameters: params, images: images, masks: masks, batch: batch, into: &g)
             adam.update(parameters: &slice, gradient: Array(g[tuned]), state: &state)
             params.replaceSubrange(tuned, with: slice)
+            for (c, k) in checkpoints.enumerated() where k == step + 1 { out[c] = params }
         }
-        return params
+        return out
     }
 }

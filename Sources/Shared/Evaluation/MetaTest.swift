@@ -19,6 +19,26 @@ public struct MetaTest {
         case fineTune(start: [Float], settings: Baselines.FineTune)
         /// No adaptation: the parameters as they are (for "before adaptation" pictures).
         case none(parameters: [Float])
+
+        /// The number of steps it takes (0 for `none`).
+        public var steps: Int {
+            switch self {
+            case .maml(_, _, let steps, _): steps
+            case .fineTune(_, let settings): settings.steps
+            case .none: 0
+            }
+        }
+
+        /// Whether `other` follows the same trajectory, differing at most in its number of
+        /// steps: then the shorter one's result is a point on the longer one's way.
+        public func sharesTrajectory(with other: Adaptation) -> Bool {
+            switch (self, other) {
+            case let (.maml(m1, c1, _, r1), .maml(m2, c2, _, r2)): c1 == c2 && r1 == r2 && m1 == m2
+            case let (.fineTune(s1, f1), .fineTune(s2, f2)):
+                f1.learningRate == f2.learningRate && f1.headOnly == f2.headOnly && s1 == s2
+            default: false
+            }
+        }
     }
 
     public struct Method: Sendable {
@@ -59,8 +79,14 @@ public struct MetaTest {
 
         /// The adapted model parameters of `method` for one sample.
         public func adapt(_ method: Adaptation, sample: TaskSample) throws -> [Float] {
+            try adapt(method, sample: sample, checkpoints: [method.steps])[0]
+        }
+
+        /// The model parameters of `method`'s trajectory after each of `checkpoints` steps (its
+        /// own step count is ignored), from one run to the largest; in the order of `checkpoints`.
+        public func adapt(_ method: Adaptation, sample: TaskSample, checkpoints: [Int]) throws -> [[Float]] {
             switch method {
-            case .maml(var meta, let config, let steps, let rateScale):
+            case .maml(var meta, let config, _, let rateScale):
                 var c = config
                 c.supportShots = sample.supportCount
                 c.queryShots = max(sample.queryCount, 1)
@@ -73,14 +99,13 @@ public struct MetaTest {
                     }
                 }
                 if learners[c] == nil { learners[c] = try MetaLearner<Float>(config: c) }
-                let adapted = learners[c]!.adapt(meta: meta, supportImages: sample.supportImages,
-                                                 supportMasks: sample.supportMasks, steps: steps)
-                return Array(adapted.prefix(network.layout.count))
+                return learners[c]!.adapt(meta: meta, supportImages: sample.supportImages, supportMasks: sample.supportMasks,
+                                          checkpoints: checkpoints).map { Array($0.prefix(network.layout.count)) }
             case .fineTune(let start, let settings):
                 return Baselines.fineTune(network: network, start: start, images: sample.supportImages,
-                                          masks: sample.supportMasks, settings: settings)
+                                          masks: sample.supportMasks, settings: settings, checkpoints: checkpoints)
             case .none(let parameters):
-                return Array(parameters.prefix(network.layout.count))
+                return checkpoints.map { _ in Array(parameters.prefix(network.layout.count)) }
             }
         }
 
@@ -102,7 +127,11 @@ public struct MetaTest {
 
         /// Adapts `method` to the sample's support set and scores every query image.
         public func score(_ method: Adaptation, sample: TaskSample) throws -> InstanceScore {
-            let parameters = try adapt(method, sample: sample)
+            score(parameters: try adapt(method, sample: sample), sample: sample)
+        }
+
+        /// Scores adapted parameters on every query image of the sample.
+        public func score(parameters: [Float], sample: TaskSample) -> InstanceScore {
             let predicted = predict(parameters: parameters, images: sample.queryImages)
             let plane = sample.shape.plane
             let spacing = sample.spacing.map { ($0[0], $0[1]) } ?? (1, 1)
@@ -150,23 +179,59 @@ public struct MetaTest {
         self.query = query
     }
 
+    /// Methods whose adaptations differ only in their number of steps, run once to the longest
+    /// and scored at each method's count.
+    public struct Trajectory: Sendable {
+        /// The first method's adaptation (its own step count is not used).
+        public var adaptation: Adaptation
+        /// The methods on it, and the number of steps each takes.
+        public var methods: [Int]
+        public var checkpoints: [Int]
+    }
+
+    /// Groups methods by trajectory, in order of first appearance.
+    public static func trajectories(_ methods: [Method]) -> [Trajectory] {
+        var out: [Trajectory] = []
+        for (m, method) in methods.enumerated() {
+            let a = method.adaptation
+            if let t = out.firstIndex(where: { $0.adaptation.sharesTrajectory(with: a) }) {
+                out[t].methods.append(m)
+                out[t].checkpoints.append(a.steps)
+            } else {
+                out.append(Trajectory(adaptation: a, methods: [m], checkpoints: [a.steps]))
+            }
+        }
+        return out
+    }
+
     /// Runs every method on every instance on `threads` threads; results in method order.
+    /// Methods that differ only in their number of steps (the same start, rates and kind of
+    /// adaptation) share one run per instance, to the longest, scored at each one's count:
+    /// the results are those of running each alone, for the cost of the longest.
     public func run(_ methods: [Method], threads: Int, progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in })
         throws -> [MethodResult]
     {
         let model = self.model, source = self.source, seed = self.seed, support = self.support, query = self.query
         let instances = self.instances
-        let jobs = methods.indices.flatMap { m in instances.indices.map { JobIndex(method: m, instance: $0) } }
+        let trajectories = Self.trajectories(methods)
+        let jobs = trajectories.indices.flatMap { t in instances.indices.map { JobIndex(trajectory: t, instance: $0) } }
         let done = Locked(0)
-        let pool = try ComputePool<Scorer, JobIndex, Result<InstanceScore, Error>>(threads: threads) { _ in
+        let pool = try ComputePool<Scorer, JobIndex, Result<[InstanceScore], Error>>(threads: threads) { _ in
             try Scorer(model: model, capacity: max(support, query))
         }
-        let results = pool.run(jobs) { scorer, job, _ in
+        let scored = pool.run(jobs) { scorer, job, _ in
             defer { progress(done.withLock { $0 += 1; return $0 }, jobs.count) }
             return Result {
-                let ref = instances[job.instance]
+                let ref = instances[job.instance], trajectory = trajectories[job.trajectory]
                 let sample = try source.sample(task: ref.task, index: ref.index, seed: seed, support: support, query: query)
-                return try scorer.score(methods[job.method].adaptation, sample: sample)
+                return try scorer.adapt(trajectory.adaptation, sample: sample, checkpoints: trajectory.checkpoints)
+                    .map { scorer.score(parameters: $0, sample: sample) }
+            }
+        }
+        var results = [Result<InstanceScore, Error>?](repeating: nil, count: methods.count * instances.count)
+        for (j, job) in jobs.enumerated() {
+            for (c, m) in trajectories[job.trajectory].methods.enumerated() {
+                results[m * instances.count + job.instance] = scored[j].map { $0[c] }
             }
         }
         let unit = instances.isEmpty ? "px" : ((try? source.sample(task: instances[0].task, index: instances[0].index, seed: seed,
@@ -174,7 +239,7 @@ public struct MetaTest {
         var out: [MethodResult] = []
         for (m, method) in methods.enumerated() {
             var perInstance: [InstanceScore] = []
-            for i in instances.indices { perInstance.append(try results[m * instances.count + i].get()) }
+            for i in instances.indices { perInstance.append(try results[m * instances.count + i]!.get()) }
             let dice = perInstance.map(\.dice)
             var byTask: [String: [Double]] = [:]
             for (i, ref) in instances.enumerated() { byTask[source.taskNames[ref.task], default: []].append(dice[i]) }
@@ -188,7 +253,7 @@ public struct MetaTest {
     }
 
     struct JobIndex: Sendable {
-        var method: Int
+        var trajectory: Int
         var instance: Int
     }
 }

@@ -89,8 +89,10 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// leaving theta_steps in `current`. With `keepHistory` theta_i is saved for each step,
     /// and the kept steps' passes are recorded on their tapes. Returns the support loss at
     /// theta_0.
+    /// `afterStep(i)` runs after step i (1-based) with theta_i in `current`.
     @discardableResult
-    private func innerLoop(_ meta: UnsafePointer<Scalar>, _ task: Batch, steps: Int, keepHistory: Bool) -> Scalar {
+    private func innerLoop(_ meta: UnsafePointer<Scalar>, _ task: Batch, steps: Int, keepHistory: Bool,
+                           afterStep: ((Int) -> Void)? = nil) -> Scalar {
         current.pointer.update(from: meta, count: n)
         var initialLoss: Scalar = .nan
         if keepHistory && tapes.count < keptSteps {
@@ -106,6 +108,7 @@ public final class MetaLearner<Scalar: EngineScalar> {
             if tape != nil && layout.learnedRates { keptGradients[i].pointer.update(from: gradient.pointer, count: n) }
             if keepHistory { history[i].pointer.update(from: current.pointer, count: n) }
             axpyByTensor(current.pointer, current.pointer, gradient.pointer, scale: -1, meta: meta, step: i)
+            afterStep?(i + 1)
         }
         if steps == 0 {
             initialLoss = network.lossValue(parameters: current.pointer, images: task.supportImages,
@@ -278,14 +281,31 @@ public final class MetaLearner<Scalar: EngineScalar> {
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
     public func adapt(meta: [Scalar], supportImages: [Float], supportMasks: [Float], steps: Int) -> [Scalar] {
+        adapt(meta: meta, supportImages: supportImages, supportMasks: supportMasks, checkpoints: [steps])[0]
+    }
+
+    /// The model parameters after each of `checkpoints` inner steps, from one run of the
+    /// inner loop to the largest: step i never depends on how many follow it, so each is what
+    /// `adapt(steps:)` gives for that count. Results are in the order of `checkpoints`.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func adapt(meta: [Scalar], supportImages: [Float], supportMasks: [Float], checkpoints: [Int]) -> [[Scalar]] {
         precondition(meta.count == layout.count, "meta-parameter count mismatch")
+        precondition(!checkpoints.isEmpty && checkpoints.allSatisfy { $0 >= 0 }, "checkpoints must be step counts")
         let count = supportImages.count / config.model.input.count
         precondition(count > 0 && count <= network.capacity, "support size out of range")
         let task = Batch(TaskSample(shape: config.model.input, supportImages: supportImages,
                                     supportMasks: supportMasks, queryImages: [], queryMasks: []))
         defer { task.release() }
-        meta.withUnsafeBufferPointer { _ = innerLoop($0.baseAddress!, task, steps: steps, keepHistory: false) }
-        return Array(current.buffer)
+        var out = [[Scalar]](repeating: [], count: checkpoints.count)
+        func keep(_ step: Int) {
+            for (c, k) in checkpoints.enumerated() where k == step { out[c] = Array(current.buffer) }
+        }
+        for (c, k) in checkpoints.enumerated() where k == 0 { out[c] = Array(meta[0..<n]) }
+        meta.withUnsafeBufferPointer {
+            _ = innerLoop($0.baseAddress!, task, steps: checkpoints.max()!, keepHistory: false, afterStep: keep)
+        }
+        return out
     }
 
     /// A task sample converted to the learner's scalar type, in buffers the network reads.
