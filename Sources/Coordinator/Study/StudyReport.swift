@@ -131,7 +131,13 @@ struct StudyReport {
         if let maml = state.chosen["maml"] {
             let c = runner.candidate(maml.candidate)
             let method = try runner.adaptation(c, snapshot: maml.snapshot, setting: c.grid[maml.setting])
-            guard case .maml(let meta, _, _, _) = method else { return }
+            // Before adaptation: the meta-learned initialisation, whichever way it adapts.
+            let meta: [Float]
+            switch method {
+            case .maml(let values, _, _, _): meta = values
+            case .fineTune(let start, _): meta = start
+            case .none(let parameters): meta = parameters
+            }
             let seed = settings.base.seed &+ 2 &* 7919
             let instances = partition.test.map { task in TaskRef(task: task, index: TaskSampler.evaluation(seed: seed, pool: [task], perTask: 1)[0].index) }
             try AdaptationPictures.render(source: source, model: settings.base.meta.model, instances: instances, seed: seed,
