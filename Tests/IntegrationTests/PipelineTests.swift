@@ -84,6 +84,23 @@ import Training
                                  "--masks", tasks + "/discs16/masks", "--out", out, "--shots", "3"], name: "adapt-png")
         #expect(p.waitExit() == 0, "\(p.stderr)")
         #expect(p.stdout.contains("dice "))
+        // The study's other kinds of setting: the inner rule at scaled rates, and Adam.
+        for (extra, said) in [(["--steps", "7", "--rate-scale", "4"], "7 inner steps at 4.0x its rates"), (["--adam-rate", "3e-3", "--steps", "4"], "4 Adam steps at 0.003")] {
+            let q = try coordinator(["adapt", "--checkpoint", model, "--support", tasks + "/discs8/images",
+                                     "--support-masks", tasks + "/discs8/masks", "--images", tasks + "/discs16/images",
+                                     "--out", out + "-\(extra[0])", "--shots", "3"] + extra, name: "adapt-png\(extra[0])")
+            #expect(q.waitExit() == 0, "\(q.stderr)")
+            #expect(q.stderr.contains(said), "\(q.stderr)")
+            #expect(try PNG.read(path: out + "-\(extra[0])/masks/im0.png").width == 24)
+        }
+        // A negative step count with a real model was a crash (a range with its bounds
+        // reversed); it is one clear line. (Written with "=": "-1" alone reads as an option.)
+        let negative = try coordinator(["adapt", "--checkpoint", model, "--support", tasks + "/discs8/images",
+                                        "--support-masks", tasks + "/discs8/masks", "--images", tasks + "/discs16/images",
+                                        "--out", out + "-negative", "--steps=-1"], name: "adapt-png-negative")
+        let status = negative.waitExit(timeout: 60)
+        #expect(status != 0 && status != nil && negative.stderr.contains("--steps must be in"), "\(negative.stderr)")
+        #expect(!negative.stderr.contains("Fatal error") && !negative.stderr.contains("Backtrac"), "crashed: \(negative.stderr)")
         for i in 0..<4 {
             let m = try PNG.read(path: out + "/masks/im\(i).png")
             #expect(m.width == 24 && m.height == 20)
@@ -115,6 +132,13 @@ import Training
             (["evaluate", "--checkpoint", bad], "bad.safetensors"),
             (["adapt", "--checkpoint", "/nonexistent.safetensors", "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o"], "nonexistent"),
             (["train", "--steps", "-3", "--in-process"], "steps"),
+            (["evaluate", "--checkpoint", bad, "--inner-steps=-2"], "--inner-steps"),
+            (["evaluate", "--checkpoint", bad, "--instances-per-task=-1"], "--instances-per-task"),
+            (["evaluate", "--checkpoint", bad, "--baselines", "--fine-tune-steps=-1"], "--fine-tune-steps"),
+            (["evaluate", "--checkpoint", bad, "--baselines", "--transfer-steps=-1"], "--transfer-steps"),
+            (["adapt", "--checkpoint", bad, "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o", "--steps=-1"], "--steps"),
+            (["adapt", "--checkpoint", bad, "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o", "--rate-scale", "nan"], "--rate-scale"),
+            (["adapt", "--checkpoint", bad, "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o", "--adam-rate=-1"], "--adam-rate"),
             (["train", "--image-size", "30", "--in-process"], "multiple of 4"),
             (["meta-gradient", "--params", bad, "--task", bad, "--out", folder.path + "/g.safetensors"], "bad.safetensors"),
         ] {

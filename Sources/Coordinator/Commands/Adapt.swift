@@ -31,7 +31,35 @@ struct Adapt: ParsableCommand {
     @Option(help: "Label value in NIfTI label maps (default: any non-zero label).") var label: Int?
     @Option(help: "Slice axis for NIfTI volumes.") var axis: SliceAxis = .axial
     @Option(help: "CT window LEVEL,WIDTH instead of percentile clipping and z-score.") var ctWindow: String?
-    @Option(help: "Inner steps (default: as trained).") var steps: Int?
+    @Option(help: "Adaptation steps: inner steps (default: as trained), or Adam steps with --adam-rate (default 100).") var steps: Int?
+    @Option(help: "Scale the inner learning rates (learned or fixed) by this factor, as the study's settings do (0.5, 2, 4).")
+    var rateScale: Float = 1
+    @Option(help: "Adapt by Adam fine-tuning of the trained initialisation at this learning rate instead of the inner rule (a setting the study may choose for MAML).")
+    var adamRate: Float?
+
+    static let maxSteps = 10_000
+
+    func validate() throws {
+        if let steps, !(0...Self.maxSteps).contains(steps) { throw ValidationError("--steps must be in 0...\(Self.maxSteps)") }
+        guard rateScale.isFinite, rateScale > 0, rateScale <= 1000 else { throw ValidationError("--rate-scale must be a number in (0, 1000]") }
+        if let adamRate {
+            guard adamRate.isFinite, adamRate > 0, adamRate <= 1 else { throw ValidationError("--adam-rate must be a number in (0, 1]") }
+            guard rateScale == 1 else { throw ValidationError("--rate-scale scales the inner rule's rates; it does not apply with --adam-rate") }
+        }
+    }
+
+    /// How the trained model adapts to the labelled examples, and its description.
+    func adaptation(_ model: TrainedModel) throws -> (MetaTest.Adaptation, String) {
+        if let adamRate {
+            let n = steps ?? 100
+            let modelCount = try MetaLayout(config: model.config).model.count
+            return (.fineTune(start: Array(model.meta.prefix(modelCount)), settings: .init(steps: n, learningRate: adamRate)),
+                    "\(n) Adam steps at \(adamRate)")
+        }
+        let n = steps ?? model.config.innerSteps
+        return (.maml(meta: model.meta, config: model.config, steps: n, rateScale: rateScale),
+                "\(n) inner steps\(rateScale == 1 ? "" : " at \(rateScale)x its rates")")
+    }
 
     var isVolume: Bool { support.hasSuffix(".nii") || support.hasSuffix(".nii.gz") }
 
@@ -57,8 +85,9 @@ struct Adapt: ParsableCommand {
         let scorer = try MetaTest.Scorer(model: config.model, capacity: 8)
         let support = TaskSample(shape: config.model.input, supportImages: supportImages, supportMasks: supportMasks,
                                  queryImages: [], queryMasks: [])
-        let adapted = try scorer.adapt(.maml(meta: model.meta, config: config, steps: steps ?? config.innerSteps), sample: support)
-        FileHandle.standardError.write(Data("adapted from \(k) labelled image(s) with \(steps ?? config.innerSteps) inner steps\n".utf8))
+        let (method, description) = try adaptation(model)
+        let adapted = try scorer.adapt(method, sample: support)
+        FileHandle.standardError.write(Data("adapted from \(k) labelled image(s) with \(description)\n".utf8))
         var scores: [SegmentationScores] = []
         if isVolume {
             scores = try segmentVolume(scorer: scorer, parameters: adapted, size: size, norm: norm)

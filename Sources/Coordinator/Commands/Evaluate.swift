@@ -34,6 +34,14 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var runFile: RunFileOptions
 
+    func validate() throws {
+        if let innerSteps, !(0...Adapt.maxSteps).contains(innerSteps) { throw ValidationError("--inner-steps must be in 0...\(Adapt.maxSteps)") }
+        if let fineTuneSteps, !(0...Adapt.maxSteps).contains(fineTuneSteps) { throw ValidationError("--fine-tune-steps must be in 0...\(Adapt.maxSteps)") }
+        guard (1...1_000_000).contains(transferSteps) else { throw ValidationError("--transfer-steps must be in 1...1000000") }
+        guard (1...1000).contains(instancesPerTask) else { throw ValidationError("--instances-per-task must be in 1...1000") }
+        guard (1...64).contains(threads) else { throw ValidationError("--threads must be in 1...64") }
+    }
+
     func run() throws {
         let logger = makeLogger(.warning)
         let model = try TrainedModel.load(checkpoint)
