@@ -1,3 +1,4 @@
+import Core
 import Datasets
 import Foundation
 import Testing
@@ -128,6 +129,10 @@ import Training
 
     @Test func badInputsAreOneClearLine() throws {
         let bad = folder.write("bad.safetensors", Data([1, 2, 3]))
+        // A folder another process is writing into (this one holds it).
+        let held = folder.path + "/held"
+        let lock = try FolderLock(folder: held, purpose: "a test")
+        defer { withExtendedLifetime(lock) {} }
         for (args, fragment) in [
             (["evaluate", "--checkpoint", bad], "bad.safetensors"),
             (["adapt", "--checkpoint", "/nonexistent.safetensors", "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o"], "nonexistent"),
@@ -140,6 +145,9 @@ import Training
             (["adapt", "--checkpoint", bad, "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o", "--rate-scale", "nan"], "--rate-scale"),
             (["adapt", "--checkpoint", bad, "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o", "--adam-rate=-1"], "--adam-rate"),
             (["train", "--image-size", "30", "--in-process"], "multiple of 4"),
+            (["demo", "--out", folder.path + "/d", "--image-size=0"], "multiple of 4"),
+            (["study", "--out", held, "--budget", "1"], "another process is using"),
+            (["train", "--in-process", "--steps", "2", "--checkpoint-dir", held], "another process is using"),
             (["meta-gradient", "--params", bad, "--task", bad, "--out", folder.path + "/g.safetensors"], "bad.safetensors"),
         ] {
             let p = try coordinator(args, name: "bad-\(args[0])-\(fragment.count)")

@@ -49,6 +49,8 @@ final class StudyRunner: @unchecked Sendable {
     let logger: Logger
     let partition: TaskSplit.Partition
     var state: StudyState
+    /// The study folder, held while this runner exists.
+    private let lock: FolderLock
     private let say: @Sendable (String) -> Void
 
     var statePath: String { settings.out + "/state.json" }
@@ -66,6 +68,7 @@ final class StudyRunner: @unchecked Sendable {
             throw StudyError("a study needs meta-validation tasks to choose settings on: pass --validate GLOB (every choice is made there, never on the meta-test tasks)")
         }
         guard !partition.test.isEmpty else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
+        lock = try FolderLock(folder: settings.out, purpose: "a study")
         try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
         let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,
                                                  split: settings.split, budget: settings.budget, fractions: settings.fractions,
@@ -157,7 +160,10 @@ final class StudyRunner: @unchecked Sendable {
     }
 
     /// Seconds per step on one thread, the median of three steps after a warm-up step.
-    private func median(_ times: [Double]) -> Double { times.sorted()[times.count / 2] }
+    private func median(_ times: [Double]) throws -> Double {
+        guard !times.isEmpty else { throw StudyError("calibration timed no training step (was the run stopped?)") }
+        return times.sorted()[times.count / 2]
+    }
 
     private func measureMeta(_ recipe: StudyPlan.MetaRecipe, source: TaskSource, dataset: DatasetSpec, split: TaskSplit) throws -> Double {
         let config = metaConfig(recipe, steps: 4)
@@ -169,7 +175,7 @@ final class StudyRunner: @unchecked Sendable {
         var times: [Double] = []
         run.onStep = { report, _ in times.append(report.seconds) }
         _ = try run.run()
-        return median(Array(times.dropFirst()))
+        return try median(Array(times.dropFirst()))
     }
 
     private func measureJoint(_ heads: JointTraining.Heads) throws -> Double {
@@ -182,7 +188,7 @@ final class StudyRunner: @unchecked Sendable {
             clock = MonotonicClock()
             return true
         }
-        return median(Array(times.dropFirst()))
+        return try median(Array(times.dropFirst()))
     }
 
     private func measurePretrain() throws -> Double {

@@ -61,7 +61,8 @@ public final class TrainingRun: @unchecked Sendable {
     /// when the run is complete. When the run cannot go on (training diverged, a task cannot
     /// be computed anywhere), the last good state is checkpointed before the error is thrown.
     public func run() throws -> RunSummary {
-        try FileManager.default.createDirectory(atPath: outputs.checkpointFolder, withIntermediateDirectories: true)
+        let lock = try FolderLock(folder: outputs.checkpointFolder, purpose: "a training run's checkpoints")
+        defer { withExtendedLifetime(lock) {} }
         var stopped: Int32?
         do {
             stopped = try loop()
