@@ -50,15 +50,16 @@ struct Adapt: ParsableCommand {
 
     /// How the trained model adapts to the labelled examples, and its description.
     func adaptation(_ model: TrainedModel) throws -> (MetaTest.Adaptation, String) {
+        let setting: StudyPlan.Adaptation, description: String
         if let adamRate {
             let n = steps ?? 100
-            let modelCount = try MetaLayout(config: model.config).model.count
-            return (.fineTune(start: Array(model.meta.prefix(modelCount)), settings: .init(steps: n, learningRate: adamRate)),
-                    "\(n) Adam steps at \(adamRate)")
+            (setting, description) = (.fineTune(.init(steps: n, learningRate: adamRate)), "\(n) Adam steps at \(adamRate)")
+        } else {
+            let n = steps ?? model.config.innerSteps
+            (setting, description) = (.inner(steps: n, rateScale: rateScale), "\(n) inner steps\(rateScale == 1 ? "" : " at \(rateScale)x its rates")")
         }
-        let n = steps ?? model.config.innerSteps
-        return (.maml(meta: model.meta, config: model.config, steps: n, rateScale: rateScale),
-                "\(n) inner steps\(rateScale == 1 ? "" : " at \(rateScale)x its rates")")
+        let modelCount = try MetaLayout(config: model.config).model.count
+        return (setting.adaptation(meta: model.meta, config: model.config, modelCount: modelCount), description)
     }
 
     var isVolume: Bool { support.hasSuffix(".nii") || support.hasSuffix(".nii.gz") }

@@ -73,7 +73,7 @@ struct Demo: ParsableCommand {
         guard let mamlCandidate = standard.candidates.first(where: { $0.name == recipe && $0.family == "maml" }) else {
             throw ValidationError("--recipe takes one of \(standard.candidates.filter { $0.family == "maml" }.map(\.name).joined(separator: ", "))")
         }
-        guard (16...1024).contains(imageSize), imageSize % 4 == 0 else { throw ValidationError("--image-size must be a multiple of 4 in 16...1024") }
+        try DataOptions.checkImageSize(imageSize)
         guard transferLr.isFinite, transferLr > 0, transferLr < 1 else { throw ValidationError("--transfer-lr takes a rate in (0, 1)") }
         guard budget.isFinite, budget > 0, budget <= 1e6 else { throw ValidationError("--budget takes core-seconds in (0, 1e6]") }
         guard (0...64).contains(localWorkers), (1...64).contains(threads) else { throw ValidationError("--local-workers takes 0...64, --threads 1...64") }

@@ -38,10 +38,13 @@ extension SliceAxis: ExpressibleByArgument {}
 
 extension DataOptions {
     /// Preprocessing options from the flags.
+    /// The model input sizes the U-Net takes (two 2x2 poolings): refuses any other.
+    static func checkImageSize(_ size: Int) throws {
+        guard (16...1024).contains(size), size % 4 == 0 else { throw ValidationError("--image-size must be a multiple of 4 in 16...1024") }
+    }
+
     func volumeOptions() throws -> VolumeOptions {
-        guard (16...1024).contains(imageSize), imageSize % 4 == 0 else {
-            throw ValidationError("--image-size must be a multiple of 4 in 16...1024")
-        }
+        try Self.checkImageSize(imageSize)
         var options = VolumeOptions()
         options.size = imageSize
         options.axis = axis

@@ -37,6 +37,16 @@ struct StudyPlan: Codable, Sendable, Equatable {
         /// Adam fine-tuning.
         case fineTune(Baselines.FineTune)
 
+        /// This setting applied to trained meta-parameters `meta` (the model's `modelCount`
+        /// values first, then any learned inner rates): the inner rule runs on all of them,
+        /// Adam fine-tunes the model's part.
+        func adaptation(meta: [Float], config: MetaConfig, modelCount: Int) -> MetaTest.Adaptation {
+            switch self {
+            case .inner(let steps, let scale): .maml(meta: meta, config: config, steps: steps, rateScale: scale)
+            case .fineTune(let f): .fineTune(start: Array(meta.prefix(modelCount)), settings: f)
+            }
+        }
+
         var description: String {
             switch self {
             case .inner(let steps, let scale): "\(steps) inner steps, rates x\(scale)"

@@ -393,10 +393,7 @@ final class StudyRunner: @unchecked Sendable {
 
         /// The adaptation of this snapshot with one setting of a grid.
         func adaptation(_ setting: StudyPlan.Adaptation) -> MetaTest.Adaptation {
-            switch setting {
-            case .inner(let steps, let scale): .maml(meta: values, config: config, steps: steps, rateScale: scale)
-            case .fineTune(let f): .fineTune(start: Array(values.prefix(modelCount)), settings: f)
-            }
+            setting.adaptation(meta: values, config: config, modelCount: modelCount)
         }
     }
 
