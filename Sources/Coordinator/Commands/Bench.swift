@@ -17,17 +17,32 @@ struct EngineBench: ParsableCommand {
         abstract: "W1 forward, forward+backward and Hessian-vector product (recomputed and replayed), single-threaded.")
 
     @Option(help: "Images per batch.") var batch = 5
+    @Option(help: "Image side in pixels (W1: 64; the demo's model: 32).") var imageSize = 64
+    @Option(help: "Channels of the U-Net's first level (W1: 16; the demo's model: 8).") var baseChannels = 16
     @Option(help: "Timed repetitions (the median is reported).") var repetitions = 20
     @Flag(help: "Time every layer and matrix product: where each pass's time goes, and the share outside matrix products.")
     var profile = false
 
+    func validate() throws {
+        guard batch >= 1, repetitions >= 1 else { throw ValidationError("--batch and --repetitions must be positive") }
+        guard imageSize >= 4, imageSize <= 1024, imageSize % 4 == 0 else {
+            throw ValidationError("--image-size must be a multiple of 4 (two 2x2 poolings) from 4 to 1024")
+        }
+        guard (4...256).contains(baseChannels), baseChannels % 4 == 0 else {
+            throw ValidationError("--base-channels must be a multiple of 4 (GroupNorm's 4 groups) from 4 to 256")
+        }
+    }
+
     func run() throws {
+        let config = UNetConfig(height: imageSize, width: imageSize, baseChannels: baseChannels)
+        let bench = EngineBenchmark(config: config, batch: batch, repetitions: repetitions)
         if profile {
-            print(try EngineBenchmark(batch: batch, repetitions: repetitions).profile())
+            print(try bench.profile())
             return
         }
-        let results = try EngineBenchmark(batch: batch, repetitions: repetitions).run()
-        print("# W1 (unet-w1), \(batch) images 64x64, 1 thread, \(BLAS.kernelDescription)")
+        let results = try bench.run()
+        let model = config == .w1 ? "W1 (unet-w1)" : "U-Net \(baseChannels) base channels"
+        print("# \(model), \(batch) images \(imageSize)x\(imageSize), 1 thread, \(BLAS.kernelDescription)")
         for r in results {
             let label = r.name.padding(toLength: 34, withPad: " ", startingAt: 0)
             print(label + String(format: " %9.2f ms %8.1f GFLOP/s", r.milliseconds, r.gflops))

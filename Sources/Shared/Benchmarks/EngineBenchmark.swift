@@ -109,7 +109,8 @@ extension EngineBenchmark {
             default: return "\(spec.nodes[node].op)".split(separator: "(").first.map(String.init) ?? "?"
             }
         }
-        var out = ["# profile: W1, \(batch) images, 1 thread, \(BLAS.kernelDescription); per call, median-free means over \(repetitions) calls"]
+        let model = config == .w1 ? "W1" : "U-Net \(config.baseChannels) base channels, \(config.height)x\(config.width)"
+        var out = ["# profile: \(model), \(batch) images, 1 thread, \(BLAS.kernelDescription); per call, median-free means over \(repetitions) calls"]
         var convDetail: [String: EngineProfile.Entry] = [:]
         for (name, _, body) in cases {
             for _ in 0..<warmup { body() }
