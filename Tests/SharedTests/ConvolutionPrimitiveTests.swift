@@ -75,4 +75,47 @@ import TestSupport
         _ = gradient(1)
         #expect(gradient(2) == first)
     }
+
+    /// A forward pass stages each convolution's input in the pass's saved state, and the
+    /// backward and tangent passes of that pass read it there. So the copy belongs to its
+    /// pass: after passes over other images and batch sizes on the network's own buffers, a
+    /// tape's replayed Hessian-vector product has the bits of a recomputed one, and every
+    /// gradient has the bits of a fresh network's.
+    @Test func savedInputsBelongToTheirPass() throws {
+        var g = GraphBuilder(channels: 1, height: 8, width: 8)
+        let a = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 2, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), b)
+        let d = g.add(.groupNorm(groups: 2, epsilon: 1e-5), c)
+        let e = g.add(.conv2d(outChannels: 3, kernel: 3, bias: false), d)
+        let spec = g.head(e)
+        let net = try Network<Float>(spec: spec, capacity: 4)
+        let p = Problem<Float>(layout: net.layout, input: spec.input, batch: 4, seed: 9)
+        let q = Problem<Float>(layout: net.layout, input: spec.input, batch: 4, seed: 10)
+        let n = net.layout.count
+        func gradient(_ network: Network<Float>, _ x: Problem<Float>, batch: Int, tape: Network<Float>.Tape? = nil) -> [Float] {
+            var out = [Float](repeating: 0, count: n)
+            _ = network.gradient(parameters: x.parameters, images: x.images, masks: x.masks, batch: batch, into: &out, recordingInto: tape)
+            return out
+        }
+        func product(_ network: Network<Float>, _ x: Problem<Float>, batch: Int, tape: Network<Float>.Tape? = nil) -> [Float] {
+            var out = [Float](repeating: 0, count: n)
+            _ = network.hessianVectorProduct(parameters: x.parameters, direction: x.direction, images: x.images, masks: x.masks,
+                                             batch: batch, into: &out, replaying: tape)
+            return out
+        }
+        let tape = net.makeTape()
+        let recorded = gradient(net, p, batch: 3, tape: tape)
+        let others = [gradient(net, q, batch: 4), gradient(net, q, batch: 1), product(net, q, batch: 2)]
+        let replayed = product(net, p, batch: 3, tape: tape)
+
+        let fresh = { try Network<Float>(spec: spec, capacity: 4) }
+        #expect(recorded == gradient(try fresh(), p, batch: 3))
+        #expect(others[0] == gradient(try fresh(), q, batch: 4))
+        #expect(others[1] == gradient(try fresh(), q, batch: 1))
+        #expect(others[2] == product(try fresh(), q, batch: 2))
+        #expect(replayed.map(\.bitPattern) == product(try fresh(), p, batch: 3).map(\.bitPattern))
+        // Against the network's own buffers, now last used at another batch size.
+        #expect(replayed == product(net, p, batch: 3))
+    }
 }

@@ -38,6 +38,8 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
     var smallCount: Int { 2 * outChannels * columnRows }
 
     public var parameterSpecs: [ParameterSpec] { [weight] + (bias.map { [$0] } ?? []) }
+    /// The primitives keep the forward's staged input for the pass's other calls.
+    public var stateBytes: Int { primitives?.stateBytes ?? 0 }
 
     private var plane: Int { input.plane }
     private var outCount: Int { outChannels * input.plane }
@@ -78,7 +80,7 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         let b = bias.map { p.values + $0.offset }
         if let primitives {
             return primitives.forward(x: io.inputs[0].value, weight: w, bias: b, y: io.output.value,
-                                      batch: io.batch, scratch: io.workspace.primitives)
+                                      batch: io.batch, state: io.state, scratch: io.workspace.primitives)
         }
         let colBuffer = io.workspace.columns.pointer
         for n in 0..<io.batch {
@@ -100,7 +102,7 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
                 x: io.inputs[0].value, xTangent: nil, weight: w, weightTangent: nil, dy: dy, dyTangent: nil,
                 dx: io.inputs[0].cotangent, dxTangent: nil, accumulate: io.accumulate[0],
                 weightGradient: p.gradient.map { $0 + weight.offset }, weightGradientTangent: nil,
-                batch: io.batch, scratch: io.workspace.primitives)
+                batch: io.batch, state: io.state, scratch: io.workspace.primitives)
             if let g = p.gradient, let bias { biasGradient(dy, batch: io.batch, into: g + bias.offset) }
             return
         }
@@ -191,7 +193,7 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
         if let primitives {
             return primitives.forwardTangent(
                 x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, biasTangent: bt,
-                yTangent: yt, batch: io.batch, scratch: io.workspace.primitives)
+                yTangent: yt, batch: io.batch, state: io.state, scratch: io.workspace.primitives)
         }
         let k = columnRows
         // [W | W-dot] as one Cout x 2K matrix, so each image needs a single gemm.
@@ -244,7 +246,7 @@ public struct Conv2d<Scalar: EngineScalar>: Layer {
                 x: io.inputs[0].value, xTangent: xt, weight: w, weightTangent: wt, dy: dy, dyTangent: dyt,
                 dx: nil, dxTangent: dxt, accumulate: io.accumulate[0], weightGradient: nil,
                 weightGradientTangent: p.gradientTangent.map { $0 + weight.offset },
-                batch: io.batch, scratch: io.workspace.primitives)
+                batch: io.batch, state: io.state, scratch: io.workspace.primitives)
             if let gt = p.gradientTangent, let bias { biasGradient(dyt, batch: io.batch, into: gt + bias.offset) }
             return
         }
@@ -320,7 +322,7 @@ public struct Conv2dDefinition: LayerDefinition {
         let input = node.inputs[0]
         let primitives = S.self == Float.self && kernel > 1 && BLAS.convolution == .primitives
             ? ConvolutionPrimitives(inChannels: input.channels, outChannels: outChannels, height: input.height,
-                                    width: input.width, kernel: kernel, hasBias: bias)
+                                    width: input.width, kernel: kernel, hasBias: bias, capacity: node.capacity)
             : nil
         let conv = Conv2d<S>(input: input, outChannels: outChannels, kernel: kernel, hasBias: bias,
                              weight: node.parameters[0], bias: bias ? node.parameters[1] : nil, primitives: primitives)

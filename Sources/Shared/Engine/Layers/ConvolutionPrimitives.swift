@@ -6,7 +6,10 @@ import CDNNL
 /// padding k/2.
 ///
 /// The engine keeps activations NCHW and weights OIHW; each call reorders its operands into
-/// the primitive's layout in workspace slots and its results back; even with those
+/// the primitive's layout in workspace slots and its results back, except the input x: the
+/// forward pass stages it in the layer's saved state (`stateBytes`, kept with the pass's
+/// buffers, so a tape keeps it too), and the backward and tangent passes of that pass read
+/// it there instead of reordering it again. Even with those
 /// reorders W1 runs 1.4-2.3x faster than with im2col + `dnnl_sgemm` (BENCHMARKS.md,
 /// issue 16), the convolutions themselves at about the one-core `dnnl_sgemm` peak. The tangent rules reuse the same three primitives, since the
 /// convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a convolution plus a second
@@ -21,8 +24,13 @@ import CDNNL
 final class ConvolutionPrimitives {
     let inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool
     private var plans: [Int: Plan] = [:]
+    /// Bytes of the layer's saved state per pass: a header (the batch of the copy held, 0 if
+    /// none) and the forward's input in the primitive's layout for `capacity` images; 0 when
+    /// the forward takes the input as it is.
+    private(set) var stateBytes = 0
+    private static let header = 64
 
-    init(inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool) {
+    init(inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool, capacity: Int) {
         precondition(kernel > 1 && kernel % 2 == 1, "oneDNN path is for odd kernels larger than 1")
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -30,6 +38,30 @@ final class ConvolutionPrimitives {
         self.width = width
         self.kernel = kernel
         self.hasBias = hasBias
+        let source = plan(batch: capacity).forwardSource
+        stateBytes = source.same ? 0 : Self.header + source.bytes
+    }
+
+    /// The forward pass's input x in its layout, saved in `state` for `batch` images: staged
+    /// there now (`saving`), or as a later pass of the same forward finds it. Nil when not
+    /// saved (the layouts agree, no state, or it does not fit); then x is staged as any operand.
+    private func savedSource(_ plan: Plan, _ x: UnsafeRawPointer, state: UnsafeMutableRawPointer?, batch: Int,
+                             saving: Bool, _ staging: inout Staging) -> UnsafeRawPointer? {
+        guard let state else { return nil }
+        let held = state.bindMemory(to: Int.self, capacity: 1)
+        let copy = state + Self.header
+        if saving {
+            guard !plan.forwardSource.same, Self.header + plan.forwardSource.bytes <= stateBytes else {
+                held.pointee = 0
+                return nil
+            }
+            plan.forwardSource.importPlain(x, into: copy, stream: staging.stream)
+            held.pointee = batch
+        } else if held.pointee != batch {
+            return nil
+        }
+        staging.adopt(plan.forwardSource, x, staged: copy)
+        return UnsafeRawPointer(copy)
     }
 
     /// Runs one primitive call, reporting its time and arithmetic to the engine profile if one
@@ -46,14 +78,14 @@ final class ConvolutionPrimitives {
         return plan
     }
 
-    /// y = conv(x, W) + b.
+    /// y = conv(x, W) + b; x staged in `state` for the later passes.
     func forward(
         x: UnsafeRawPointer, weight: UnsafeRawPointer, bias: UnsafeRawPointer?, y: UnsafeMutableRawPointer,
-        batch: Int, scratch: PrimitiveScratch
+        batch: Int, state: UnsafeMutableRawPointer?, scratch: PrimitiveScratch
     ) {
         let plan = plan(batch: batch)
         var staging = Staging(scratch)
-        let xs = staging.stage(plan.forwardSource, x)
+        let xs = savedSource(plan, x, state: state, batch: batch, saving: true, &staging) ?? staging.stage(plan.forwardSource, x)
         let ws = staging.stage(plan.forwardWeights, weight)
         let ys = staging.output(plan.forwardDestination, y)
         record(batch: batch) { plan.runForward(xs, ws, bias, ys, accumulate: false, scratch) }
@@ -63,11 +95,12 @@ final class ConvolutionPrimitives {
     /// y-dot = conv(x-dot, W) + conv(x, W-dot) + b-dot (x-dot nil: zero).
     func forwardTangent(
         x: UnsafeRawPointer, xTangent: UnsafeRawPointer?, weight: UnsafeRawPointer, weightTangent: UnsafeRawPointer,
-        biasTangent: UnsafeRawPointer?, yTangent: UnsafeMutableRawPointer, batch: Int, scratch: PrimitiveScratch
+        biasTangent: UnsafeRawPointer?, yTangent: UnsafeMutableRawPointer, batch: Int,
+        state: UnsafeMutableRawPointer?, scratch: PrimitiveScratch
     ) {
         let plan = plan(batch: batch)
         var staging = Staging(scratch)
-        let xs = staging.stage(plan.forwardSource, x)
+        let xs = savedSource(plan, x, state: state, batch: batch, saving: false, &staging) ?? staging.stage(plan.forwardSource, x)
         let wts = staging.stage(plan.forwardWeights, weightTangent)
         let yts = staging.output(plan.forwardDestination, yTangent)
         if let xTangent {
@@ -90,10 +123,13 @@ final class ConvolutionPrimitives {
         dy: UnsafeRawPointer, dyTangent: UnsafeRawPointer?,
         dx: UnsafeMutableRawPointer?, dxTangent: UnsafeMutableRawPointer?, accumulate: Bool,
         weightGradient: UnsafeMutableRawPointer?, weightGradientTangent: UnsafeMutableRawPointer?,
-        batch: Int, scratch: PrimitiveScratch
+        batch: Int, state: UnsafeMutableRawPointer?, scratch: PrimitiveScratch
     ) {
         let plan = plan(batch: batch)
         var staging = Staging(scratch)
+        // Backward weights takes x in the forward's layout where the layouts agree (the
+        // staging finds the saved copy by layout class).
+        _ = savedSource(plan, x, state: state, batch: batch, saving: false, &staging)
         bilinear(plan.weightsSource, x, xTangent, plan.weightsDiffDestination, dy, dyTangent,
                  into: plan.weightsDiffWeights, weightGradient, weightGradientTangent, adding: false,
                  &staging, batch: batch) { x, dy, out in plan.runBackwardWeights(x, dy, out, scratch) }
@@ -295,6 +331,14 @@ struct Staging {
 
     init(_ scratch: PrimitiveScratch) { self.scratch = scratch }
 
+    var stream: dnnl_stream_t { scratch.stream }
+
+    /// Records `copy` as `plain` staged in `operand`'s layout (made elsewhere), so that a
+    /// later `stage` of the same tensor in the same layout uses it.
+    mutating func adopt(_ operand: Operand, _ plain: UnsafeRawPointer, staged copy: UnsafeMutableRawPointer) {
+        staged.append((plain, operand.layoutClass, copy))
+    }
+
     /// An input: the plain tensor itself if the layouts agree, else its staged copy.
     mutating func stage(_ operand: Operand, _ plain: UnsafeRawPointer) -> UnsafeRawPointer {
         if operand.same { return plain }
@@ -340,10 +384,12 @@ private final class Plan {
     private let backwardWeights: Primitive
     private let biasDescriptor: dnnl_memory_desc_t
 
-    /// A created primitive and the layout of its scratchpad.
+    /// A created primitive, the layout of its scratchpad, and one memory object per argument
+    /// (made on first use; a call only points them at its buffers).
     final class Primitive {
         let primitive: dnnl_primitive_t
         let scratchpad: dnnl_memory_desc_t
+        private var memories: [Int32: dnnl_memory_t] = [:]
 
         init(_ descriptor: dnnl_primitive_desc_t) {
             var primitive: dnnl_primitive_t?
@@ -353,27 +399,39 @@ private final class Plan {
             dnnl_primitive_desc_destroy(descriptor)
         }
 
-        deinit { dnnl_primitive_destroy(primitive) }
+        deinit {
+            for memory in memories.values { dnnl_memory_destroy(memory) }
+            dnnl_primitive_destroy(primitive)
+        }
+
+        /// The memory object of `argument` (whose layout never changes for this primitive),
+        /// pointing at `pointer`.
+        private func memory(_ argument: Int32, _ descriptor: dnnl_memory_desc_t, _ pointer: UnsafeRawPointer) -> dnnl_memory_t {
+            let handle = UnsafeMutableRawPointer(mutating: pointer)
+            if let memory = memories[argument] {
+                check(dnnl_memory_set_data_handle(memory, handle), "handle")
+                return memory
+            }
+            var descriptor = descriptor
+            var memory: dnnl_memory_t?
+            check(dnnl_memory_create(&memory, &descriptor, cpuEngine, handle), "memory")
+            memories[argument] = memory!
+            return memory!
+        }
 
         func run(_ arguments: [(Int32, UnsafeRawPointer, dnnl_memory_desc_t)], _ scratch: PrimitiveScratch) {
             // This thread's OpenMP team size: one, so a call never forks and its kernel is fixed.
             omp_set_num_threads(1)
-            var memories: [dnnl_memory_t] = []
-            defer { for memory in memories { dnnl_memory_destroy(memory) } }
-            var list: [dnnl_exec_arg_t] = []
             var pad = scratchpad
             let padPointer = scratch.scratchpad(bytes: dnnl_memory_desc_get_size(&pad))
-            for (argument, pointer, descriptor) in arguments + [(Argument.scratchpad, UnsafeRawPointer(padPointer), pad)] {
-                var descriptor = descriptor
-                var memory: dnnl_memory_t?
-                check(dnnl_memory_create(&memory, &descriptor, cpuEngine, UnsafeMutableRawPointer(mutating: pointer)), "memory")
-                memories.append(memory!)
-                list.append(dnnl_exec_arg_t(arg: argument, memory: memory!))
+            var list = [dnnl_exec_arg_t(arg: Argument.scratchpad, memory: memory(Argument.scratchpad, pad, padPointer))]
+            list.reserveCapacity(arguments.count + 1)
+            for (argument, pointer, descriptor) in arguments {
+                list.append(dnnl_exec_arg_t(arg: argument, memory: memory(argument, descriptor, pointer)))
             }
             check(dnnl_primitive_execute(primitive, scratch.stream, Int32(list.count), list), "execute")
         }
     }
-
     init(_ layer: ConvolutionPrimitives, batch: Int) {
         omp_set_num_threads(1)
         let k = Int64(layer.kernel), pad = Int64(layer.kernel / 2)
