@@ -87,7 +87,7 @@ let package = Package(
         .testTarget(
             name: "SharedTests",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training", "Wire",
-                           "Transport", "Cluster", "Service", "TestSupport", logging],
+                           "Transport", "Cluster", "Service", "TestSupport", logging, numerics],
             exclude: ["Fixtures"]),
     ]
 )

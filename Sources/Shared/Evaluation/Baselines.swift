@@ -80,16 +80,15 @@ public enum Baselines {
                                 settings: FineTune, checkpoints: [Int]) -> [[Float]] {
         precondition(!checkpoints.isEmpty && checkpoints.allSatisfy { $0 >= 0 }, "checkpoints must be step counts")
         let tuned = settings.headOnly ? network.spec.headRange(network.layout) : 0..<start.count
-        var params = start, slice = Array(start[tuned])
-        var state = Adam.State(count: slice.count)
+        var params = start
+        var state = Adam.State(count: tuned.count)
         let adam = Adam(learningRate: settings.learningRate)
         var g = [Float](repeating: 0, count: params.count)
         let batch = images.count / network.spec.input.count
         var out = checkpoints.map { $0 == 0 ? params : [] }
         for step in 0..<checkpoints.max()! {
             _ = network.gradient(parameters: params, images: images, masks: masks, batch: batch, into: &g)
-            adam.update(parameters: &slice, gradient: Array(g[tuned]), state: &state)
-            params.replaceSubrange(tuned, with: slice)
+            adam.update(parameters: &params, range: tuned, gradient: g, state: &state)
             for (c, k) in checkpoints.enumerated() where k == step + 1 { out[c] = params }
         }
         return out

@@ -91,13 +91,15 @@ public struct JointTraining {
                                              masks: Array(masks[(start * plane)..<((start + n) * plane)]), batch: n, into: &g)
                         if var h = heads[ref.task] {
                             // The body with the shared state, the task's head with its own.
-                            var body = Array(params[..<head.lowerBound])
-                            adam.update(parameters: &body, gradient: Array(g[..<head.lowerBound]), state: &state)
-                            params.replaceSubrange(..<head.lowerBound, with: body)
-                            headAdam.update(parameters: &h.values, gradient: Array(g[head]), state: &h.state)
+                            adam.update(parameters: &params, range: 0..<head.lowerBound, gradient: g, state: &state)
+                            h.values.withUnsafeMutableBufferPointer { values in
+                                g.withUnsafeBufferPointer { g in
+                                    headAdam.update(parameters: values, gradient: UnsafeBufferPointer(rebasing: g[head]), state: &h.state)
+                                }
+                            }
                             heads[ref.task] = h
                         } else {
-                            adam.update(parameters: &params, gradient: g, state: &state)
+                            adam.update(parameters: &params, range: params.indices, gradient: g, state: &state)
                         }
                         start += n
                     }
