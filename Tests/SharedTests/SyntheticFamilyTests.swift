@@ -100,4 +100,34 @@ import TestSupport
         #expect(TaskSplit.matches("Task0?_*", "Task09_Spleen"))
         #expect(TaskSplit.matches("*", ""))
     }
+
+    /// Two readers of one sample stream on two threads, as a study's joint trainings run:
+    /// each gets the bits the family renders, most samples are rendered once, and nothing
+    /// outlives its last reader. With no room to keep anything each reader renders its own.
+    @Test(arguments: [256 << 20, 0])
+    func sharedSamplesRenderOnceForTwoReaders(byteLimit: Int) throws {
+        let family = SyntheticFamily(size: 16)
+        let shared = SharedSamples(family, readers: 2, byteLimit: byteLimit)
+        let refs = (0..<40).map { TaskRef(task: $0 % family.taskNames.count, index: UInt64($0) &* 0x9E37_79B9) }
+        let results = Locked([[Result<TaskSample, DataError>]](repeating: [], count: 2))
+        DispatchQueue.concurrentPerform(iterations: 2) { reader in
+            let got = refs.map { ref in Result { () throws(DataError) in try shared.sample(task: ref.task, index: ref.index, seed: 3, support: 2, query: 1) } }
+            results.withLock { $0[reader] = got }
+        }
+        let expected = try refs.map { try family.sample(task: $0.task, index: $0.index, seed: 3, support: 2, query: 1) }
+        let got = try results.withLock { $0 }.map { try $0.map { try $0.get() } }
+        #expect(got[0] == expected && got[1] == expected)
+        let counts = shared.statistics
+        #expect(counts.rendered + counts.shared == 2 * refs.count)
+        if byteLimit == 0 {
+            #expect(counts.shared == 0)
+        } else {
+            // Two threads may render one sample at the same time; never all of them.
+            #expect(counts.rendered < 2 * refs.count && counts.shared > 0)
+        }
+        // Every sample has had both reads: none is kept.
+        let (rendered, _) = counts
+        _ = try shared.sample(task: refs[0].task, index: refs[0].index, seed: 3, support: 2, query: 1)
+        #expect(shared.statistics.rendered == rendered + 1)
+    }
 }

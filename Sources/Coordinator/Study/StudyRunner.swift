@@ -98,9 +98,13 @@ final class StudyRunner: @unchecked Sendable {
         }
         if joint.count > 1 && settings.threads > 1 {
             try stage("training \(joint.map(\.name).joined(separator: " and "))") {
+                // They draw the same samples (the same seed and meta-batches): each is rendered once.
+                let shared = SharedSamples(source, readers: min(settings.threads, joint.count))
                 let pool = ComputePool<Void, Int, Result<StudyState.Trained, Error>>(threads: min(settings.threads, joint.count)) { _ in () }
-                let results = pool.run(Array(joint.indices)) { _, i, _ in Result { try self.train(joint[i]) } }
+                let results = pool.run(Array(joint.indices)) { _, i, _ in Result { try self.train(joint[i], source: shared) } }
                 for (candidate, result) in zip(joint, results) { state.trained[candidate.name] = try result.get() }
+                let counts = shared.statistics
+                logger.debug("joint training side by side: \(counts.rendered) samples rendered, \(counts.shared) shared")
             }
         }
         for candidate in plan.candidates where state.trained[candidate.name] == nil {
@@ -226,7 +230,9 @@ final class StudyRunner: @unchecked Sendable {
         max(Int((seconds / cost).rounded(.down)), 1)
     }
 
-    private func train(_ candidate: StudyPlan.Candidate) throws -> StudyState.Trained {
+    /// Trains a candidate; joint training reads its samples from `source` (the study's by
+    /// default; a shared cache when candidates train side by side).
+    private func train(_ candidate: StudyPlan.Candidate, source jointSource: TaskSource? = nil) throws -> StudyState.Trained {
         let budget = settings.budget
         // Snapshots already taken by an interrupted attempt are kept; the phases are
         // deterministic, so they are not taken again.
@@ -261,7 +267,7 @@ final class StudyRunner: @unchecked Sendable {
             let cost = costs[Self.costKey(joint: heads)]!
             let total = steps(cost, seconds: budget)
             let marks = snapshotSteps(total)
-            _ = try jointTraining(heads: heads, rate: rate, steps: total) { step, model in
+            _ = try jointTraining(heads: heads, rate: rate, steps: total, source: jointSource ?? source) { step, model in
                 if let f = marks[step] {
                     record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                 }
@@ -281,7 +287,7 @@ final class StudyRunner: @unchecked Sendable {
                     cost = costs[Self.costKey(joint: .perTask)]!
                     total = steps(cost, seconds: half)
                     let marks = snapshotSteps(total, within: 0.5)
-                    initial = try jointTraining(heads: .perTask, rate: 1e-3, steps: total) { step, model in
+                    initial = try jointTraining(heads: .perTask, rate: 1e-3, steps: total, source: source) { step, model in
                         if let f = marks[step] {
                             record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                         }
@@ -349,7 +355,7 @@ final class StudyRunner: @unchecked Sendable {
         return marks
     }
 
-    private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int,
+    private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int, source: TaskSource,
                                snapshot: (Int, JointTraining.Model) -> Void) throws -> JointTraining.Model {
         var s = JointTraining.Settings(heads: heads, learningRate: rate, steps: steps)
         s.cosine = true

@@ -1,0 +1,102 @@
+import Core
+import Foundation
+
+/// A task source that renders each sample once for several readers of the same stream:
+/// phases that run side by side on one seed (a study's joint-training candidates draw
+/// exactly the same samples, step for step) share the rendering.
+///
+/// A sample is kept until `readers` reads have taken it, within `byteLimit` bytes; past
+/// that the oldest go first, and a reader that comes for one later renders it again. A
+/// source is deterministic, so that copy has the same bits: the cache changes the time a
+/// run takes, never its results. Errors are not kept. Thread-safe.
+public final class SharedSamples: TaskSource, @unchecked Sendable {
+    public let base: TaskSource
+    public let readers: Int
+    public let byteLimit: Int
+
+    private struct Key: Hashable {
+        var task: Int, index: UInt64, seed: UInt64, support: Int, query: Int
+    }
+    private let lock = NSLock()
+    private var kept: [Key: (sample: TaskSample, reads: Int)] = [:]
+    /// Keys in the order they were kept (some already taken by every reader).
+    private var order: [Key] = []
+    private var oldest = 0
+    private var bytes = 0
+    private var counts = (rendered: 0, shared: 0)
+
+    /// Samples rendered, and reads served from the cache.
+    public var statistics: (rendered: Int, shared: Int) { lock.withLock { counts } }
+
+    public init(_ base: TaskSource, readers: Int, byteLimit: Int = 256 << 20) {
+        precondition(readers >= 1 && byteLimit >= 0, "a shared source needs a reader and a non-negative limit")
+        self.base = base
+        self.readers = readers
+        self.byteLimit = byteLimit
+    }
+
+    public var identity: DatasetIdentity { base.identity }
+    public var imageShape: FeatureShape { base.imageShape }
+    public var taskNames: [String] { base.taskNames }
+    public var defaultSplit: TaskSplit { base.defaultSplit }
+
+    public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
+        let key = Key(task: task, index: index, seed: seed, support: support, query: query)
+        if let hit = take(key) { return hit }
+        // Rendered outside the lock, so readers never wait for each other's rendering.
+        let sample = try base.sample(task: task, index: index, seed: seed, support: support, query: query)
+        keep(key, sample)
+        return sample
+    }
+
+    private static func size(_ s: TaskSample) -> Int {
+        (s.supportImages.count + s.supportMasks.count + s.queryImages.count + s.queryMasks.count) * MemoryLayout<Float>.stride
+    }
+
+    private func take(_ key: Key) -> TaskSample? {
+        lock.withLock {
+            guard var entry = kept[key] else { return nil }
+            counts.shared += 1
+            entry.reads += 1
+            if entry.reads >= readers {
+                kept[key] = nil
+                bytes -= Self.size(entry.sample)
+            } else {
+                kept[key] = entry
+            }
+            return entry.sample
+        }
+    }
+
+    private func keep(_ key: Key, _ sample: TaskSample) {
+        lock.withLock {
+            counts.rendered += 1
+            if var entry = kept[key] {
+                // Another reader rendered it at the same time: this read counts as one.
+                entry.reads += 1
+                if entry.reads >= readers {
+                    kept[key] = nil
+                    bytes -= Self.size(entry.sample)
+                } else {
+                    kept[key] = entry
+                }
+                return
+            }
+            let size = Self.size(sample)
+            guard readers > 1, size <= byteLimit else { return }
+            kept[key] = (sample, 1)
+            order.append(key)
+            bytes += size
+            while bytes > byteLimit, oldest < order.count {
+                if let evicted = kept.removeValue(forKey: order[oldest]) { bytes -= Self.size(evicted.sample) }
+                oldest += 1
+            }
+            // Keys every reader has taken leave the front; the array is compacted now and then.
+            while oldest < order.count, kept[order[oldest]] == nil { oldest += 1 }
+            if oldest > 1024 && oldest * 2 > order.count {
+                order.removeFirst(oldest)
+                oldest = 0
+            }
+        }
+    }
+}
