@@ -8,7 +8,8 @@ import Foundation
 /// A sample is kept until `readers` reads have taken it, within `byteLimit` bytes; past
 /// that the oldest go first, and a reader that comes for one later renders it again. A
 /// source is deterministic, so that copy has the same bits: the cache changes the time a
-/// run takes, never its results. Errors are not kept. Thread-safe.
+/// run takes, never its results. Errors are not kept. Thread-safe: readers that ask for a
+/// sample another is rendering wait for it rather than render it too.
 public final class SharedSamples: TaskSource, @unchecked Sendable {
     public let base: TaskSource
     public let readers: Int
@@ -17,8 +18,10 @@ public final class SharedSamples: TaskSource, @unchecked Sendable {
     private struct Key: Hashable {
         var task: Int, index: UInt64, seed: UInt64, support: Int, query: Int
     }
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var kept: [Key: (sample: TaskSample, reads: Int)] = [:]
+    /// Samples a reader is rendering now: another reader of one waits for it.
+    private var rendering: Set<Key> = []
     /// Keys in the order they were kept (some already taken by every reader).
     private var order: [Key] = []
     private var oldest = 0
@@ -26,7 +29,11 @@ public final class SharedSamples: TaskSource, @unchecked Sendable {
     private var counts = (rendered: 0, shared: 0)
 
     /// Samples rendered, and reads served from the cache.
-    public var statistics: (rendered: Int, shared: Int) { lock.withLock { counts } }
+    public var statistics: (rendered: Int, shared: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return counts
+    }
 
     public init(_ base: TaskSource, readers: Int, byteLimit: Int = 256 << 20) {
         precondition(readers >= 1 && byteLimit >= 0, "a shared source needs a reader and a non-negative limit")
@@ -42,61 +49,60 @@ public final class SharedSamples: TaskSource, @unchecked Sendable {
 
     public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
         let key = Key(task: task, index: index, seed: seed, support: support, query: query)
-        if let hit = take(key) { return hit }
-        // Rendered outside the lock, so readers never wait for each other's rendering.
-        let sample = try base.sample(task: task, index: index, seed: seed, support: support, query: query)
-        keep(key, sample)
-        return sample
+        condition.lock()
+        // Readers in step ask for a sample at the same moment: one renders, the other waits.
+        while rendering.contains(key) { condition.wait() }
+        if let hit = take(key) {
+            condition.unlock()
+            return hit
+        }
+        rendering.insert(key)
+        condition.unlock()
+        let result = Result { () throws(DataError) in try base.sample(task: task, index: index, seed: seed, support: support, query: query) }
+        condition.lock()
+        rendering.remove(key)
+        counts.rendered += 1
+        if case .success(let sample) = result { keep(key, sample) }
+        condition.broadcast()
+        condition.unlock()
+        return try result.get()
     }
 
     private static func size(_ s: TaskSample) -> Int {
         (s.supportImages.count + s.supportMasks.count + s.queryImages.count + s.queryMasks.count) * MemoryLayout<Float>.stride
     }
 
+    /// A kept sample, counting the read (under the lock).
     private func take(_ key: Key) -> TaskSample? {
-        lock.withLock {
-            guard var entry = kept[key] else { return nil }
-            counts.shared += 1
-            entry.reads += 1
-            if entry.reads >= readers {
-                kept[key] = nil
-                bytes -= Self.size(entry.sample)
-            } else {
-                kept[key] = entry
-            }
-            return entry.sample
+        guard var entry = kept[key] else { return nil }
+        counts.shared += 1
+        entry.reads += 1
+        if entry.reads >= readers {
+            kept[key] = nil
+            bytes -= Self.size(entry.sample)
+        } else {
+            kept[key] = entry
         }
+        return entry.sample
     }
 
+    /// Keeps a sample just rendered for the other readers, oldest out past the limit (under
+    /// the lock).
     private func keep(_ key: Key, _ sample: TaskSample) {
-        lock.withLock {
-            counts.rendered += 1
-            if var entry = kept[key] {
-                // Another reader rendered it at the same time: this read counts as one.
-                entry.reads += 1
-                if entry.reads >= readers {
-                    kept[key] = nil
-                    bytes -= Self.size(entry.sample)
-                } else {
-                    kept[key] = entry
-                }
-                return
-            }
-            let size = Self.size(sample)
-            guard readers > 1, size <= byteLimit else { return }
-            kept[key] = (sample, 1)
-            order.append(key)
-            bytes += size
-            while bytes > byteLimit, oldest < order.count {
-                if let evicted = kept.removeValue(forKey: order[oldest]) { bytes -= Self.size(evicted.sample) }
-                oldest += 1
-            }
-            // Keys every reader has taken leave the front; the array is compacted now and then.
-            while oldest < order.count, kept[order[oldest]] == nil { oldest += 1 }
-            if oldest > 1024 && oldest * 2 > order.count {
-                order.removeFirst(oldest)
-                oldest = 0
-            }
+        let size = Self.size(sample)
+        guard readers > 1, size <= byteLimit else { return }
+        kept[key] = (sample, 1)
+        order.append(key)
+        bytes += size
+        while bytes > byteLimit, oldest < order.count {
+            if let evicted = kept.removeValue(forKey: order[oldest]) { bytes -= Self.size(evicted.sample) }
+            oldest += 1
+        }
+        // Keys every reader has taken leave the front; the array is compacted now and then.
+        while oldest < order.count, kept[order[oldest]] == nil { oldest += 1 }
+        if oldest > 1024 && oldest * 2 > order.count {
+            order.removeFirst(oldest)
+            oldest = 0
         }
     }
 }
