@@ -10,7 +10,7 @@ public final class FolderLock: @unchecked Sendable {
     }
 
     public let folder: String
-    private var fd: Int32
+    private let fd: Int32
 
     /// Claims `folder` (created if missing) for `purpose` (said in the error).
     public init(folder: String, purpose: String) throws {
