@@ -126,4 +126,22 @@ import TestSupport
         _ = try shared.sample(task: refs[0].task, index: refs[0].index, seed: 3, support: 2, query: 1)
         #expect(shared.statistics.rendered == rendered + 1)
     }
+
+    /// Meta-batches through `samples`, as joint training asks for them: two readers in step
+    /// split the rendering of each batch between them, and still get the family's bits.
+    @Test func sharedMetaBatchesSplitTheRendering() throws {
+        let family = SyntheticFamily(size: 16)
+        let shared = SharedSamples(family, readers: 2)
+        let batches = (0..<10).map { b in (0..<4).map { TaskRef(task: (b * 4 + $0) % 7, index: UInt64(b * 4 + $0) &* 0x5851_F42D) } }
+        let results = Locked([[Result<[TaskSample], DataError>]](repeating: [], count: 2))
+        DispatchQueue.concurrentPerform(iterations: 2) { reader in
+            let got = batches.map { batch in Result { () throws(DataError) in try shared.samples(batch, seed: 5, support: 3, query: 2) } }
+            results.withLock { $0[reader] = got }
+        }
+        let expected = try batches.map { try family.samples($0, seed: 5, support: 3, query: 2) }
+        for reader in 0..<2 {
+            #expect(try results.withLock { $0[reader] }.map { try $0.get() } == expected)
+        }
+        #expect(shared.statistics.rendered == 40 && shared.statistics.shared == 40)
+    }
 }

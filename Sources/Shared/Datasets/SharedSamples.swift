@@ -8,8 +8,9 @@ import Foundation
 /// A sample is kept until `readers` reads have taken it, within `byteLimit` bytes; past
 /// that the oldest go first, and a reader that comes for one later renders it again. A
 /// source is deterministic, so that copy has the same bits: the cache changes the time a
-/// run takes, never its results. Errors are not kept. Thread-safe: readers that ask for a
-/// sample another is rendering wait for it rather than render it too.
+/// run takes, never its results. Errors are not kept. Thread-safe: a reader never renders a
+/// sample another is rendering; given a meta-batch (`samples`), it renders another one
+/// meanwhile.
 public final class SharedSamples: TaskSource, @unchecked Sendable {
     public let base: TaskSource
     public let readers: Int
@@ -48,24 +49,48 @@ public final class SharedSamples: TaskSource, @unchecked Sendable {
     public var defaultSplit: TaskSplit { base.defaultSplit }
 
     public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
-        let key = Key(task: task, index: index, seed: seed, support: support, query: query)
+        try samples([TaskRef(task: task, index: index)], seed: seed, support: support, query: query)[0]
+    }
+
+    /// The samples of `refs`, in order. A reader takes what is kept, renders the first one
+    /// nobody is rendering, and waits only when every one it still needs is being rendered
+    /// by another: readers in step on one meta-batch render different samples at once.
+    public func samples(_ refs: [TaskRef], seed: UInt64, support: Int, query: Int) throws(DataError) -> [TaskSample] {
+        let keys = refs.map { Key(task: $0.task, index: $0.index, seed: seed, support: support, query: query) }
+        var out = [TaskSample?](repeating: nil, count: refs.count)
+        var needed = Array(refs.indices)
         condition.lock()
-        // Readers in step ask for a sample at the same moment: one renders, the other waits.
-        while rendering.contains(key) { condition.wait() }
-        if let hit = take(key) {
+        defer { condition.unlock() }
+        while !needed.isEmpty {
+            var mine: Int?
+            needed.removeAll { i in
+                if let hit = take(keys[i]) {
+                    out[i] = hit
+                    return true
+                }
+                if mine == nil && !rendering.contains(keys[i]) { mine = i }
+                return false
+            }
+            guard let i = mine else {
+                if !needed.isEmpty { condition.wait() }
+                continue
+            }
+            let key = keys[i]
+            rendering.insert(key)
             condition.unlock()
-            return hit
+            let result = Result { () throws(DataError) in
+                try base.sample(task: key.task, index: key.index, seed: seed, support: support, query: query)
+            }
+            condition.lock()
+            rendering.remove(key)
+            counts.rendered += 1
+            condition.broadcast()
+            let sample = try result.get()
+            keep(key, sample)
+            out[i] = sample
+            needed.removeAll { $0 == i }
         }
-        rendering.insert(key)
-        condition.unlock()
-        let result = Result { () throws(DataError) in try base.sample(task: task, index: index, seed: seed, support: support, query: query) }
-        condition.lock()
-        rendering.remove(key)
-        counts.rendered += 1
-        if case .success(let sample) = result { keep(key, sample) }
-        condition.broadcast()
-        condition.unlock()
-        return try result.get()
+        return out.map { $0! }
     }
 
     private static func size(_ s: TaskSample) -> Int {

@@ -16,4 +16,17 @@ public protocol TaskSource: Sendable {
     var defaultSplit: TaskSplit { get }
     /// Draws `support` + `query` labelled images of task number `task`.
     func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample
+    /// The samples of several task references (a meta-batch), in order. The same as calling
+    /// `sample` for each; a shared source (`SharedSamples`) splits their rendering among
+    /// its readers.
+    func samples(_ refs: [TaskRef], seed: UInt64, support: Int, query: Int) throws(DataError) -> [TaskSample]
+}
+
+extension TaskSource {
+    public func samples(_ refs: [TaskRef], seed: UInt64, support: Int, query: Int) throws(DataError) -> [TaskSample] {
+        var out: [TaskSample] = []
+        out.reserveCapacity(refs.count)
+        for ref in refs { out.append(try sample(task: ref.task, index: ref.index, seed: seed, support: support, query: query)) }
+        return out
+    }
 }

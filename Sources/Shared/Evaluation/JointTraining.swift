@@ -78,9 +78,8 @@ public struct JointTraining {
         var model = Model(parameters: params, heads: [:])
         for step in 0..<settings.steps {
             let refs = TaskSampler.metaBatch(step: step, seed: config.seed, pool: trainTasks, size: config.metaBatch)
-            for ref in refs {
-                let s = try source.sample(task: ref.task, index: ref.index, seed: config.seed,
-                                          support: config.meta.supportShots, query: config.meta.queryShots)
+            let drawn = try source.samples(refs, seed: config.seed, support: config.meta.supportShots, query: config.meta.queryShots)
+            for (ref, s) in zip(refs, drawn) {
                 for (images, masks, count) in [(s.supportImages, s.supportMasks, s.supportCount), (s.queryImages, s.queryMasks, s.queryCount)] {
                     var start = 0
                     while start < count {
