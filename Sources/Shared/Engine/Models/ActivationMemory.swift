@@ -6,7 +6,7 @@ import Foundation
 /// 0 (the default) keeps none, so memory stays flat in the number of inner steps: the
 /// backward sweep recomputes each step's forward and backward passes before its
 /// Hessian-vector product. Each kept step costs one tape for the support set per compute
-/// thread (`Network.tapeBytes(images:)`: 55 MB, 52.5 MiB, on W1) and saves that
+/// thread (`Network.tapeBytes(images:)`: 66 MB, 62.7 MiB, on W1) and saves that
 /// recomputation: 2 of the product's 8 convolution passes, about a fifth of the step's
 /// arithmetic with its gradient. The results are bitwise the same whatever the setting, so
 /// workers with different settings may serve one run.
