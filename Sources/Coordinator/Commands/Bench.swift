@@ -25,12 +25,8 @@ struct EngineBench: ParsableCommand {
 
     func validate() throws {
         guard batch >= 1, repetitions >= 1 else { throw ValidationError("--batch and --repetitions must be positive") }
-        guard imageSize >= 4, imageSize <= 1024, imageSize % 4 == 0 else {
-            throw ValidationError("--image-size must be a multiple of 4 (two 2x2 poolings) from 4 to 1024")
-        }
-        guard (4...256).contains(baseChannels), baseChannels % 4 == 0 else {
-            throw ValidationError("--base-channels must be a multiple of 4 (GroupNorm's 4 groups) from 4 to 256")
-        }
+        // The data options' rule; the model's own validation judges --base-channels.
+        try DataOptions.checkImageSize(imageSize)
     }
 
     func run() throws {

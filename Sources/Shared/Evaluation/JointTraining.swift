@@ -91,11 +91,7 @@ public struct JointTraining {
                         if var h = heads[ref.task] {
                             // The body with the shared state, the task's head with its own.
                             adam.update(parameters: &params, range: 0..<head.lowerBound, gradient: g, state: &state)
-                            h.values.withUnsafeMutableBufferPointer { values in
-                                g.withUnsafeBufferPointer { g in
-                                    headAdam.update(parameters: values, gradient: UnsafeBufferPointer(rebasing: g[head]), state: &h.state)
-                                }
-                            }
+                            headAdam.update(parameters: &h.values, gradient: Array(g[head]), state: &h.state)
                             heads[ref.task] = h
                         } else {
                             adam.update(parameters: &params, range: params.indices, gradient: g, state: &state)
