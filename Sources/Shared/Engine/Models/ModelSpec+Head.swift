@@ -8,4 +8,18 @@ extension ModelSpec {
         precondition(final.range.upperBound == layout.count, "the output head's parameters are not the layout's last")
         return first.offset..<final.range.upperBound
     }
+
+    /// The node the output head reads, when the head is a 1x1 convolution with a bias and one
+    /// output channel, the last node, reading the node just before it, which nothing else
+    /// reads: then the rest of the network computes features the head maps linearly to the
+    /// logits, pixel by pixel (a head-only inner loop's requirement). Nil otherwise.
+    public var headFeatures: Int? {
+        guard nodes.count >= 3, let head = nodes.last,
+              case .conv2d(outChannels: 1, kernel: 1, bias: true) = head.op,
+              head.inputs == [nodes.count - 2]
+        else { return nil }
+        let features = nodes.count - 2
+        let readers = nodes.dropLast().filter { $0.inputs.contains(features) }
+        return readers.isEmpty ? features : nil
+    }
 }

@@ -293,6 +293,45 @@ public final class Network<Scalar: EngineScalar> {
         return value
     }
 
+    // MARK: Features for a head-only inner loop
+
+    /// Runs the network up to the node its output head reads (`ModelSpec.headFeatures`), for
+    /// `batch` images, and returns that node's output [batch, C, H, W], valid until the next
+    /// pass on the same buffers. With a `tape` the pass is kept there for a later
+    /// `backward(featureCotangent:)`.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func features(
+        parameters: UnsafePointer<Scalar>, images: UnsafePointer<Scalar>, batch: Int, recordingInto tape: Tape? = nil
+    ) -> UnsafePointer<Scalar> {
+        guard let f = spec.headFeatures else { preconditionFailure("the model has no linear output head") }
+        bind(tape)
+        tape?.batch = 0
+        load(images: images, masks: nil, batch: batch)
+        let p = ParameterIO(values: parameters)
+        for i in 1...f { run(i, .forward, batch: batch, p) }
+        tape?.batch = batch
+        return UnsafePointer(bound.values[f])
+    }
+
+    /// The gradient of the body's parameters (every tensor but the head's, which is left as
+    /// it was) for a cotangent at the features, after `features` on the same parameters: the
+    /// network's own buffers if that pass was, or the `tape` it recorded.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public func backward(
+        parameters: UnsafePointer<Scalar>, featureCotangent: UnsafePointer<Scalar>, batch: Int,
+        into gradient: UnsafeMutablePointer<Scalar>, replaying tape: Tape? = nil
+    ) {
+        guard let f = spec.headFeatures else { preconditionFailure("the model has no linear output head") }
+        bind(tape)
+        if let tape { precondition(tape.batch == batch, "the tape holds a pass over \(tape.batch) images, not \(batch)") }
+        precondition(batch > 0 && batch <= bound.capacity, "batch \(batch) exceeds capacity \(bound.capacity)")
+        bound.cotangents[f]!.update(from: featureCotangent, count: batch * shapes[f].count)
+        let p = ParameterIO(values: parameters, gradient: gradient)
+        for i in stride(from: f, through: 1, by: -1) { run(i, .backward, batch: batch, p) }
+    }
+
     /// The primal buffers of one pass: every node's values and cotangents and every layer's
     /// saved state. A network owns one and computes in it by default; `makeTape()` makes
     /// more, so that a meta-learner can keep several inner steps' passes (memory for speed:
