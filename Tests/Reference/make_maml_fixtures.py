@@ -6,6 +6,9 @@ one 64x64 task (K = Q = 5, 5 inner steps), by plain autograd with create_graph=T
   lslr_msl.<param>          second order with learned per-tensor, per-step rates (LSLR) and
   lslr_msl.inner_lr.<param> the MAML++ multi-step loss at outer step 30 of 100 annealing steps
   lslr_msl_first.inner_lr.<param>  the rate gradients of the same objective, first order
+  anil.<param>              ANIL (Raghu et al. 2020): the inner loop adapts only the head,
+                            at rate ANIL_RATE; exact second order
+  anil_first.<param>        the same, first order
 
 Parameters and rates come from formulas (w1.py) that TestSupport reproduces bit for bit.
 
@@ -69,6 +72,22 @@ def objective(model, theta, rates, task, order, weights):
     return total
 
 
+# ANIL's head-only inner rate: large enough that its second-order terms are far from zero.
+ANIL_RATE = 0.5
+
+
+def anil_objective(model, theta, task, order):
+    """L_q after STEPS inner SGD steps on the head's parameters alone (the body stays theta's)."""
+    xs, ms, xq, mq = task
+    head = [n for n in theta if n.startswith("head.")]
+    fast = dict(theta)
+    for _ in range(STEPS):
+        loss = w1_loss(torch.func.functional_call(model, fast, (xs,)), ms)
+        grads = torch.autograd.grad(loss, [fast[n] for n in head], create_graph=(order == "second"))
+        fast.update({n: fast[n] - ANIL_RATE * g for n, g in zip(head, grads)})
+    return w1_loss(torch.func.functional_call(model, fast, (xq,)), mq)
+
+
 def make_task(seed):
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
@@ -115,6 +134,13 @@ def outputs(task, dtype):
         for n, g in zip(names, grads[len(names):]):
             out[f"{prefix}.inner_lr.{n}"] = g
         out[f"{prefix}.objective"] = j.detach().reshape(1)
+    for order, prefix in [("second", "anil"), ("first", "anil_first")]:
+        theta = {n: params[n].clone().requires_grad_(True) for n in names}
+        j = anil_objective(model, theta, task, order)
+        grads = torch.autograd.grad(j, [theta[n] for n in names])
+        for n, g in zip(names, grads):
+            out[f"{prefix}.{n}"] = g
+        out[f"{prefix}.query_loss"] = j.detach().reshape(1)
     return out, weights
 
 
@@ -123,7 +149,9 @@ def disagreement(a, b):
     groups = {"second": lambda k: k.startswith("second."),
               "first": lambda k: k.startswith("first."),
               "lslr_msl": lambda k: k.startswith("lslr_msl."),
-              "lslr_msl_first rates": lambda k: k.startswith("lslr_msl_first.inner_lr.")}
+              "lslr_msl_first rates": lambda k: k.startswith("lslr_msl_first.inner_lr."),
+              "anil": lambda k: k.startswith("anil."),
+              "anil_first": lambda k: k.startswith("anil_first.")}
     out = {}
     for name, selected in groups.items():
         keys = [k for k in b if selected(k)]

@@ -102,6 +102,76 @@ import TestSupport
         #expect(err < 1e-5, "relative error \(err)")
     }
 
+    static func headOnly(order: MetaOrder, multiStep: Bool = false) -> MetaConfig {
+        var c = config(order: order, multiStep: multiStep)
+        c.headOnlyInnerLoop = true
+        return c
+    }
+
+    @Test func headOnlyInnerLoopMatchesFiniteDifferences() throws {
+        // The objective runs the general inner loop with the body's rates at zero; the
+        // meta-gradient runs on the body's features: two computations of one function.
+        let err = try finiteDifferenceError(Self.headOnly(order: .second))
+        #expect(err < 1e-5, "relative error \(err)")
+        let multi = try finiteDifferenceError(Self.headOnly(order: .second, multiStep: true), step: 4)
+        #expect(multi < 1e-5, "relative error \(multi)")
+        // The check tells first order apart here too.
+        let first = try finiteDifferenceError(Self.headOnly(order: .second), analyticOrder: .first)
+        #expect(first > 1e-2, "first order unexpectedly exact: \(first)")
+    }
+
+    /// The features path against the general path (full passes, the body's rates at zero),
+    /// for both orders, with and without the multi-step loss, and for adaptation.
+    @Test func headOnlyFeaturesPathMatchesTheGeneralPath() throws {
+        for (order, multi) in [(MetaOrder.second, false), (.second, true), (.first, false), (.first, true)] {
+            let c = Self.headOnly(order: order, multiStep: multi)
+            let fast = try MetaLearner<Double>(config: c)
+            let general = try MetaLearner<Double>(config: c)
+            general.usesHeadFeatures = false
+            var rng = RandomStream(seed: 5)
+            let meta = fast.layout.initialValues(seed: 3, innerLearningRate: c.innerLearningRate).map { Double($0) + Double(rng.uniform(-0.1, 0.1)) }
+            let task = Self.task(seed: 8)
+            var a = [Double](repeating: 0, count: meta.count), b = a
+            let sa = fast.metaGradient(meta: meta, task: task, step: 2, into: &a)
+            let sb = general.metaGradient(meta: meta, task: task, step: 2, into: &b)
+            let scale = b.map(abs).max()!
+            let worst = zip(a, b).map { abs($0 - $1) }.max()! / scale
+            #expect(worst < 1e-10, "\(order) multi-step \(multi): relative difference \(worst)")
+            #expect(abs(sa.objective - sb.objective) < 1e-6 && abs(sa.supportLoss - sb.supportLoss) < 1e-6
+                    && abs(sa.queryLoss - sb.queryLoss) < 1e-6)
+            // The body's part is not zero: the outer loop learns it.
+            let head = c.model.headRange(fast.layout.model)
+            #expect(a[0..<head.lowerBound].contains { $0 != 0 })
+        }
+        let c = Self.headOnly(order: .second)
+        let fast = try MetaLearner<Double>(config: c)
+        let general = try MetaLearner<Double>(config: c)
+        general.usesHeadFeatures = false
+        let meta = fast.layout.initialValues(seed: 4, innerLearningRate: 0.5).map { Double($0) }
+        let task = Self.task(seed: 9)
+        let x = fast.adapt(meta: meta, supportImages: task.supportImages, supportMasks: task.supportMasks, checkpoints: [7, 0, 3])
+        let y = general.adapt(meta: meta, supportImages: task.supportImages, supportMasks: task.supportMasks, checkpoints: [7, 0, 3])
+        let head = c.model.headRange(fast.layout.model)
+        for (p, q) in zip(x, y) {
+            #expect(zip(p, q).allSatisfy { abs($0 - $1) < 1e-12 })
+            #expect(p[0..<head.lowerBound] == meta[0..<head.lowerBound])
+        }
+        #expect(x[1] == meta && x[0] != x[2])
+    }
+
+    @Test func headOnlyInnerLoopIsValidated() {
+        var c = Self.headOnly(order: .reptile)
+        #expect(throws: MetaConfigError.self) { try c.validate() }
+        c = Self.headOnly(order: .second)
+        c.learnedInnerRates = true
+        #expect(throws: MetaConfigError.self) { try c.validate() }
+        c = Self.headOnly(order: .second)
+        // A model whose last node is not a linear head.
+        c.model.nodes.append(ModelSpec.Node(name: "extra", op: .relu, inputs: [c.model.nodes.count - 1]))
+        #expect(throws: MetaConfigError.self) { try c.validate() }
+        #expect(throws: Never.self) { try Self.headOnly(order: .first).validate() }
+    }
+
     @Test func reptileIsThetaMinusAdapted() throws {
         let c = Self.config(order: .reptile)
         let learner = try MetaLearner<Double>(config: c)

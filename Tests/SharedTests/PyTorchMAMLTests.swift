@@ -27,11 +27,15 @@ import TestSupport
             queryMasks: try f.require("query.masks", in: "fixture").values)
     }
 
-    func run(_ order: MetaOrder, learnedRates: Bool = false, multiStep: Bool = false, step: Int = 0)
+    func run(_ order: MetaOrder, learnedRates: Bool = false, multiStep: Bool = false, step: Int = 0, headOnly: Bool = false)
         throws -> (gradient: [Double], stats: MetaLearner<Double>.Stats, layout: MetaLayout)
     {
         var config = MetaConfig()
         config.order = order
+        if headOnly {
+            config.headOnlyInnerLoop = true
+            config.innerLearningRate = 0.5  // ANIL_RATE of the reference
+        }
         config.learnedInnerRates = learnedRates
         config.multiStepLoss = multiStep
         config.multiStepAnnealSteps = 100
@@ -83,5 +87,20 @@ import TestSupport
         }
         let ours = Array(g[layout.model.count...])
         #expect(relativeL2(ours, rates) < Self.tolerance, "rate gradients \(relativeL2(ours, rates))")
+    }
+
+    /// ANIL, computed on the body's features (`HeadInnerLoop`), against PyTorch's autograd
+    /// through head-only inner steps.
+    @Test func headOnlyInnerLoopMatchesPyTorch() throws {
+        for (order, prefix) in [(MetaOrder.second, "anil"), (.first, "anil_first")] {
+            let (g, stats, layout) = try run(order, headOnly: true)
+            let e = try expected(prefix, layout.model)
+            #expect(relativeL2(g, e) < Self.tolerance, "\(prefix) rel. error \(relativeL2(g, e))")
+            #expect(abs(stats.queryLoss - (try scalar(prefix + ".query_loss"))) < 1e-6)
+        }
+        // Second and first order are far apart here, and ANIL is far from full MAML.
+        let layout = try MetaLayout(config: MetaConfig()).model
+        #expect(relativeL2(try expected("anil_first", layout), try expected("anil", layout)) > 0.1)
+        #expect(relativeL2(try expected("second", layout), try expected("anil", layout)) > 0.1)
     }
 }

@@ -20,9 +20,35 @@ public struct MetaConfig: Codable, Hashable, Sendable {
     public var multiStepLoss = false
     /// Outer steps over which the multi-step weights anneal towards the last step.
     public var multiStepAnnealSteps = 100
+    /// ANIL (Raghu et al., "Rapid learning or feature reuse?", ICLR 2020): the inner loop
+    /// adapts only the output head (the last node, a 1x1 convolution with a bias); the outer
+    /// loop still meta-learns every parameter. The body's features are then computed once per
+    /// task, so a meta-gradient costs about two forward+backward passes, whatever the steps.
+    public var headOnlyInnerLoop = false
 
     public init(model: ModelSpec = UNetConfig.w1.spec) {
         self.model = model
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case model, supportShots, queryShots, innerSteps, innerLearningRate, learnedInnerRates, order
+        case firstOrderSteps, multiStepLoss, multiStepAnnealSteps, headOnlyInnerLoop
+    }
+
+    /// Configurations saved before `headOnlyInnerLoop` existed decode with the full inner loop.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelSpec.self, forKey: .model)
+        supportShots = try c.decode(Int.self, forKey: .supportShots)
+        queryShots = try c.decode(Int.self, forKey: .queryShots)
+        innerSteps = try c.decode(Int.self, forKey: .innerSteps)
+        innerLearningRate = try c.decode(Float.self, forKey: .innerLearningRate)
+        learnedInnerRates = try c.decode(Bool.self, forKey: .learnedInnerRates)
+        order = try c.decode(MetaOrder.self, forKey: .order)
+        firstOrderSteps = try c.decode(Int.self, forKey: .firstOrderSteps)
+        multiStepLoss = try c.decode(Bool.self, forKey: .multiStepLoss)
+        multiStepAnnealSteps = try c.decode(Int.self, forKey: .multiStepAnnealSteps)
+        headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
     }
 
     /// Checks the settings; configurations arrive over the wire and from the command line.
@@ -43,6 +69,14 @@ public struct MetaConfig: Codable, Hashable, Sendable {
         }
         if order == .reptile && innerSteps == 0 {
             throw .invalid("reptile needs at least one inner step")
+        }
+        if headOnlyInnerLoop {
+            guard order != .reptile, !learnedInnerRates else {
+                throw .invalid("a head-only inner loop takes first or second order, without learned inner rates")
+            }
+            guard model.headFeatures != nil else {
+                throw .invalid("a head-only inner loop needs a model whose last node is a 1x1 convolution with a bias, one output channel, reading the node before it and nothing else reading that node")
+            }
         }
     }
 

@@ -2,7 +2,9 @@ import Core
 import Engine
 
 /// Computes meta-gradients for one task at a time: the MAML inner loop and the chosen
-/// meta-gradient (exact second order, first order, or Reptile), single-threaded.
+/// meta-gradient (exact second order, first order, or Reptile), single-threaded. With a
+/// head-only inner loop (ANIL) the same meta-gradient is computed on the body's features
+/// (`HeadInnerLoop`).
 ///
 /// Exact second order, with theta_0 = theta, theta_{i+1} = theta_i - alpha_i g_i,
 /// g_i = grad L_support(theta_i) and the objective sum_j w_j L_query(theta_j):
@@ -32,6 +34,14 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// (made on the first second-order meta-gradient).
     private var tapes: [Network<Scalar>.Tape] = []
     private var keptGradients: [Storage<Scalar>] = []
+    /// With a head-only inner loop: the model offset where the head's tensors start, and the
+    /// loop on the body's features.
+    private let headStart: Int
+    private let headLoop: HeadInnerLoop<Scalar>?
+    /// With a head-only inner loop, compute on the body's features (`HeadInnerLoop`), which
+    /// is the default; false runs the general inner loop with the body's rates at zero, for
+    /// checking one against the other.
+    public var usesHeadFeatures = true
 
     /// The statistics of one meta-gradient.
     public typealias Stats = TaskStatistics
@@ -59,11 +69,15 @@ public final class MetaLearner<Scalar: EngineScalar> {
         v = Storage(count: n)
         hv = Storage(count: n)
         scratch = Storage(count: n)
+        headStart = config.headOnlyInnerLoop ? config.model.headRange(layout.model).lowerBound : 0
+        headLoop = config.headOnlyInnerLoop
+            ? HeadInnerLoop(network: network, supportShots: config.supportShots, steps: config.innerSteps) : nil
     }
 
     /// The inner learning rate of tensor `t` at step `i` (steps past the learned ones reuse the last).
     @inline(__always)
     func rate(_ meta: UnsafePointer<Scalar>, tensor t: Int, step i: Int) -> Scalar {
+        if config.headOnlyInnerLoop && layout.model.entries[t].offset < headStart { return 0 }
         guard layout.learnedRates else { return Scalar(config.innerLearningRate) }
         return meta[layout.rateIndex(tensor: t, step: min(i, layout.steps - 1))]
     }
@@ -147,7 +161,12 @@ public final class MetaLearner<Scalar: EngineScalar> {
         let k = config.innerSteps
         let weights = config.lossWeights(atStep: step).map { Scalar($0) }
         out.update(repeating: 0, count: layout.count)
-        switch config.effectiveOrder(atStep: step) {
+        let order = config.effectiveOrder(atStep: step)
+        if let headLoop, usesHeadFeatures {
+            return headLoop.metaGradient(meta, task, weights: weights, rate: Scalar(config.innerLearningRate),
+                                         secondOrder: order == .second, into: out)
+        }
+        switch order {
         case .reptile:
             let supportLoss = innerLoop(meta, task, steps: k, keepHistory: false)
             for j in 0..<n { out[j] = meta[j] - current.pointer[j] }
@@ -300,6 +319,11 @@ public final class MetaLearner<Scalar: EngineScalar> {
         var out = [[Scalar]](repeating: [], count: checkpoints.count)
         func keep(_ step: Int) {
             for (c, k) in checkpoints.enumerated() where k == step { out[c] = Array(current.buffer) }
+        }
+        if let headLoop, usesHeadFeatures {
+            return meta.withUnsafeBufferPointer {
+                headLoop.adapt($0.baseAddress!, task, rate: Scalar(config.innerLearningRate), checkpoints: checkpoints)
+            }
         }
         for (c, k) in checkpoints.enumerated() where k == 0 { out[c] = Array(meta[0..<n]) }
         meta.withUnsafeBufferPointer {
