@@ -2,6 +2,7 @@ import Cluster
 import Core
 import Datasets
 import Engine
+import Foundation
 import MetaLearning
 import Pretraining
 import Testing
@@ -48,6 +49,27 @@ import Wire
         #expect(rebuilt.split == original.split)
         #expect(rebuilt.evaluation == original.evaluation)
         #expect(rebuilt.wireForm == original.wireForm)
+    }
+
+    /// A head-only inner loop travels in the learner (version 3: a version-2 worker would
+    /// ignore the field and compute full MAML, so it is refused by version), and is refused
+    /// where it cannot run.
+    @Test func headOnlyInnerLoopTravels() throws {
+        var original = Self.spec()
+        original.training.meta.learnedInnerRates = false
+        original.training.meta.headOnlyInnerLoop = true
+        let wire = original.wireForm
+        #expect(wire.learner.headOnlyInnerLoop)
+        #expect(try RunSpec(wire: wire).training.meta == original.training.meta)
+        #expect(Wire.version == 3)
+        var refused = wire
+        refused.learner.learnedInnerRates = true
+        #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+        // Saved configurations from before it decode with the full inner loop.
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(MetaConfig())) as? [String: Any])
+        #expect(object["headOnlyInnerLoop"] as? Bool == false)
+        object["headOnlyInnerLoop"] = nil
+        #expect(try JSONDecoder().decode(MetaConfig.self, from: JSONSerialization.data(withJSONObject: object)) == MetaConfig())
     }
 
     @Test func outOfRangeFieldsAreRefused() {

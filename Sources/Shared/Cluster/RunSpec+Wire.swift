@@ -18,7 +18,8 @@ extension RunSpec {
         let learner = Wire.RunSpecification.Learner(
             supportShots: meta.supportShots, queryShots: meta.queryShots, innerSteps: meta.innerSteps,
             innerLearningRate: meta.innerLearningRate, learnedInnerRates: meta.learnedInnerRates, order: meta.order.rawValue,
-            firstOrderSteps: meta.firstOrderSteps, multiStepLoss: meta.multiStepLoss, multiStepAnnealSteps: meta.multiStepAnnealSteps)
+            firstOrderSteps: meta.firstOrderSteps, multiStepLoss: meta.multiStepLoss, multiStepAnnealSteps: meta.multiStepAnnealSteps,
+            headOnlyInnerLoop: meta.headOnlyInnerLoop)
         let o = dataset.options
         let normalisation: Wire.RunSpecification.Normalisation = switch o.normalisation {
         case .zscore(let low, let high): .init(kind: "zscore", low: low, high: high)
@@ -103,6 +104,7 @@ extension RunSpec {
         meta.firstOrderSteps = l.firstOrderSteps
         meta.multiStepLoss = l.multiStepLoss
         meta.multiStepAnnealSteps = l.multiStepAnnealSteps
+        meta.headOnlyInnerLoop = l.headOnlyInnerLoop
         do { try meta.validate() } catch { throw .malformed("run specification: \(error)") }
         guard let layout = try? MetaLayout(config: meta), layout.count <= Wire.maximumParameterCount,
               let shapes = try? meta.model.validate()
@@ -116,7 +118,8 @@ extension RunSpec {
         let activations = perImage * batch * 4
         let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
         let kept = order == .second ? min(keptSteps, l.innerSteps) : 0
-        let tapes = perImage * Double(l.supportShots) * 2 * Double(kept)
+        // A head-only inner loop keeps its support pass on one more tape.
+        let tapes = perImage * Double(l.supportShots) * 2 * Double(kept + (meta.headOnlyInnerLoop ? 1 : 0))
         let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),
                   String(format: "the run would need %.1f GiB per compute thread (at most %d)%@", gib, Wire.maximumThreadMemoryGiB,

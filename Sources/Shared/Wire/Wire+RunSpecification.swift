@@ -84,8 +84,11 @@ extension Wire {
             public var firstOrderSteps: Int
             public var multiStepLoss: Bool
             public var multiStepAnnealSteps: Int
+            /// The inner loop adapts only the output head (ANIL; new in version 3).
+            public var headOnlyInnerLoop: Bool
             public init(supportShots: Int, queryShots: Int, innerSteps: Int, innerLearningRate: Float, learnedInnerRates: Bool,
-                        order: String, firstOrderSteps: Int, multiStepLoss: Bool, multiStepAnnealSteps: Int) {
+                        order: String, firstOrderSteps: Int, multiStepLoss: Bool, multiStepAnnealSteps: Int,
+                        headOnlyInnerLoop: Bool = false) {
                 self.supportShots = supportShots
                 self.queryShots = queryShots
                 self.innerSteps = innerSteps
@@ -95,6 +98,7 @@ extension Wire {
                 self.firstOrderSteps = firstOrderSteps
                 self.multiStepLoss = multiStepLoss
                 self.multiStepAnnealSteps = multiStepAnnealSteps
+                self.headOnlyInnerLoop = headOnlyInnerLoop
             }
         }
 

@@ -16,7 +16,7 @@ public enum Wire {
 
     public static let magic: [UInt8] = Array("MMAL".utf8)
     /// 2: the run specification carries meta-validation patterns.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     public static let headerSize = 32
     public static let maximumBodySize = 1 << 20
     /// Frames of a message: header, body and an optional payload.
