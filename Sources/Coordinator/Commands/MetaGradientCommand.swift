@@ -26,6 +26,7 @@ struct MetaGradientCommand: ParsableCommand {
     @Flag(help: "MAML++ multi-step loss.") var multiStepLoss = false
     @Option(help: "Outer step, for the multi-step loss weights.") var step = 0
     @Option(help: "Outer steps over which the multi-step weights anneal.") var multiStepAnnealSteps = 100
+    @Flag(help: "ANIL: the inner loop adapts only the output head.") var headOnlyInnerLoop = false
     @Option(help: "Output gradient (safetensors).") var out: String
     @Option(help: "float32 (the engine's precision) or float64 (parameters read exactly from F64 tensors, the gradient written as F64), for exactness checks against an independent float64 implementation.")
     var precision: Precision = .float32
@@ -61,9 +62,11 @@ struct MetaGradientCommand: ParsableCommand {
         config.order = order
         config.multiStepLoss = multiStepLoss
         config.multiStepAnnealSteps = multiStepAnnealSteps
+        config.headOnlyInnerLoop = headOnlyInnerLoop
         config.learnedInnerRates = paramFile.tensors.contains { $0.name.hasPrefix("inner_lr.") }
         try config.validate()
-        let metadata = ["order": order.rawValue, "inner_steps": "\(innerSteps)", "precision": precision.rawValue]
+        let metadata = ["order": order.rawValue, "inner_steps": "\(innerSteps)", "precision": precision.rawValue,
+                        "inner_loop": headOnlyInnerLoop ? "head" : "all"]
         switch precision {
         case .float32:
             let learner = try MetaLearner<Float>(config: config)

@@ -15,6 +15,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Query images per task (Q).") var query = 5
     @Flag(help: "MAML++ LSLR: learn one inner rate per parameter tensor and step.") var learnedInnerRates = false
     @Flag(help: "MAML++ multi-step loss.") var multiStepLoss = false
+    @Flag(help: "ANIL: the inner loop adapts only the output head (the outer loop still learns every parameter).")
+    var headOnlyInnerLoop = false
     @Option(help: "Outer steps over which the multi-step loss anneals.") var multiStepAnnealSteps = 100
     @Option(help: "MAML++ derivative-order annealing: first order for this many outer steps.") var firstOrderSteps = 0
     @Option(help: "Clip the meta-gradient to this global norm.") var clipNorm: Float?
@@ -36,6 +38,7 @@ struct TrainingOptions: ParsableArguments {
         c.meta.firstOrderSteps = firstOrderSteps
         c.meta.multiStepLoss = multiStepLoss
         c.meta.multiStepAnnealSteps = multiStepAnnealSteps
+        c.meta.headOnlyInnerLoop = headOnlyInnerLoop
         c.optimizer = Adam(learningRate: metaLr)
         c.optimizer.clipNorm = clipNorm
         if cosine { c.optimizer.cosineSteps = steps }

@@ -28,6 +28,29 @@ struct StudyPlan: Codable, Sendable, Equatable {
         /// Spend the first half of the budget on this before meta-training from its result:
         /// `transfer-heads` (meta-transfer) or `pretrain` (self-supervised superpixel tasks).
         var warmStart: String?
+        /// ANIL: the inner loop adapts only the output head.
+        var headOnlyInnerLoop = false
+
+        init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
+             warmStart: String? = nil, headOnlyInnerLoop: Bool = false) {
+            self.order = order
+            self.learnedInnerRates = learnedInnerRates
+            self.multiStepLoss = multiStepLoss
+            self.metaLearningRate = metaLearningRate
+            self.warmStart = warmStart
+            self.headOnlyInnerLoop = headOnlyInnerLoop
+        }
+
+        /// Studies saved before `headOnlyInnerLoop` existed resume with the full inner loop.
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            order = try c.decode(MetaOrder.self, forKey: .order)
+            learnedInnerRates = try c.decode(Bool.self, forKey: .learnedInnerRates)
+            multiStepLoss = try c.decode(Bool.self, forKey: .multiStepLoss)
+            metaLearningRate = try c.decode(Float.self, forKey: .metaLearningRate)
+            warmStart = try c.decodeIfPresent(String.self, forKey: .warmStart)
+            headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
+        }
     }
 
     /// An adaptation setting tried on meta-validation.
@@ -83,8 +106,9 @@ struct StudyPlan: Codable, Sendable, Equatable {
     static let headGrid: [Adaptation] = [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true)) }
         + [20, 50, 100].flatMap { s in [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
 
-    /// The default plan: four meta-training recipes (first and second order, MAML++, and
-    /// meta-transfer from the per-task-heads model), the two transfer baselines at two learning
+    /// The default plan: five meta-training recipes (first and second order, MAML++,
+    /// meta-transfer from the per-task-heads model, and ANIL: second order with a head-only
+    /// inner loop), the two transfer baselines at two learning
     /// rates each, scratch, and (with `pretraining`) pretraining followed by meta-training.
     static func standard(pretraining: Bool) -> StudyPlan {
         var c: [Candidate] = [
@@ -94,6 +118,8 @@ struct StudyPlan: Codable, Sendable, Equatable {
                   training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true)), grid: mamlGrid),
             .init(name: "meta-transfer", family: "maml",
                   training: .meta(.init(order: .second, warmStart: "transfer-heads")), grid: mamlGrid),
+            .init(name: "anil-second", family: "maml",
+                  training: .meta(.init(order: .second, headOnlyInnerLoop: true)), grid: mamlGrid),
         ]
         for rate: Float in [1e-3, 3e-3] {
             c.append(.init(name: "transfer-heads@\(rate)", family: "transfer-heads",

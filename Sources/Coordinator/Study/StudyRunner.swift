@@ -135,6 +135,7 @@ final class StudyRunner: @unchecked Sendable {
     /// The cost key of a training phase: what one step computes.
     static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
+            + (recipe.headOnlyInnerLoop ? "+head" : "")
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
@@ -218,6 +219,7 @@ final class StudyRunner: @unchecked Sendable {
         c.meta.order = recipe.order
         c.meta.learnedInnerRates = recipe.learnedInnerRates
         c.meta.multiStepLoss = recipe.multiStepLoss
+        c.meta.headOnlyInnerLoop = recipe.headOnlyInnerLoop
         c.meta.multiStepAnnealSteps = max(steps / 2, 1)
         c.optimizer = Adam(learningRate: recipe.metaLearningRate)
         c.optimizer.cosineSteps = steps
@@ -489,7 +491,8 @@ final class StudyRunner: @unchecked Sendable {
         if let pretrained = plan.candidates.first(where: { $0.family == "pretrained-maml" }),
            case .meta(let recipe) = pretrained.training,
            let plain = plan.candidates.first(where: {
-               if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss }
+               if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss
+                   && !r.headOnlyInnerLoop }
                return false
            }), state.chosen["maml"]?.candidate != plain.name {
             let t = state.tuned[plain.name]!
