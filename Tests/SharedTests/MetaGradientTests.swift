@@ -159,6 +159,42 @@ import TestSupport
         #expect(x[1] == meta && x[0] != x[2])
     }
 
+    /// The same in Float32, where the convolutions run on oneDNN's primitives and the body's
+    /// support pass is replayed from the loop's tape: the body never moves in a head-only
+    /// inner loop, so both paths cross the same ReLU and max-pool kinks and differ only by
+    /// the head's rounding.
+    @Test func headOnlyFeaturesPathMatchesTheGeneralPathInFloat32() throws {
+        for order in [MetaOrder.second, .first] {
+            var c = Self.headOnly(order: order)
+            c.model = UNetConfig(height: 16, width: 16, depth: 2, baseChannels: 8, groups: 4).spec
+            c.supportShots = 3
+            c.queryShots = 4
+            let fast = try MetaLearner<Float>(config: c)
+            let general = try MetaLearner<Float>(config: c)
+            general.usesHeadFeatures = false
+            let meta = fast.layout.initialValues(seed: 6, innerLearningRate: c.innerLearningRate)
+            let task = Self.task16(seed: 2, support: 3, query: 4)
+            var a = [Float](repeating: 0, count: meta.count), b = a
+            // Twice on the fast learner: its tape and buffers hold the first task's passes.
+            _ = fast.metaGradient(meta: meta, task: Self.task16(seed: 1, support: 3, query: 4), into: &a)
+            _ = fast.metaGradient(meta: meta, task: task, into: &a)
+            _ = general.metaGradient(meta: meta, task: task, into: &b)
+            let worst = zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()!
+            #expect(worst < 1e-4, "\(order): relative difference \(worst)")
+        }
+    }
+
+    static func task16(seed: UInt64, support: Int, query: Int) -> TaskSample {
+        var rng = RandomStream(seed: seed)
+        func set(_ n: Int) -> (images: [Float], masks: [Float]) {
+            let m: [Float] = (0..<(n * 256)).map { _ in rng.chance(0.5) ? 1 : 0 }
+            return (m.map { $0 + Float(rng.normal()) }, m)
+        }
+        let s = set(support), q = set(query)
+        return TaskSample(shape: FeatureShape(channels: 1, height: 16, width: 16), supportImages: s.images,
+                          supportMasks: s.masks, queryImages: q.images, queryMasks: q.masks)
+    }
+
     @Test func headOnlyInnerLoopIsValidated() {
         var c = Self.headOnly(order: .reptile)
         #expect(throws: MetaConfigError.self) { try c.validate() }
