@@ -111,5 +111,10 @@ import Wire
         }
         w.learner.order = "first"
         _ = try RunSpec(wire: w, keptSteps: 1000)
+        // A head-only inner loop keeps one tape whatever MEDMAML_KEEP_STEPS says.
+        w.learner.order = "second"
+        w.learner.learnedInnerRates = false
+        w.learner.headOnlyInnerLoop = true
+        _ = try RunSpec(wire: w, keptSteps: 1000)
     }
 }

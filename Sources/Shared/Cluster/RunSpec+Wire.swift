@@ -117,8 +117,8 @@ extension RunSpec {
         let perImage = shapes.reduce(0.0) { $0 + Double($1.count) } * 4
         let activations = perImage * batch * 4
         let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
-        let kept = order == .second ? min(keptSteps, l.innerSteps) : 0
-        // A head-only inner loop keeps its support pass on one more tape.
+        // A head-only inner loop keeps one tape, its support pass, and no inner step's.
+        let kept = order == .second && !meta.headOnlyInnerLoop ? min(keptSteps, l.innerSteps) : 0
         let tapes = perImage * Double(l.supportShots) * 2 * Double(kept + (meta.headOnlyInnerLoop ? 1 : 0))
         let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),

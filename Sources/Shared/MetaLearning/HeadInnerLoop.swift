@@ -6,15 +6,16 @@ import Engine
 /// z = w . F + b, and only h = (w, b) moves in the inner loop: h_{i+1} = h_i - alpha g_i,
 /// g_i = grad_h L_s(F_s, h_i). So the body's passes run once per set (support and query),
 /// and everything else is arithmetic on C + 1 numbers and the logits. With the objective
-/// sum_j w_j L_q(F_q, h_j), exact second order:
-///   v_k = w_k grad_h L_q(h_k),   v_i = v_{i+1} - alpha H_i v_{i+1} + w_i grad_h L_q(h_i)
+/// sum_j l_j L_q(F_q, h_j) (l_j the multi-step loss weights) and h_i = (w_i, b_i), exact
+/// second order:
+///   v_k = l_k grad_h L_q(h_k),   v_i = v_{i+1} - alpha H_i v_{i+1} + l_i grad_h L_q(h_i)
 ///   dL/dh = v_0
-///   dL/dF_q = sum_j w_j dz_q(h_j) w_j^T
+///   dL/dF_q = sum_j l_j dz_q(h_j) w_j^T
 ///   dL/dF_s = -sum_i d/dF_s <g_i, u_i> = -sum_i (dz_i u_w^T + (L''_i t_i) w_i^T),
-///             u_i = alpha v_{i+1},  t_i = u_w . F_s + u_b
+///             u_i = alpha v_{i+1} = (u_w, u_b),  t_i = u_w . F_s + u_b
 /// where H_i u = [sum_p s_p F_p; sum_p s_p] with s = L''_i t_i (the loss's own tangent),
 /// and the body's gradient is one backward pass from each feature cotangent. First order
-/// drops the terms through the inner steps: dL/dh = sum_j w_j grad_h L_q(h_j), and the
+/// drops the terms through the inner steps: dL/dh = sum_j l_j grad_h L_q(h_j), and the
 /// support features get no cotangent. This is the same meta-gradient the general path
 /// computes with the body's inner rates at zero (a test checks them against each other).
 final class HeadInnerLoop<Scalar: EngineScalar> {
