@@ -58,11 +58,12 @@ struct MAMLBench: ParsableCommand {
     @Option(help: "second, first or reptile.") var order: MetaOrder = .second
     @Option(help: "Task threads.") var threads = 2
     @Option(help: "Timed tasks.") var tasks = 16
+    @Flag(help: "ANIL: the inner loop adapts only the output head.") var headOnlyInnerLoop = false
 
     func run() throws {
         guard threads >= 1, tasks >= 1 else { throw ValidationError("--threads and --tasks must be positive") }
-        print("# W1 meta-gradients, order \(order.rawValue), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
-        let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks).run()
+        print("# W1 meta-gradients, order \(order.rawValue)\(headOnlyInnerLoop ? ", head-only inner loop (ANIL)" : ""), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
+        let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks, headOnlyInnerLoop: headOnlyInnerLoop).run()
         print(String(format: "tasks_per_second %.4f", rate))
     }
 }

@@ -6,22 +6,27 @@ import Training
 
 /// W1 meta-gradient throughput: `tasks` freshly generated 64x64 tasks (K = Q = 5, 5 inner
 /// steps, lr 0.01) on `threads` task threads in this process, after one warm-up task per
-/// thread. Task generation is included, as on a worker.
+/// thread. Task generation is included, as on a worker. With `headOnlyInnerLoop`, ANIL on
+/// the same tasks.
 public struct MAMLBenchmark {
     public var order: MetaOrder
     public var threads: Int
     public var tasks: Int
+    public var headOnlyInnerLoop: Bool
 
-    public init(order: MetaOrder, threads: Int, tasks: Int) {
+    public init(order: MetaOrder, threads: Int, tasks: Int, headOnlyInnerLoop: Bool = false) {
         self.order = order
         self.threads = threads
         self.tasks = tasks
+        self.headOnlyInnerLoop = headOnlyInnerLoop
     }
 
     /// Returns tasks per second.
     public func run() throws -> Double {
         var config = TrainingConfig()
         config.meta.order = order
+        config.meta.headOnlyInnerLoop = headOnlyInnerLoop
+        try config.validate()
         config.seed = 1
         let source = SyntheticFamily(size: 64)
         let dataset = DatasetSpec(kind: .synthetic, name: "synthetic", path: "synthetic", options: VolumeOptions(), identity: source.identity)
