@@ -206,6 +206,47 @@ import TestSupport
         c.model.nodes.append(ModelSpec.Node(name: "extra", op: .relu, inputs: [c.model.nodes.count - 1]))
         #expect(throws: MetaConfigError.self) { try c.validate() }
         #expect(throws: Never.self) { try Self.headOnly(order: .first).validate() }
+        // No parameter upstream of the features: nothing for the body's backward pass to
+        // reach (the features node would have no cotangent buffer).
+        c = Self.headOnly(order: .second)
+        c.model = ModelSpec(name: "bare", input: FeatureShape(channels: 1, height: 8, width: 8), nodes: [
+            .init(name: "x", op: .input, inputs: []), .init(name: "r", op: .relu, inputs: [0]),
+            .init(name: "head", op: .conv2d(outChannels: 1, kernel: 1, bias: true), inputs: [1]),
+        ])
+        #expect(throws: MetaConfigError.self) { try c.validate() }
+    }
+
+    /// Node names arrive over the wire: a body node named like the head's tensors (`h.x`
+    /// beside the head `h`) must not be taken for part of the head.
+    @Test func headRangeIsTheHeadsOwnTensors() throws {
+        var c = Self.headOnly(order: .second)
+        let last = c.model.nodes.count - 1
+        c.model.nodes[last].name = "h"
+        c.model.nodes[1].name = "h.x"
+        try c.validate()
+        let learner = try MetaLearner<Double>(config: c)
+        #expect(c.model.headRange(learner.layout.model).count == 5)  // 4 channels and a bias
+        var g = [Double](repeating: 0, count: learner.layout.count)
+        let meta = learner.layout.initialValues(seed: 2, innerLearningRate: 0.5).map { Double($0) }
+        _ = learner.metaGradient(meta: meta, task: Self.task(seed: 3), into: &g)
+        #expect(!g.contains { !$0.isFinite })
+    }
+
+    /// A support set larger than the configured shots (up to the network's capacity) runs on
+    /// the features path as on the general path.
+    @Test func headOnlyTakesAnySupportSizeTheNetworkHolds() throws {
+        var c = Self.headOnly(order: .second)
+        c.supportShots = 1
+        c.queryShots = 2
+        let fast = try MetaLearner<Double>(config: c)
+        let general = try MetaLearner<Double>(config: c)
+        general.usesHeadFeatures = false
+        let meta = fast.layout.initialValues(seed: 5, innerLearningRate: 0.5).map { Double($0) }
+        let task = Self.task(seed: 6)  // 2 support images
+        var a = [Double](repeating: 0, count: meta.count), b = a
+        _ = fast.metaGradient(meta: meta, task: task, into: &a)
+        _ = general.metaGradient(meta: meta, task: task, into: &b)
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! / b.map(abs).max()! < 1e-10)
     }
 
     @Test func reptileIsThetaMinusAdapted() throws {

@@ -25,8 +25,11 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
     let channels: Int
     let pixels: Int
     private let n: Int
-    /// The support pass, kept for the body's backward pass.
-    private let tape: Network<Scalar>.Tape
+    private let supportShots: Int
+    /// The support pass, kept for the body's backward pass: made on the first meta-gradient
+    /// (adaptation needs none), for `tapeImages` images.
+    private var tape: Network<Scalar>.Tape?
+    private var tapeImages = 0
     private let logits, dz, tangent, second: Storage<Scalar>
     private let supportCotangent, queryCotangent: Storage<Scalar>
     private let queryGradient, supportGradient: Storage<Scalar>
@@ -41,7 +44,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         pixels = network.shapes[f].plane
         precondition(network.spec.headRange(network.layout).count == channels + 1, "the head is not C weights and a bias")
         n = network.layout.count
-        tape = network.makeTape(images: supportShots)
+        self.supportShots = supportShots
         let capacity = network.capacity
         logits = Storage(count: capacity * pixels)
         dz = Storage(count: capacity * pixels)
@@ -111,10 +114,20 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
 
     // MARK: Meta-gradient
 
+    /// A tape for a support pass over `count` images (at most the network's capacity).
+    private func supportTape(_ count: Int) -> Network<Scalar>.Tape {
+        if let tape, tapeImages >= count { return tape }
+        tapeImages = max(count, supportShots)
+        let made = network.makeTape(images: tapeImages)
+        tape = made
+        return made
+    }
+
     /// The meta-gradient of one task (first or second order) at `meta` into `out`.
     func metaGradient(_ meta: UnsafePointer<Scalar>, _ task: MetaLearner<Scalar>.Batch, weights: [Scalar], rate: Scalar,
                       secondOrder: Bool, into out: UnsafeMutablePointer<Scalar>) -> TaskStatistics {
         let k = history.count, c = channels
+        let tape = supportTape(task.supportCount)
         let support = network.features(parameters: meta, images: task.supportImages, batch: task.supportCount,
                                        recordingInto: tape)
         var h = Array(UnsafeBufferPointer(start: meta + start, count: c + 1))

@@ -74,8 +74,11 @@ public struct MetaConfig: Codable, Hashable, Sendable {
             guard order != .reptile, !learnedInnerRates else {
                 throw .invalid("a head-only inner loop takes first or second order, without learned inner rates")
             }
-            guard model.headFeatures != nil else {
-                throw .invalid("a head-only inner loop needs a model whose last node is a 1x1 convolution with a bias, one output channel, reading the node before it and nothing else reading that node")
+            guard let f = model.headFeatures, let shapes = try? model.validate(),
+                  let parameters = try? model.parameterShapes(),
+                  model.headRange(ParameterLayout(parameters)).count == shapes[f].channels + 1
+            else {
+                throw .invalid("a head-only inner loop needs a model whose last node is a 1x1 convolution with a bias, one output channel, reading the node before it, which nothing else reads and which has parameters upstream")
             }
         }
     }
