@@ -236,7 +236,7 @@ final class RogueClient {
                 run = Wire.RunID(hex: welcome.run.runID)!
                 let spec = try RunSpec(wire: welcome.run)
                 count = try MetaLayout(config: spec.training.meta).count
-                let source = try spec.dataset.openOnWorker(dataRoot: nil, logger: testLogger)
+                let source = try spec.dataset.openOnWorker(dataRoot: nil, split: spec.split, logger: testLogger)
                 let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
                 try fresh.send(Wire.Message(.ready, run: run, body: Wire.Ready(datasetFingerprint: source.identity.fingerprint,
                                                                               numericsFingerprint: numerics, kernel: "rogue")).encode())

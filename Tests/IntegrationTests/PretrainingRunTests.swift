@@ -27,6 +27,22 @@ import TestSupport
         #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
     }
 
+    /// Meta-training with pseudo-tasks beside the labelled tasks: the same result in this
+    /// process and on a worker process (which rebuilds the pseudo-tasks from the run's
+    /// description and split), and not the result without them.
+    @Test func pseudoTasksBesideTheLabelledTasksOnAWorker() throws {
+        let args = ["train"] + Self.common + ["--steps", "4", "--pseudo-tasks"]
+        let inProcess = try coordinator(args + ["--in-process", "--threads", "2", "--checkpoint-dir", folder.path + "/in"], name: "aug-in")
+        #expect(inProcess.waitExit() == 0, "\(inProcess.stderr)")
+        let worker = try coordinator(args + ["--local-workers", "1", "--threads", "2", "--checkpoint-dir", folder.path + "/w"], name: "aug-w")
+        #expect(worker.waitExit() == 0, "\(worker.stderr.suffix(3000))")
+        let plain = try coordinator(["train"] + Self.common + ["--steps", "4", "--in-process", "--threads", "2",
+                                                               "--checkpoint-dir", folder.path + "/plain"], name: "plain")
+        #expect(plain.waitExit() == 0)
+        #expect(inProcess.finalHash != nil && inProcess.finalHash == worker.finalHash)
+        #expect(inProcess.finalHash != plain.finalHash, "the pseudo-tasks made no difference")
+    }
+
     /// Pretraining on workers survives a worker kill with the in-process result.
     @Test func pretrainingSurvivesAWorkerKill() throws {
         let reference = try coordinator(["pretrain"] + Self.common + ["--steps", "25", "--in-process", "--threads", "2",

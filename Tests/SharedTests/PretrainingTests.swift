@@ -74,4 +74,41 @@ import TestSupport
             try FileUnlabelled(root: fixturePath("decathlon/Task99_Mini"), options: options, includeTraining: false, logger: .init(label: "test"))
         }
     }
+
+    /// Task augmentation: one pseudo-task per meta-train task, on that task's images only;
+    /// the labelled tasks unchanged, bit for bit.
+    @Test func pseudoTasksBesideTheLabelledTasks() throws {
+        let split = Self.family.defaultSplit
+        let augmented = PseudoAugmentedSource(base: Self.family, split: split, options: PseudoTaskOptions())
+        let train = split.partition(Self.family.taskNames).train
+        #expect(train.count == 9)
+        #expect(augmented.taskNames == Self.family.taskNames + train.map { "pseudo/" + Self.family.taskNames[$0] })
+        // No pseudo-task reads a meta-validation or meta-test task's images (ring, paired, x-ray).
+        for name in augmented.taskNames.dropFirst(Self.family.taskNames.count) {
+            #expect(!name.contains("ring") && !name.contains("paired") && !name.contains("xray"), "\(name)")
+            #expect(split.role(of: name) == .train, "\(name)")
+        }
+        for task in Self.family.taskNames.indices {
+            #expect(try augmented.sample(task: task, index: 3, seed: 9, support: 2, query: 1)
+                    == Self.family.sample(task: task, index: 3, seed: 9, support: 2, query: 1))
+        }
+        let images = TaskImages(base: Self.family, tasks: train)
+        for (k, task) in train.enumerated() {
+            let n = Self.family.taskNames.count + k
+            let s = try augmented.sample(task: n, index: 7, seed: 9, support: 3, query: 2)
+            try s.validate()
+            #expect(s == (try augmented.sample(task: n, index: 7, seed: 9, support: 3, query: 2)))
+            #expect(s != (try augmented.sample(task: n, index: 8, seed: 9, support: 3, query: 2)))
+            #expect(Set(s.supportMasks + s.queryMasks).isSubset(of: [0, 1]) && s.supportMasks.contains(1))
+            // The unlabelled images are the task's own samples, without their masks.
+            #expect(try images.image(group: k, index: 4)
+                    == Self.family.sample(task: task, index: 4, seed: TaskImages.seed, support: 1, query: 0).supportImages)
+        }
+        #expect(throws: DataError.self) { try augmented.sample(task: augmented.taskNames.count, index: 0, seed: 0, support: 1, query: 1) }
+        #expect(throws: DataError.self) { try augmented.sample(task: -1, index: 0, seed: 0, support: 1, query: 1) }
+        // The identity names the split: a worker with another split opens other tasks.
+        let other = PseudoAugmentedSource(base: Self.family, split: TaskSplit(testPatterns: ["synthetic/paired/*"]), options: PseudoTaskOptions())
+        #expect(other.identity != augmented.identity && augmented.identity != Self.family.identity)
+        #expect(augmented.identity == PseudoAugmentedSource(base: Self.family, split: split, options: PseudoTaskOptions()).identity)
+    }
 }

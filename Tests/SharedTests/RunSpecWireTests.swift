@@ -72,6 +72,42 @@ import Wire
         #expect(try JSONDecoder().decode(MetaConfig.self, from: JSONSerialization.data(withJSONObject: object)) == MetaConfig())
     }
 
+    /// Pseudo-tasks beside the labelled tasks travel with their settings, and a worker that
+    /// opens the run's dataset with the run's split loads the coordinator's data. A worker
+    /// that did not know the field would open the labelled tasks alone, whose fingerprint
+    /// differs: the coordinator refuses it at READY.
+    @Test func pseudoTasksBesideTheLabelledTasksTravel() throws {
+        var options = VolumeOptions()
+        options.size = 32
+        let (plain, source) = try DatasetSpec.open("synthetic", options: options, logger: .init(label: "test"))
+        var p = PseudoTaskOptions()
+        p.superpixels = 30
+        let (spec, augmented) = plain.addingPseudoTasks(p, to: source, split: source.defaultSplit)
+        var run = Self.spec()
+        run.dataset = spec
+        run.split = source.defaultSplit
+        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
+        let rebuilt = try RunSpec(wire: run.wireForm)
+        #expect(rebuilt.dataset == spec && rebuilt.dataset.pseudoBesideTasks == p && rebuilt.dataset.pseudo == nil)
+        let opened = try rebuilt.dataset.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test"))
+        #expect(opened.identity == augmented.identity && opened.taskNames == augmented.taskNames)
+        #expect(try opened.sample(task: 20, index: 1, seed: 2, support: 2, query: 2)
+                == augmented.sample(task: 20, index: 1, seed: 2, support: 2, query: 2))
+        #expect(try plain.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test")).identity != augmented.identity)
+        // Without pseudo-tasks the field is absent from the message, as in older ones.
+        #expect(!String(decoding: try JSONEncoder().encode(Self.spec().wireForm), as: UTF8.self).contains("pseudoBesideTasks"))
+
+        var bad = run.wireForm
+        bad.dataset.pseudoBesideTasks?.maximumArea = 2
+        #expect(throws: WireError.self) { try RunSpec(wire: bad) }
+        bad = run.wireForm
+        bad.dataset.pseudoBesideTasks?.compactness = .nan
+        #expect(throws: WireError.self) { try RunSpec(wire: bad) }
+        bad = run.wireForm
+        bad.dataset.pseudo = bad.dataset.pseudoBesideTasks
+        #expect(throws: WireError.self) { try RunSpec(wire: bad) }
+    }
+
     @Test func outOfRangeFieldsAreRefused() {
         let good = Self.spec().wireForm
         var cases: [(String, Wire.RunSpecification)] = []

@@ -59,7 +59,7 @@ public final class ScriptedWorker {
         let spec = try RunSpec(wire: w.run)
         self.spec = spec
         parameterCount = try MetaLayout(config: spec.training.meta).count
-        let source = try spec.dataset.openOnWorker(dataRoot: nil, logger: testLogger)
+        let source = try spec.dataset.openOnWorker(dataRoot: nil, split: spec.split, logger: testLogger)
         let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
         try send(Wire.Message(.ready, run: run, body: Wire.Ready(datasetFingerprint: source.identity.fingerprint,
                                                                 numericsFingerprint: numerics, kernel: "scripted")))

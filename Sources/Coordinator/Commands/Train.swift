@@ -4,6 +4,7 @@ import Datasets
 import Foundation
 import Logging
 import MetaLearning
+import Pretraining
 import Service
 import Training
 
@@ -27,6 +28,8 @@ struct Train: ParsableCommand {
     @Option(help: "Evaluate on held-out tasks every N steps (0: never).") var evalEvery = 0
     @Option(help: "Sampled instances per held-out task in each evaluation.") var evalPerTask = 4
     @Option(help: "Append one JSON object per step to this file.") var metrics: String?
+    @Flag(help: "Task augmentation: sample superpixel pseudo-tasks on the meta-train tasks' images beside the labelled tasks.")
+    var pseudoTasks = false
 
     @OptionGroup var runFile: RunFileOptions
 
@@ -34,13 +37,18 @@ struct Train: ParsableCommand {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
         var options = try data.volumeOptions()
-        let (datasetSpec, source) = try DatasetSpec.open(dataset, options: options, logger: logger)
+        var (datasetSpec, source) = try DatasetSpec.open(dataset, options: options, logger: logger)
         options = datasetSpec.options
+        let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
+        let split = checkpoint?.run.split ?? data.split(for: source)
+        // A resumed run keeps its checkpoint's pseudo-tasks, whatever the flag says.
+        if let pseudo = checkpoint.map({ $0.run.dataset.pseudoBesideTasks }) ?? (pseudoTasks ? PseudoTaskOptions() : nil) {
+            (datasetSpec, source) = datasetSpec.addingPseudoTasks(pseudo, to: source, split: split)
+        }
         var config = try training.config(imageSize: data.imageSize)
-        var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: data.split(for: source),
+        var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: split,
                            evaluation: { var e = EvaluationSpec(); e.every = evalEvery; e.perTask = evalPerTask
                                          e.support = training.support; e.query = training.query; return e }())
-        let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
         if let checkpoint {
             spec = checkpoint.run
             config = spec.training

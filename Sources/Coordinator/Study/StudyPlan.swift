@@ -30,18 +30,23 @@ struct StudyPlan: Codable, Sendable, Equatable {
         var warmStart: String?
         /// ANIL: the inner loop adapts only the output head.
         var headOnlyInnerLoop = false
+        /// Task augmentation: superpixel pseudo-tasks on the meta-train tasks' images are
+        /// sampled beside the labelled tasks (`PseudoAugmentedSource`).
+        var pseudoTasks = false
 
         init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
-             warmStart: String? = nil, headOnlyInnerLoop: Bool = false) {
+             warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false) {
             self.order = order
             self.learnedInnerRates = learnedInnerRates
             self.multiStepLoss = multiStepLoss
             self.metaLearningRate = metaLearningRate
             self.warmStart = warmStart
             self.headOnlyInnerLoop = headOnlyInnerLoop
+            self.pseudoTasks = pseudoTasks
         }
 
-        /// Studies saved before `headOnlyInnerLoop` existed resume with the full inner loop.
+        /// Studies saved before `headOnlyInnerLoop` and `pseudoTasks` existed resume with the
+        /// full inner loop and the labelled tasks alone.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             order = try c.decode(MetaOrder.self, forKey: .order)
@@ -50,6 +55,7 @@ struct StudyPlan: Codable, Sendable, Equatable {
             metaLearningRate = try c.decode(Float.self, forKey: .metaLearningRate)
             warmStart = try c.decodeIfPresent(String.self, forKey: .warmStart)
             headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
+            pseudoTasks = try c.decodeIfPresent(Bool.self, forKey: .pseudoTasks) ?? false
         }
     }
 
@@ -106,9 +112,10 @@ struct StudyPlan: Codable, Sendable, Equatable {
     static let headGrid: [Adaptation] = [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true)) }
         + [20, 50, 100].flatMap { s in [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
 
-    /// The default plan: five meta-training recipes (first and second order, MAML++,
-    /// meta-transfer from the per-task-heads model, and ANIL: second order with a head-only
-    /// inner loop), the two transfer baselines at two learning
+    /// The default plan: six meta-training recipes (first and second order, MAML++,
+    /// meta-transfer from the per-task-heads model, ANIL: second order with a head-only
+    /// inner loop, and second order with superpixel pseudo-tasks beside the labelled
+    /// tasks), the two transfer baselines at two learning
     /// rates each, scratch, and (with `pretraining`) pretraining followed by meta-training.
     static func standard(pretraining: Bool) -> StudyPlan {
         var c: [Candidate] = [
@@ -120,6 +127,8 @@ struct StudyPlan: Codable, Sendable, Equatable {
                   training: .meta(.init(order: .second, warmStart: "transfer-heads")), grid: mamlGrid),
             .init(name: "anil-second", family: "maml",
                   training: .meta(.init(order: .second, headOnlyInnerLoop: true)), grid: mamlGrid),
+            .init(name: "maml-second+pseudo", family: "maml",
+                  training: .meta(.init(order: .second, pseudoTasks: true)), grid: mamlGrid),
         ]
         for rate: Float in [1e-3, 3e-3] {
             c.append(.init(name: "transfer-heads@\(rate)", family: "transfer-heads",

@@ -135,7 +135,7 @@ final class StudyRunner: @unchecked Sendable {
     /// The cost key of a training phase: what one step computes.
     static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
-            + (recipe.headOnlyInnerLoop ? "+head" : "")
+            + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "")
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
@@ -151,7 +151,8 @@ final class StudyRunner: @unchecked Sendable {
             case .joint(let heads, _): keys[Self.costKey(joint: heads)] = { try self.measureJoint(heads) }
             case .meta(let recipe):
                 keys[Self.costKey(meta: recipe)] = {
-                    try self.measureMeta(recipe, source: self.source, dataset: self.settings.dataset, split: self.settings.split)
+                    let (dataset, source) = self.metaTrainingData(recipe)
+                    return try self.measureMeta(recipe, source: source, dataset: dataset, split: self.settings.split)
                 }
                 if recipe.warmStart == "transfer-heads" { keys[Self.costKey(joint: .perTask)] = { try self.measureJoint(.perTask) } }
                 if recipe.warmStart == "pretrain" { keys[Self.pretrainKey] = { try self.measurePretrain() } }
@@ -199,6 +200,13 @@ final class StudyRunner: @unchecked Sendable {
     private func measurePretrain() throws -> Double {
         let (spec, pseudo) = try pretrainingSource()
         return try measureMeta(.init(order: settings.base.meta.order), source: pseudo, dataset: spec, split: pseudo.defaultSplit)
+    }
+
+    /// What a recipe meta-trains on: the study's tasks, with pseudo-tasks beside them if
+    /// the recipe asks for them.
+    private func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) -> (DatasetSpec, TaskSource) {
+        guard recipe.pseudoTasks else { return (settings.dataset, source) }
+        return settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split)
     }
 
     private func pretrainingSource() throws -> (DatasetSpec, TaskSource) {
@@ -326,7 +334,8 @@ final class StudyRunner: @unchecked Sendable {
             var start = layout.initialValues(seed: settings.base.seed, innerLearningRate: config.meta.innerLearningRate)
             start.replaceSubrange(0..<layout.model.count, with: initial)
             let marks = recipe.warmStart == nil ? snapshotSteps(total) : snapshotSteps(total, from: 0.5)
-            _ = try metaTrain(config: config, dataset: settings.dataset, source: source, split: settings.split,
+            let (dataset, metaSource) = metaTrainingData(recipe)
+            _ = try metaTrain(config: config, dataset: dataset, source: metaSource, split: settings.split,
                               initial: start, folder: "train-\(name)") { step, meta, _ in
                 if let f = marks[step] {
                     record(f, meta, layout: layout, spent: spentBefore + Double(step) * cost,
@@ -492,7 +501,7 @@ final class StudyRunner: @unchecked Sendable {
            case .meta(let recipe) = pretrained.training,
            let plain = plan.candidates.first(where: {
                if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss
-                   && !r.headOnlyInnerLoop }
+                   && !r.headOnlyInnerLoop && !r.pseudoTasks }
                return false
            }), state.chosen["maml"]?.candidate != plain.name {
             let t = state.tuned[plain.name]!

@@ -25,20 +25,36 @@ extension RunSpec {
         case .zscore(let low, let high): .init(kind: "zscore", low: low, high: high)
         case .ctWindow(let level, let width): .init(kind: "ctWindow", level: level, width: width)
         }
-        let pseudo = dataset.pseudo.map {
-            Wire.RunSpecification.Pseudo(superpixels: $0.superpixels, compactness: $0.compactness, maximumMerged: $0.maximumMerged,
-                                         minimumArea: $0.minimumArea, maximumArea: $0.maximumArea)
-        }
         let wireDataset = Wire.RunSpecification.Dataset(
             kind: dataset.kind.rawValue, name: dataset.name, path: dataset.path, identityName: dataset.identity.name,
             fingerprint: dataset.identity.fingerprint, axis: o.axis.rawValue, size: o.size, normalisation: normalisation,
-            requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad, pseudo: pseudo,
-            includeTrainingImages: dataset.includeTrainingImages)
+            requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad,
+            pseudo: dataset.pseudo.map(Self.wirePseudo), includeTrainingImages: dataset.includeTrainingImages,
+            pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo))
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
             dataset: wireDataset, validationPatterns: split.validationPatterns, testPatterns: split.testPatterns,
             heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask))
+    }
+
+    private static func wirePseudo(_ p: PseudoTaskOptions) -> Wire.RunSpecification.Pseudo {
+        Wire.RunSpecification.Pseudo(superpixels: p.superpixels, compactness: p.compactness, maximumMerged: p.maximumMerged,
+                                     minimumArea: p.minimumArea, maximumArea: p.maximumArea)
+    }
+
+    /// Pseudo-task settings from the wire, each checked for range.
+    private static func pseudoOptions(_ p: Wire.RunSpecification.Pseudo) throws(WireError) -> PseudoTaskOptions {
+        guard (4...1000).contains(p.superpixels) && (0...10).contains(p.maximumMerged) && p.compactness.isFinite && p.compactness > 0
+                  && p.minimumArea.isFinite && p.maximumArea.isFinite && 0 <= p.minimumArea && p.minimumArea <= p.maximumArea && p.maximumArea <= 1
+        else { throw .malformed("run specification: pseudo-task settings out of range") }
+        var pseudo = PseudoTaskOptions()
+        pseudo.superpixels = p.superpixels
+        pseudo.compactness = p.compactness
+        pseudo.maximumMerged = p.maximumMerged
+        pseudo.minimumArea = p.minimumArea
+        pseudo.maximumArea = p.maximumArea
+        return pseudo
     }
 
     private static func wireNode(_ node: ModelSpec.Node) -> Wire.RunSpecification.Node {
@@ -153,18 +169,9 @@ extension RunSpec {
         options.skipBad = d.skipBad
         var dataset = DatasetSpec(kind: kind, name: d.name, path: d.path, options: options,
                                   identity: DatasetIdentity(name: d.identityName, fingerprint: d.fingerprint))
-        if let p = d.pseudo {
-            try check((4...1000).contains(p.superpixels) && (0...10).contains(p.maximumMerged) && p.compactness.isFinite && p.compactness > 0
-                      && p.minimumArea.isFinite && p.maximumArea.isFinite && 0 <= p.minimumArea && p.minimumArea <= p.maximumArea && p.maximumArea <= 1,
-                      "pseudo-task settings out of range")
-            var pseudo = PseudoTaskOptions()
-            pseudo.superpixels = p.superpixels
-            pseudo.compactness = p.compactness
-            pseudo.maximumMerged = p.maximumMerged
-            pseudo.minimumArea = p.minimumArea
-            pseudo.maximumArea = p.maximumArea
-            dataset.pseudo = pseudo
-        }
+        try check(d.pseudo == nil || d.pseudoBesideTasks == nil, "pseudo-tasks both instead of and beside the labelled tasks")
+        dataset.pseudo = try d.pseudo.map(Self.pseudoOptions)
+        dataset.pseudoBesideTasks = try d.pseudoBesideTasks.map(Self.pseudoOptions)
         dataset.includeTrainingImages = d.includeTrainingImages
 
         let h = w.heldOut

@@ -22,6 +22,9 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     public var pseudo: PseudoTaskOptions? = nil
     /// Pretraining on a Decathlon folder: use imagesTr as well as imagesTs.
     public var includeTrainingImages = false
+    /// Set for meta-training with superpixel pseudo-tasks beside the labelled tasks, on the
+    /// meta-train tasks' images (`PseudoAugmentedSource`).
+    public var pseudoBesideTasks: PseudoTaskOptions? = nil
 
     public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
         self.kind = kind
@@ -31,7 +34,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         self.identity = identity
     }
 
-    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages }
+    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages, pseudoBesideTasks }
 
     /// Fields added after the first version decode with their defaults, so older
     /// checkpoints and run specifications still load.
@@ -44,6 +47,18 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         identity = try c.decode(DatasetIdentity.self, forKey: .identity)
         pseudo = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudo)
         includeTrainingImages = try c.decodeIfPresent(Bool.self, forKey: .includeTrainingImages) ?? false
+        pseudoBesideTasks = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudoBesideTasks)
+    }
+
+    /// This labelled dataset with superpixel pseudo-tasks beside its tasks, on the images of
+    /// `split`'s meta-train tasks: the description for workers and the source.
+    public func addingPseudoTasks(_ options: PseudoTaskOptions, to source: TaskSource, split: TaskSplit) -> (DatasetSpec, TaskSource) {
+        precondition(pseudo == nil, "pseudo-tasks beside pseudo-tasks")
+        let augmented = PseudoAugmentedSource(base: source, split: split, options: options)
+        var spec = self
+        spec.pseudoBesideTasks = options
+        spec.identity = augmented.identity
+        return (spec, augmented)
     }
 
     /// Opens a dataset's unlabelled images as self-supervised pseudo-tasks (pretraining):
@@ -92,14 +107,18 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     }
 
     /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
-    /// coordinator's path. The caller compares `identity` (the coordinator does, on READY).
-    public func openOnWorker(dataRoot: String?, logger: Logger) throws -> TaskSource {
+    /// coordinator's path; pseudo-tasks beside the tasks follow the run's `split`. The caller
+    /// compares `identity` (the coordinator does, on READY).
+    public func openOnWorker(dataRoot: String?, split: TaskSplit, logger: Logger) throws -> TaskSource {
         let location = kind == .synthetic ? path : (dataRoot.map { $0 + "/" + name } ?? path)
-        let source: TaskSource
+        var source: TaskSource
         if let pseudo {
             source = try Self.openPseudo(location, options: options, pseudo: pseudo, includeTraining: includeTrainingImages, logger: logger).1
         } else {
             source = try Self.open(location, options: options, logger: logger).1
+        }
+        if let besides = pseudoBesideTasks {
+            source = PseudoAugmentedSource(base: source, split: split, options: besides)
         }
         if source.identity != identity {
             logger.error("this worker's data differs from the coordinator's", metadata: [

@@ -123,9 +123,14 @@ extension Wire {
             /// Present for pretraining: self-supervised pseudo-tasks on the unlabelled images.
             public var pseudo: Pseudo?
             public var includeTrainingImages: Bool
+            /// Present for meta-training with superpixel pseudo-tasks beside the labelled
+            /// tasks, on the images of the meta-train tasks (the run's split). Absent in
+            /// older messages; a worker that does not know it opens other data, and its
+            /// dataset fingerprint in READY does not match.
+            public var pseudoBesideTasks: Pseudo?
             public init(kind: String, name: String, path: String, identityName: String, fingerprint: String, axis: String,
                         size: Int, normalisation: Normalisation, requireLabel: Bool, sameVolume: Bool, augment: Bool,
-                        skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool) {
+                        skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil) {
                 self.kind = kind
                 self.name = name
                 self.path = path
@@ -140,6 +145,7 @@ extension Wire {
                 self.skipBad = skipBad
                 self.pseudo = pseudo
                 self.includeTrainingImages = includeTrainingImages
+                self.pseudoBesideTasks = pseudoBesideTasks
             }
         }
 
