@@ -21,4 +21,7 @@ test -x .build/release/medmaml-coordinator || { echo "build failed" >&2; exit 1;
 # The demo's model is small (32x32): keep every inner step's passes for the exact
 # meta-gradient instead of recomputing them (a few MB per step and thread; same results).
 export MEDMAML_KEEP_STEPS=${MEDMAML_KEEP_STEPS:-1000}
+# oneDNN's AVX2 kernels on every x86-64 machine, so the table is the README's digit for
+# digit (AVX-512 kernels sum in another order and give another table).
+export ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2}
 exec .build/release/medmaml-coordinator demo --out "$OUT" "$@"
