@@ -121,6 +121,31 @@ import Training
         #expect(after == before, "key folders left behind: \(after.subtracting(before))")
     }
 
+    /// A coordinator whose local workers cannot start (no worker executable beside it) says
+    /// so and exits, instead of waiting on its loopback endpoint, where nothing else can come.
+    @Test func localWorkersThatCannotStartAreAClearError() throws {
+        let bin = folder.path + "/lonely"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: executable("medmaml-coordinator"), toPath: bin + "/medmaml-coordinator")
+        let c = try ChildProcess(bin + "/medmaml-coordinator",
+                                 ["train"] + Self.tiny + ["--steps", "3", "--local-workers", "1", "--checkpoint-dir", folder.path + "/lonely-run"],
+                                 name: "lonely", folder: folder.path)
+        expectClearError(c, mentioning: "cannot start local workers: no worker executable at \(bin)/medmaml-worker", "no worker executable")
+        #expect(c.stderr.contains("no worker can compute"), "\(c.stderr)")
+    }
+
+    /// When every local worker has died, the coordinator exits with a clear error rather
+    /// than waiting forever for workers that cannot come.
+    @Test func losingEveryLocalWorkerIsAClearError() throws {
+        let c = try coordinator(["train"] + Self.tiny + ["--steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/orphan"],
+                                name: "orphan")
+        #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 2, "local workers: \(workers)")
+        for w in workers { kill(w, SIGKILL) }
+        expectClearError(c, mentioning: "every local worker exited (signal 9, signal 9)", "all local workers killed")
+    }
+
     /// dataset.json may not send the reader outside the dataset folder.
     @Test func datasetPathsStayInsideTheFolder() throws {
         let root = try folder.copy(fixturePath("decathlon/Task99_Mini"), as: "escape")

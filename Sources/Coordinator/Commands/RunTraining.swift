@@ -54,7 +54,15 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     }
     distributed?.onStatus = { progress.note($0) }
     distributed?.onBound = { endpoint in
-        do { try launcher?.start(endpoint: endpoint) } catch { logger.error("cannot start local workers: \(error)") }
+        do { try launcher?.start(endpoint: endpoint) } catch {
+            logger.error("cannot start local workers: \(error)")
+            launcher?.failedToStart(error)
+        }
+    }
+    // On the default loopback endpoint only the local workers can ever connect: when none
+    // is left, waiting would be forever.
+    if let launcher, cluster.bind == nil {
+        distributed?.abandonWhenIdle = { launcher.whyNoneCanCome }
     }
     let summary = try run.run()
     progress.finish()

@@ -24,6 +24,8 @@ final class LocalWorkers: @unchecked Sendable {
     let logger: Logger
     let logLevel: Logger.Level
     var processes: [Process] = []
+    /// Why the processes could not be started, if they could not.
+    private(set) var startFailure: String?
 
     init(count: Int, threads: Int, keys: LocalKeys?, logger: Logger) throws {
         self.logLevel = logger.logLevel
@@ -42,6 +44,9 @@ final class LocalWorkers: @unchecked Sendable {
     func start(endpoint: String) throws {
         let connect = endpoint.replacingOccurrences(of: "tcp://0.0.0.0:", with: "tcp://127.0.0.1:")
             .replacingOccurrences(of: "tcp://*:", with: "tcp://127.0.0.1:")
+        guard FileManager.default.isExecutableFile(atPath: Self.workerExecutable) else {
+            throw ValidationError("no worker executable at \(Self.workerExecutable) (medmaml-worker must sit beside medmaml-coordinator)")
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_NUM_THREADS"] = "1"
         environment["OMP_NUM_THREADS"] = "1"
@@ -61,6 +66,21 @@ final class LocalWorkers: @unchecked Sendable {
             processes.append(p)
         }
         logger.info("started \(count) local worker(s) with \(threads) thread(s) each on \(connect)")
+    }
+
+    /// Records a failure to start the processes (for `whyNoneCanCome`).
+    func failedToStart(_ error: Error) {
+        startFailure = "cannot start local workers: \(error)"
+    }
+
+    /// Why none of these workers can serve the run any more: they could not be started, or
+    /// every one has exited (refused by the coordinator, crashed or killed; their own
+    /// messages say which). Nil while any is running.
+    var whyNoneCanCome: String? {
+        if let startFailure { return startFailure }
+        guard !processes.isEmpty, processes.allSatisfy({ !$0.isRunning }) else { return nil }
+        let codes = processes.map { "\($0.terminationReason == .uncaughtSignal ? "signal " : "exit ")\($0.terminationStatus)" }
+        return "every local worker exited (\(codes.joined(separator: ", "))); their messages are above"
     }
 
     func stop() {

@@ -21,6 +21,11 @@ public final class DistributedBackend: TaskBackend {
     public var onStatus: ((String) -> Void)?
     /// Called once the socket is bound, with the resolved endpoint (for launching local workers).
     public var onBound: ((String) -> Void)?
+    /// Asked while too few workers are ready: why no worker can come any more (every local
+    /// worker process exited and none other can reach a loopback endpoint), or nil to keep
+    /// waiting. A reason ends the run with `NoWorkerCanCome`.
+    public var abandonWhenIdle: (() -> String?)?
+    private var lastAbandonCheck = -1e9
 
     private let logger: Logger
     private var context: ZMQContext?
@@ -92,6 +97,7 @@ public final class DistributedBackend: TaskBackend {
         while !run.outer.done && scheduler!.readyWorkers < minimumWorkers {
             if StopSignal.received != nil { return false }
             try pump()
+            try checkAbandon()
             if clock.now - lastStatus > 5 {
                 lastStatus = clock.now
                 onStatus?("waiting for workers: \(scheduler!.readyWorkers)/\(minimumWorkers) ready on \(router.lastEndpoint)")
@@ -112,6 +118,7 @@ public final class DistributedBackend: TaskBackend {
             if let why = fatal { throw MetaConfigError.invalid(why) }
             if StopSignal.received != nil { return nil }
             try pump()
+            if scheduler!.readyWorkers == 0 { try checkAbandon() }
             if scheduler!.readyWorkers == 0 && clock.now - lastStatus > 5 {
                 lastStatus = clock.now
                 onStatus?("no worker alive: waiting for workers to (re)connect to \(router.lastEndpoint); \(scheduler!.remainingSlots) task(s) of batch \(batch) pending")
@@ -122,6 +129,13 @@ public final class DistributedBackend: TaskBackend {
                                               supportLoss: $0.result.supportLoss, objective: $0.result.objective),
                         gradient: $0.gradient, seconds: $0.result.seconds, worker: $0.worker)
         }
+    }
+
+    /// Ends the wait when `abandonWhenIdle` gives a reason (asked twice a second at most).
+    private func checkAbandon() throws {
+        guard let abandonWhenIdle, clock.now - lastAbandonCheck > 0.5 else { return }
+        lastAbandonCheck = clock.now
+        if let why = abandonWhenIdle() { throw NoWorkerCanCome(reason: why) }
     }
 
     public func finish() {
@@ -261,4 +275,10 @@ final class Arbiter: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The run cannot go on: no worker is ready and none can come (`abandonWhenIdle`).
+public struct NoWorkerCanCome: Error, CustomStringConvertible {
+    public let reason: String
+    public var description: String { "no worker can compute the run's tasks: \(reason)" }
 }
