@@ -53,7 +53,9 @@ public final class ScriptedWorker {
     /// HELLO, WELCOME, then READY with the fingerprints an honest worker would compute.
     public func register(name: String, threads: Int = 1) throws {
         try send(Wire.Message(.hello, run: .none, body: Wire.Hello(name: name, threads: threads, previousRun: nil)))
-        guard let welcome = try wait(for: .welcome) else { throw WireError.malformed("no WELCOME") }
+        // The coordinator computes its numerics fingerprint before it welcomes anyone, which on a
+        // loaded machine (a whole suite in parallel) can take well over 30 s.
+        guard let welcome = try wait(for: .welcome, timeout: 120) else { throw WireError.malformed("no WELCOME in 120 s") }
         let w = try welcome.decode(Wire.Welcome.self)
         run = Wire.RunID(hex: w.run.runID)!
         let spec = try RunSpec(wire: w.run)
