@@ -8,21 +8,24 @@ import Datasets
 public struct TaskImages: UnlabelledImages {
     public let base: TaskSource
     public let tasks: [Int]
+    /// The tasks' names, read once: a source may build its name list on every call.
+    public let groups: [String]
     /// The seed of the samples the images are taken from.
     public static let seed: UInt64 = 0x1A4E_1ED5
 
     public init(base: TaskSource, tasks: [Int]) {
         self.base = base
         self.tasks = tasks
+        let names = base.taskNames
+        groups = tasks.map { names[$0] }
     }
 
     public var identity: DatasetIdentity {
-        let names = tasks.map { base.taskNames[$0] }.joined(separator: "\n")
+        let names = groups.joined(separator: "\n")
         return DatasetIdentity(name: base.identity.name + "-images",
                                fingerprint: SHA256.hex(Array((base.identity.fingerprint + "\n" + names).utf8)))
     }
     public var imageShape: FeatureShape { base.imageShape }
-    public var groups: [String] { tasks.map { base.taskNames[$0] } }
     /// Samples are drawn by index from each task's own pool (volumes, slices, renderings).
     public func imageCount(group: Int) -> Int { 1 << 40 }
     public func image(group: Int, index: Int) throws(DataError) -> [Float] {
@@ -43,10 +46,13 @@ public struct TaskImages: UnlabelledImages {
 public struct PseudoAugmentedSource: TaskSource {
     public let base: TaskSource
     public let pseudo: PseudoTaskSource
+    /// Labelled tasks before the pseudo-tasks.
+    private let labelled: Int
 
     /// Pseudo-tasks on the images of `split`'s meta-train tasks of `base`.
     public init(base: TaskSource, split: TaskSplit, options: PseudoTaskOptions) {
         self.base = base
+        labelled = base.taskNames.count
         pseudo = PseudoTaskSource(images: TaskImages(base: base, tasks: split.partition(base.taskNames).train), options: options)
     }
 
@@ -59,7 +65,6 @@ public struct PseudoAugmentedSource: TaskSource {
     public var defaultSplit: TaskSplit { base.defaultSplit }
 
     public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
-        let labelled = base.taskNames.count
         guard task >= 0, task < labelled + pseudo.taskNames.count else { throw .badRequest("no task number \(task)") }
         if task < labelled { return try base.sample(task: task, index: index, seed: seed, support: support, query: query) }
         return try pseudo.sample(task: task - labelled, index: index, seed: seed, support: support, query: query)
