@@ -146,6 +146,41 @@ import Training
         expectClearError(c, mentioning: "every local worker exited (signal 9, signal 9)", "all local workers killed")
     }
 
+    /// More workers asked for than the local workers, on the loopback endpoint where no other
+    /// worker can connect, is a clear error at once rather than a wait that never ends.
+    @Test func minimumWorkersAboveTheLocalWorkersIsAClearError() throws {
+        let c = try coordinator(["train"] + Self.tiny + ["--steps", "3", "--local-workers", "1", "--min-workers", "2",
+                                                         "--checkpoint-dir", folder.path + "/too-few"],
+                                name: "too-few")
+        expectClearError(c, mentioning: "--min-workers 2", "more workers than local workers")
+    }
+
+    /// A coordinator silent for longer than two minutes (stopped here; on a loaded machine,
+    /// computing its numerics fingerprint before it welcomes anyone) keeps its local workers:
+    /// they wait for it as long as it lives, and the run goes on when it answers again. They
+    /// used to leave after 120 s without a word from it, and the coordinator then stopped the
+    /// run because every local worker had exited.
+    @Test func localWorkersWaitForASilentCoordinator() throws {
+        let metrics = folder.path + "/silent-metrics.jsonl"
+        let c = try coordinator(["train"] + Self.tiny + ["--steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent",
+                                                         "--metrics", metrics],
+                                name: "silent")
+        #expect(c.waitFor("step 2/100000", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 1, "local workers: \(workers)")
+        c.signal(SIGSTOP)
+        sleep(135)
+        #expect(workers.allSatisfy(isRunning), "a local worker left its silent coordinator")
+        let before = lineCount(metrics)
+        c.signal(SIGCONT)
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline && lineCount(metrics) < before + 3 { usleep(200_000) }
+        #expect(lineCount(metrics) >= before + 3, "the run did not go on after the coordinator answered again: \(c.stderr.suffix(2000))")
+        #expect(!c.stderr.contains("every local worker exited"), "\(c.stderr.suffix(2000))")
+        c.signal(SIGTERM)
+        _ = c.waitExit(timeout: 60)
+    }
+
     /// dataset.json may not send the reader outside the dataset folder.
     @Test func datasetPathsStayInsideTheFolder() throws {
         let root = try folder.copy(fixturePath("decathlon/Task99_Mini"), as: "escape")
@@ -193,4 +228,15 @@ func childProcesses(of pid: Int32) -> [Int32] {
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return fields.count > 1 && Int32(fields[1]) == pid
     }
+}
+
+/// Whether `pid` is a live process (neither gone nor a zombie waiting for its parent).
+func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
+
+/// The number of lines in a text file (0 if it cannot be read).
+func lineCount(_ path: String) -> Int {
+    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").count
 }

@@ -53,7 +53,10 @@ final class LocalWorkers: @unchecked Sendable {
         for i in 0..<count {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Self.workerExecutable)
-            var args = ["--connect", connect, "--threads", "\(threads)", "--name", "local-\(i)", "--idle-timeout", "120",
+            // No --idle-timeout: a local worker waits for its coordinator as long as that lives
+            // (it may be silent for minutes, computing its numerics fingerprint before it
+            // welcomes anyone), and leaves when it is gone.
+            var args = ["--connect", connect, "--threads", "\(threads)", "--name", "local-\(i)",
                         "--log-level", logLevel.rawValue, "--exit-with-parent", "\(getpid())"]
             let input = Pipe()
             if keys != nil { args.append("--keys-from-stdin") }
