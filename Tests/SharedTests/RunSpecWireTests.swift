@@ -82,7 +82,7 @@ import Wire
         let (plain, source) = try DatasetSpec.open("synthetic", options: options, logger: .init(label: "test"))
         var p = PseudoTaskOptions()
         p.superpixels = 30
-        let (spec, augmented) = plain.addingPseudoTasks(p, to: source, split: source.defaultSplit)
+        let (spec, augmented) = try plain.addingPseudoTasks(p, to: source, split: source.defaultSplit)
         var run = Self.spec()
         run.dataset = spec
         run.split = source.defaultSplit
@@ -106,6 +106,44 @@ import Wire
         bad = run.wireForm
         bad.dataset.pseudo = bad.dataset.pseudoBesideTasks
         #expect(throws: WireError.self) { try RunSpec(wire: bad) }
+    }
+
+    /// The numerics fingerprint covers the pseudo-tasks beside the labelled tasks. The dataset
+    /// identity names only their options, so a worker whose superpixels come out differently
+    /// (other code, other kernels) can be told apart only by its numbers; before, the
+    /// fingerprint read the first labelled task alone and let such a worker in.
+    @Test func numericsFingerprintCoversThePseudoTasks() throws {
+        var options = VolumeOptions()
+        options.size = 32
+        let (plain, source) = try DatasetSpec.open("synthetic", options: options, logger: .init(label: "test"))
+        let (spec, augmented) = try plain.addingPseudoTasks(PseudoTaskOptions(), to: source, split: source.defaultSplit)
+        var run = Self.spec()
+        run.dataset = spec
+        run.split = source.defaultSplit
+        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
+        let masks = OtherPseudoTasks(base: augmented, labelled: source.taskNames.count, alter: { $0.queryMasks[0] = 1 - $0.queryMasks[0] })
+        let images = OtherPseudoTasks(base: augmented, labelled: source.taskNames.count, alter: { $0.supportImages[5] += 0.25 })
+        #expect(masks.identity == augmented.identity)
+        let fingerprint = try NumericsCheck.fingerprint(run: run, source: augmented)
+        #expect(try NumericsCheck.fingerprint(run: run, source: masks) != fingerprint)
+        #expect(try NumericsCheck.fingerprint(run: run, source: images) != fingerprint)
+        #expect(try NumericsCheck.fingerprint(run: run, source: augmented) == fingerprint)
+    }
+
+    /// Pseudo-tasks are meta-train tasks: a split whose patterns would make one a
+    /// meta-validation or meta-test task (and so choose or report on it) is refused, naming it.
+    @Test func pseudoTasksOutsideMetaTrainAreRefused() throws {
+        var options = VolumeOptions()
+        options.size = 32
+        let (plain, source) = try DatasetSpec.open("synthetic", options: options, logger: .init(label: "test"))
+        var split = source.defaultSplit
+        split.validationPatterns.append("pseudo/synthetic/organ/*")
+        let error = try #require(throws: DataError.self) { try plain.addingPseudoTasks(PseudoTaskOptions(), to: source, split: split) }
+        #expect("\(error)".contains("pseudo/synthetic/organ/") && "\(error)".contains("meta-validation"), "\(error)")
+        split = source.defaultSplit
+        split.testPatterns.append("p*")
+        #expect(throws: DataError.self) { try plain.addingPseudoTasks(PseudoTaskOptions(), to: source, split: split) }
+        _ = try plain.addingPseudoTasks(PseudoTaskOptions(), to: source, split: source.defaultSplit)
     }
 
     @Test func outOfRangeFieldsAreRefused() {
@@ -152,5 +190,24 @@ import Wire
         w.learner.learnedInnerRates = false
         w.learner.headOnlyInnerLoop = true
         _ = try RunSpec(wire: w, keptSteps: 1000)
+    }
+}
+
+/// A source whose pseudo-tasks (the tasks after the labelled ones) come out differently, as
+/// on a machine whose superpixels differ; same identity, same labelled tasks.
+private struct OtherPseudoTasks: TaskSource {
+    let base: TaskSource
+    let labelled: Int
+    let alter: @Sendable (inout TaskSample) -> Void
+
+    var identity: DatasetIdentity { base.identity }
+    var imageShape: FeatureShape { base.imageShape }
+    var taskNames: [String] { base.taskNames }
+    var defaultSplit: TaskSplit { base.defaultSplit }
+
+    func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
+        var s = try base.sample(task: task, index: index, seed: seed, support: support, query: query)
+        if task >= labelled { alter(&s) }
+        return s
     }
 }

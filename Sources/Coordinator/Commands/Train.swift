@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
         let split = checkpoint?.run.split ?? data.split(for: source)
         // A resumed run keeps its checkpoint's pseudo-tasks, whatever the flag says.
         if let pseudo = checkpoint.map({ $0.run.dataset.pseudoBesideTasks }) ?? (pseudoTasks ? PseudoTaskOptions() : nil) {
-            (datasetSpec, source) = datasetSpec.addingPseudoTasks(pseudo, to: source, split: split)
+            (datasetSpec, source) = try datasetSpec.addingPseudoTasks(pseudo, to: source, split: split)
         }
         var config = try training.config(imageSize: data.imageSize)
         var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: split,

@@ -151,7 +151,7 @@ final class StudyRunner: @unchecked Sendable {
             case .joint(let heads, _): keys[Self.costKey(joint: heads)] = { try self.measureJoint(heads) }
             case .meta(let recipe):
                 keys[Self.costKey(meta: recipe)] = {
-                    let (dataset, source) = self.metaTrainingData(recipe)
+                    let (dataset, source) = try self.metaTrainingData(recipe)
                     return try self.measureMeta(recipe, source: source, dataset: dataset, split: self.settings.split)
                 }
                 if recipe.warmStart == "transfer-heads" { keys[Self.costKey(joint: .perTask)] = { try self.measureJoint(.perTask) } }
@@ -204,9 +204,9 @@ final class StudyRunner: @unchecked Sendable {
 
     /// What a recipe meta-trains on: the study's tasks, with pseudo-tasks beside them if
     /// the recipe asks for them.
-    private func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) -> (DatasetSpec, TaskSource) {
+    private func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) throws -> (DatasetSpec, TaskSource) {
         guard recipe.pseudoTasks else { return (settings.dataset, source) }
-        return settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split)
+        return try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split)
     }
 
     private func pretrainingSource() throws -> (DatasetSpec, TaskSource) {
@@ -334,7 +334,7 @@ final class StudyRunner: @unchecked Sendable {
             var start = layout.initialValues(seed: settings.base.seed, innerLearningRate: config.meta.innerLearningRate)
             start.replaceSubrange(0..<layout.model.count, with: initial)
             let marks = recipe.warmStart == nil ? snapshotSteps(total) : snapshotSteps(total, from: 0.5)
-            let (dataset, metaSource) = metaTrainingData(recipe)
+            let (dataset, metaSource) = try metaTrainingData(recipe)
             _ = try metaTrain(config: config, dataset: dataset, source: metaSource, split: settings.split,
                               initial: start, folder: "train-\(name)") { step, meta, _ in
                 if let f = marks[step] {

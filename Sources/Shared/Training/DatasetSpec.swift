@@ -51,10 +51,18 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     }
 
     /// This labelled dataset with superpixel pseudo-tasks beside its tasks, on the images of
-    /// `split`'s meta-train tasks: the description for workers and the source.
-    public func addingPseudoTasks(_ options: PseudoTaskOptions, to source: TaskSource, split: TaskSplit) -> (DatasetSpec, TaskSource) {
+    /// `split`'s meta-train tasks: the description for workers and the source. Pseudo-tasks
+    /// are meta-train tasks; a split whose patterns would make one a meta-validation or
+    /// meta-test task is refused, naming the task and the pattern's role.
+    public func addingPseudoTasks(_ options: PseudoTaskOptions, to source: TaskSource, split: TaskSplit) throws(DataError) -> (DatasetSpec, TaskSource) {
         precondition(pseudo == nil, "pseudo-tasks beside pseudo-tasks")
         let augmented = PseudoAugmentedSource(base: source, split: split, options: options)
+        let misplaced = augmented.pseudo.taskNames.compactMap { name in split.role(of: name) == .train ? nil : "\(name) (\(split.role(of: name).rawValue))" }
+        guard misplaced.isEmpty else {
+            throw .badRequest("the split's patterns make pseudo-tasks held-out tasks: \(misplaced.prefix(3).joined(separator: ", "))"
+                              + (misplaced.count > 3 ? " and \(misplaced.count - 3) more" : "")
+                              + "; pseudo-tasks are meta-train tasks, so narrow the validation and test patterns (pseudo-task names start with pseudo/)")
+        }
         var spec = self
         spec.pseudoBesideTasks = options
         spec.identity = augmented.identity

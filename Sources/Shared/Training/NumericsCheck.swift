@@ -3,7 +3,8 @@ import Datasets
 import MetaLearning
 
 /// A fingerprint of the numbers a machine computes for a run: the first meta-train task's
-/// first sample and its meta-gradient at the run's initial parameters. Machines whose data
+/// first sample and its meta-gradient at the run's initial parameters, and with pseudo-tasks
+/// beside the tasks, a pseudo-task's first sample. Machines whose data
 /// generation or matrix kernels differ get different fingerprints, and would break the
 /// bitwise reproducibility of the run, so the coordinator refuses them.
 public enum NumericsCheck {
@@ -22,7 +23,15 @@ public enum NumericsCheck {
         let meta = learner.layout.initialValues(seed: config.initSeed ?? config.seed, innerLearningRate: config.meta.innerLearningRate)
         var g = [Float](repeating: 0, count: meta.count)
         _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
-        let parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
+        var parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
+        // Pseudo-tasks beside the tasks come after them, and their identity names only their
+        // options: the last meta-train task's first sample (a pseudo-task's), masks included,
+        // shows whether this machine draws the same superpixels.
+        if run.dataset.pseudoBesideTasks != nil, let last = run.partition(source).train.last, last != first {
+            let pseudo = try source.sample(task: last, index: 0, seed: config.seed,
+                                           support: config.meta.supportShots, query: config.meta.queryShots)
+            parts.append(SHA256.hex(floats: pseudo.supportImages + pseudo.queryImages + pseudo.supportMasks + pseudo.queryMasks))
+        }
         return (SHA256.hex(Array(parts.joined(separator: "/").utf8)), g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
     }
 }
