@@ -33,6 +33,8 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// The kept steps' passes, and their support gradients g_i when the rates are learned
     /// (made on the first second-order meta-gradient).
     private var tapes: [Network<Scalar>.Tape] = []
+    /// The support images the tapes hold (the configured shots, or a larger task's).
+    private var tapeImages = 0
     private var keptGradients: [Storage<Scalar>] = []
     /// With a head-only inner loop: the model offset where the head's tensors start, and the
     /// loop on the body's features.
@@ -109,8 +111,9 @@ public final class MetaLearner<Scalar: EngineScalar> {
                            afterStep: ((Int) -> Void)? = nil) -> Scalar {
         current.pointer.update(from: meta, count: n)
         var initialLoss: Scalar = .nan
-        if keepHistory && tapes.count < keptSteps {
-            tapes = (0..<keptSteps).map { _ in network.makeTape(images: config.supportShots) }
+        if keepHistory && keptSteps > 0 && (tapes.count < keptSteps || tapeImages < task.supportCount) {
+            tapeImages = max(config.supportShots, task.supportCount)
+            tapes = (0..<keptSteps).map { _ in network.makeTape(images: tapeImages) }
             keptGradients = layout.learnedRates ? (0..<keptSteps).map { _ in Storage(count: n) } : []
         }
         for i in 0..<steps {

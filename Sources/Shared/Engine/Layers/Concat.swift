@@ -6,6 +6,7 @@ public struct Concat<Scalar: EngineScalar>: Layer {
     let output: FeatureShape
 
     public var parameterSpecs: [ParameterSpec] { [] }
+    public var primalReads: PrimalReads { .none }
 
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         gather(io.inputs.map { Optional($0.value) }, into: io.output.value, batch: io.batch)

@@ -16,6 +16,10 @@ public protocol Layer {
     var parameterSpecs: [ParameterSpec] { get }
     /// Bytes of saved state per call for `capacity` images (in `LayerIO.state`); 0 if none.
     var stateBytes: Int { get }
+    /// Which primal buffers the layer reads after its forward pass (in `backward` and the
+    /// tangent rules). A kept pass (`Network.Tape`) holds only the buffers some layer reads
+    /// then; the rest are scratch. `.all` unless the layer says less.
+    var primalReads: PrimalReads { get }
     /// y = f(x; theta). Saves what the other passes need in `io.state`.
     func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>)
     /// x-bar (+)= (df/dx)^T y-bar and theta-bar = (df/dtheta)^T y-bar (if `p.gradient`).
@@ -30,6 +34,28 @@ public protocol Layer {
 
 extension Layer {
     public var stateBytes: Int { 0 }
+    public var primalReads: PrimalReads { .all }
+}
+
+/// The primal buffers a layer reads after its forward pass: its inputs' values and its
+/// output's value (in `backward`, `forwardTangent` or `backwardTangent`), and its output's
+/// cotangent in the tangent rules (`backward` reads it too, but in the same pass that writes
+/// it). Its saved state (`LayerIO.state`) is always kept.
+public struct PrimalReads: Sendable, Equatable {
+    public var inputValues: Bool
+    public var outputValue: Bool
+    public var outputCotangent: Bool
+
+    public init(inputValues: Bool, outputValue: Bool, outputCotangent: Bool) {
+        self.inputValues = inputValues
+        self.outputValue = outputValue
+        self.outputCotangent = outputCotangent
+    }
+
+    public static let all = PrimalReads(inputValues: true, outputValue: true, outputCotangent: true)
+    /// A linear layer whose rules read only its saved state (upsampling, concatenation,
+    /// max-pooling by its recorded winners).
+    public static let none = PrimalReads(inputValues: false, outputValue: false, outputCotangent: false)
 }
 
 /// The four passes a network runs a layer in.

@@ -56,11 +56,14 @@ public struct AnyLayer<Scalar: EngineScalar> {
     public let smallCount: Int
     /// Bytes of saved state per call (`Layer.stateBytes`).
     public let stateBytes: Int
+    /// What the layer reads after its forward pass (`Layer.primalReads`).
+    public let primalReads: PrimalReads
 
     init<L: Layer>(_ layer: L, columnCount: Int = 0, smallCount: Int = 0) where L.Scalar == Scalar {
         run = { layer.run($0, $1, $2) }
         parameterSpecs = layer.parameterSpecs
         stateBytes = layer.stateBytes
+        primalReads = layer.primalReads
         self.columnCount = columnCount
         self.smallCount = smallCount
     }

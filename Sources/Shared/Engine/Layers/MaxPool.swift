@@ -14,6 +14,7 @@ public struct MaxPool2<Scalar: EngineScalar>: Layer {
     }
 
     public var parameterSpecs: [ParameterSpec] { [] }
+    public var primalReads: PrimalReads { .none }
 
     public var stateBytes: Int { capacity * input.channels * (input.height / 2) * (input.width / 2) }
 

@@ -4,6 +4,8 @@ import Core
 /// almost everywhere, so both tangent rules apply the same mask.
 public struct ReLU<Scalar: EngineScalar>: Layer {
     public var parameterSpecs: [ParameterSpec] { [] }
+    /// The mask is its output's sign; nothing else.
+    public var primalReads: PrimalReads { PrimalReads(inputValues: false, outputValue: true, outputCotangent: false) }
 
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         let n = io.batch * io.output.shape.count

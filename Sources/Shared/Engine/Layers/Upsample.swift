@@ -6,6 +6,7 @@ public struct Upsample2<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
 
     public var parameterSpecs: [ParameterSpec] { [] }
+    public var primalReads: PrimalReads { .none }
 
     public func forward(_ io: LayerIO<Scalar>, _ p: ParameterIO<Scalar>) {
         up(io.inputs[0].value, into: io.output.value, batch: io.batch)

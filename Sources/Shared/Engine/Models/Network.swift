@@ -81,10 +81,23 @@ public final class Network<Scalar: EngineScalar> {
             dependsOnParameters[index] = !(layers[index]?.parameterSpecs.isEmpty ?? true)
                 || node.inputs.contains { dependsOnParameters[$0] }
         }
-        // Fused nodes share storage: the GroupNorm writes straight into the ReLU's buffers.
+        // What a kept pass must hold: the buffers some layer reads after its forward pass
+        // (and the logits, which the loss reads). Fused nodes share storage (the GroupNorm
+        // writes straight into the ReLU's buffers), so a buffer is kept if any sharer reads it.
+        func root(_ i: Int) -> Int { fusedInto[i].map(root) ?? i }
+        var keepsValue = [Bool](repeating: false, count: spec.nodes.count)
+        var keepsCotangent = keepsValue
+        keepsValue[root(spec.nodes.count - 1)] = true
+        for (index, node) in spec.nodes.enumerated() {
+            guard let reads = layers[index]?.primalReads else { continue }
+            if reads.inputValues { for i in node.inputs { keepsValue[root(i)] = true } }
+            if reads.outputValue { keepsValue[root(index)] = true }
+            if reads.outputCotangent { keepsCotangent[root(index)] = true }
+        }
         plan = Tape.Plan(perImage: shapes.map(\.count), sharedWith: fusedInto,
                          carriesCotangent: dependsOnParameters,
-                         stateBytes: layers.map { $0?.stateBytes ?? 0 })
+                         stateBytes: layers.map { $0?.stateBytes ?? 0 },
+                         keepsValue: keepsValue, keepsCotangent: keepsCotangent)
         own = Tape(plan, capacity: capacity)
         bound = own
         tangents = plan.storages(capacity: capacity) { dependsOnParameters[$0] }
@@ -140,8 +153,9 @@ public final class Network<Scalar: EngineScalar> {
         if let m { masks.pointer.update(from: m, count: batch * spec.input.plane) }
     }
 
-    /// Node `i`'s output for the first `batch` images of the last pass (for numerics studies:
-    /// `bench numerics`); a ReLU fused into its GroupNorm gives the shared buffer. Nil for a
+    /// Node `i`'s output for the first `batch` images of the last pass on the network's own
+    /// buffers (for numerics studies: `bench numerics`); a ReLU fused into its GroupNorm gives
+    /// the shared buffer. Nil for a
     /// node that does not exist or more images than the last pass's buffers hold (a tape may
     /// hold fewer than the network).
     public func nodeOutput(_ i: Int, batch: Int) -> [Scalar]? {
@@ -155,11 +169,11 @@ public final class Network<Scalar: EngineScalar> {
     public func makeTape(images: Int? = nil) -> Tape {
         let images = images ?? capacity
         precondition(images > 0 && images <= capacity, "a tape for \(images) images on a network for \(capacity)")
-        return Tape(plan, capacity: images, network: self)
+        return Tape(plan, capacity: images, network: self, scratch: own)
     }
 
-    /// The bytes one tape for `images` images holds: every node's values, the cotangents of
-    /// the nodes with parameters upstream, and the layers' saved state.
+    /// The bytes one tape for `images` images holds: the values and cotangents some layer
+    /// reads after the forward pass (`Layer.primalReads`), and the layers' saved state.
     public func tapeBytes(images: Int? = nil) -> Int { plan.bytes(capacity: images ?? capacity) }
 
     /// Times every layer call and matrix product when set (`bench engine --profile`).
@@ -344,6 +358,10 @@ public final class Network<Scalar: EngineScalar> {
             let carriesCotangent: [Bool]
             /// Per layer, for the network's capacity (a layer lays its state out by it).
             let stateBytes: [Int]
+            /// Per node (its storage's source for fused nodes): whether a tape keeps the value
+            /// and the cotangent, or borrows the network's own buffer as scratch.
+            let keepsValue: [Bool]
+            let keepsCotangent: [Bool]
 
             /// Storage per node for `capacity` images (shared with its fused source), nil
             /// where `wanted` is false.
@@ -362,9 +380,11 @@ public final class Network<Scalar: EngineScalar> {
             func bytes(capacity: Int) -> Int {
                 let stride = MemoryLayout<Scalar>.stride
                 var total = 0
-                for i in perImage.indices where sharedWith[i] == nil {
-                    total += perImage[i] * capacity * stride * (carriesCotangent[i] ? 2 : 1)
+                for i in perImage.indices {
                     total += stateBytes[i]
+                    guard sharedWith[i] == nil else { continue }
+                    let buffers = (keepsValue[i] ? 1 : 0) + (carriesCotangent[i] && keepsCotangent[i] ? 1 : 0)
+                    total += perImage[i] * capacity * stride * buffers
                 }
                 return total
             }
@@ -383,6 +403,8 @@ public final class Network<Scalar: EngineScalar> {
 
         /// The network that made the tape (nil for a network's own buffers).
         weak var network: Network?
+        /// The network's own buffers, which a tape borrows for what it does not keep.
+        private let scratch: Tape?
         /// The most images a recorded pass may have.
         let capacity: Int
         let values: [UnsafeMutablePointer<Scalar>]
@@ -393,14 +415,19 @@ public final class Network<Scalar: EngineScalar> {
         private let storage: [Storage<Scalar>?]
         private let stateStorage: [StateStorage?]
 
-        init(_ plan: Plan, capacity: Int, network: Network? = nil) {
+        /// Buffers for `capacity` images: all of them for a network's own (`scratch` nil);
+        /// for a tape, only those `plan` keeps, the rest borrowed from `scratch`.
+        init(_ plan: Plan, capacity: Int, network: Network? = nil, scratch: Tape? = nil) {
             self.network = network
             self.capacity = capacity
-            let values = plan.storages(capacity: capacity) { _ in true }
-            let cotangents = plan.storages(capacity: capacity) { plan.carriesCotangent[$0] }
+            self.scratch = scratch
+            let values = plan.storages(capacity: capacity) { scratch == nil || plan.keepsValue[$0] }
+            let cotangents = plan.storages(capacity: capacity) {
+                plan.carriesCotangent[$0] && (scratch == nil || plan.keepsCotangent[$0])
+            }
             stateStorage = plan.stateBytes.map { $0 > 0 ? StateStorage(bytes: $0) : nil }
-            self.values = values.map { $0!.pointer }
-            self.cotangents = cotangents.map { $0?.pointer }
+            self.values = values.indices.map { values[$0]?.pointer ?? scratch!.values[$0] }
+            self.cotangents = cotangents.indices.map { cotangents[$0]?.pointer ?? scratch?.cotangents[$0] }
             states = stateStorage.map { $0?.pointer }
             storage = values + cotangents
         }
