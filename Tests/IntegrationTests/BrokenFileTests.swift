@@ -155,32 +155,6 @@ import Training
         expectClearError(c, mentioning: "--min-workers 2", "more workers than local workers")
     }
 
-    /// A coordinator silent for longer than two minutes (stopped here; on a loaded machine,
-    /// computing its numerics fingerprint before it welcomes anyone) keeps its local workers:
-    /// they wait for it as long as it lives, and the run goes on when it answers again. They
-    /// used to leave after 120 s without a word from it, and the coordinator then stopped the
-    /// run because every local worker had exited.
-    @Test func localWorkersWaitForASilentCoordinator() throws {
-        let metrics = folder.path + "/silent-metrics.jsonl"
-        let c = try coordinator(["train"] + Self.tiny + ["--steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent",
-                                                         "--metrics", metrics],
-                                name: "silent")
-        #expect(c.waitFor("step 2/100000", timeout: 120), "\(c.stderr)")
-        let workers = childProcesses(of: c.pid)
-        #expect(workers.count == 1, "local workers: \(workers)")
-        c.signal(SIGSTOP)
-        sleep(135)
-        #expect(workers.allSatisfy(isRunning), "a local worker left its silent coordinator")
-        let before = lineCount(metrics)
-        c.signal(SIGCONT)
-        let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline && lineCount(metrics) < before + 3 { usleep(200_000) }
-        #expect(lineCount(metrics) >= before + 3, "the run did not go on after the coordinator answered again: \(c.stderr.suffix(2000))")
-        #expect(!c.stderr.contains("every local worker exited"), "\(c.stderr.suffix(2000))")
-        c.signal(SIGTERM)
-        _ = c.waitExit(timeout: 60)
-    }
-
     /// dataset.json may not send the reader outside the dataset folder.
     @Test func datasetPathsStayInsideTheFolder() throws {
         let root = try folder.copy(fixturePath("decathlon/Task99_Mini"), as: "escape")
@@ -217,6 +191,38 @@ import Training
         let path = folder.write("bomb.nii.gz", bomb)
         let error = try #require(throws: DataError.self) { try NIfTIVolume.read(path: path) }
         #expect("\(error)".contains("exceeds"), "\(error)")
+    }
+}
+
+/// A local worker's lifetime is its coordinator's. This suite's one test waits more than two
+/// minutes, mostly asleep, so it runs beside the others rather than in BrokenFileTests' queue.
+@Suite struct LocalWorkerLifetimeTests {
+    let folder = TemporaryFolder()
+
+    /// A coordinator silent for longer than two minutes (stopped here; on a loaded machine,
+    /// computing its numerics fingerprint before it welcomes anyone) keeps its local workers:
+    /// they wait for it as long as it lives, and the run goes on when it answers again. They
+    /// used to leave after 120 s without a word from it, and the coordinator then stopped the
+    /// run because every local worker had exited.
+    @Test func localWorkersWaitForASilentCoordinator() throws {
+        let metrics = folder.path + "/silent-metrics.jsonl"
+        let args = ["train"] + BrokenFileTests.tiny
+            + ["--steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent", "--metrics", metrics]
+        let c = try ChildProcess(executable("medmaml-coordinator"), args, name: "silent", folder: folder.path)
+        #expect(c.waitFor("step 2/100000", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 1, "local workers: \(workers)")
+        c.signal(SIGSTOP)
+        sleep(135)
+        #expect(workers.allSatisfy(isRunning), "a local worker left its silent coordinator")
+        let before = lineCount(metrics)
+        c.signal(SIGCONT)
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline && lineCount(metrics) < before + 3 { usleep(200_000) }
+        #expect(lineCount(metrics) >= before + 3, "the run did not go on after the coordinator answered again: \(c.stderr.suffix(2000))")
+        #expect(!c.stderr.contains("every local worker exited"), "\(c.stderr.suffix(2000))")
+        c.signal(SIGTERM)
+        _ = c.waitExit(timeout: 60)
     }
 }
 
