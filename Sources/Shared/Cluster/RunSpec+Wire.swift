@@ -79,7 +79,7 @@ extension RunSpec {
     /// and the learner settings. What only the coordinator uses (the optimizer, the number of
     /// steps, the meta-batch) keeps its default. `keptSteps` is this process's
     /// `MEDMAML_KEEP_STEPS`, which counts towards the memory a compute thread may need.
-    public init(wire w: Wire.RunSpecification, keptSteps: Int = ActivationMemory.keptSteps) throws(WireError) {
+    public init(wire w: Wire.RunSpecification, keptSteps: Int? = ActivationMemory.requested) throws(WireError) {
         func check(_ condition: Bool, _ what: @autoclosure () -> String) throws(WireError) {
             if !condition { throw .malformed("run specification: \(what())") }
         }
@@ -134,12 +134,14 @@ extension RunSpec {
         let activations = perImage * batch * 4
         let parameters = Double(layout.count) * Double(l.innerSteps + 8) * 4
         // A head-only inner loop keeps one tape, its support pass, and no inner step's.
-        let kept = order == .second && !meta.headOnlyInnerLoop ? min(keptSteps, l.innerSteps) : 0
-        let tapes = perImage * Double(l.supportShots) * 2 * Double(kept + (meta.headOnlyInnerLoop ? 1 : 0))
+        let tape = perImage * Double(l.supportShots) * 2
+        let kept = order == .second && !meta.headOnlyInnerLoop
+            ? ActivationMemory.keptSteps(requested: keptSteps, tapeBytes: Int(min(tape, 1e15)), innerSteps: l.innerSteps) : 0
+        let tapes = tape * Double(kept + (meta.headOnlyInnerLoop ? 1 : 0))
         let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),
                   String(format: "the run would need %.1f GiB per compute thread (at most %d)%@", gib, Wire.maximumThreadMemoryGiB,
-                         kept > 0 ? " with MEDMAML_KEEP_STEPS=\(keptSteps) (\(kept) kept steps); lower it" : ""))
+                         kept > 0 ? keptSteps.map { " with MEDMAML_KEEP_STEPS=\($0) (\(kept) kept steps); lower it" } ?? "" : ""))
 
         let d = w.dataset
         guard let kind = DatasetSpec.Kind(rawValue: d.kind) else { throw .malformed("run specification: unknown dataset kind '\(d.kind.prefix(40))'") }

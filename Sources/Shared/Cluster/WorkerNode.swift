@@ -275,7 +275,7 @@ public final class WorkerNode: @unchecked Sendable {
                 let spec = try RunSpec(wire: wire)
                 guard let runID = Wire.RunID(hex: spec.runID) else { throw WireError.malformed("bad run id") }
                 logger.info("loading data", metadata: ["dataset": "\(spec.dataset.name)", "run": "\(spec.runID)",
-                                                       "keep_steps": "\(ActivationMemory.keptSteps)"])
+                                                       "keep_steps": "\(ActivationMemory.description)"])
                 let source = try spec.dataset.openOnWorker(dataRoot: options.dataRoot, split: spec.split, logger: logger)
                 let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
                 prepared.set(Prepared(spec: spec, source: source, runID: runID))

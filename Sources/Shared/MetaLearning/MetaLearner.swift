@@ -50,19 +50,21 @@ public final class MetaLearner<Scalar: EngineScalar> {
 
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
-    public init(config: MetaConfig, keptSteps: Int = ActivationMemory.keptSteps) throws(MetaConfigError) {
+    /// `keptSteps` nil follows the default rule (`ActivationMemory`).
+    public init(config: MetaConfig, keptSteps: Int? = ActivationMemory.requested) throws(MetaConfigError) {
         try config.validate()
-        guard (0...ActivationMemory.maximumKeptSteps).contains(keptSteps) else {
+        if let keptSteps, !(0...ActivationMemory.maximumKeptSteps).contains(keptSteps) {
             throw .invalid("kept steps \(keptSteps) out of range")
         }
         self.config = config
-        self.keptSteps = min(keptSteps, config.innerSteps)
         layout = try MetaLayout(config: config)
         do {
             network = try Network<Scalar>(spec: config.model, capacity: max(config.supportShots, config.queryShots))
         } catch {
             throw .invalid("\(error)")
         }
+        self.keptSteps = ActivationMemory.keptSteps(requested: keptSteps, tapeBytes: network.tapeBytes(images: config.supportShots),
+                                                    innerSteps: config.innerSteps)
         let n = layout.model.count
         self.n = n
         history = (0..<config.innerSteps).map { _ in Storage(count: n) }
