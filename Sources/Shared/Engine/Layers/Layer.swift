@@ -46,12 +46,6 @@ public struct PrimalReads: Sendable, Equatable {
     public var outputValue: Bool
     public var outputCotangent: Bool
 
-    public init(inputValues: Bool, outputValue: Bool, outputCotangent: Bool) {
-        self.inputValues = inputValues
-        self.outputValue = outputValue
-        self.outputCotangent = outputCotangent
-    }
-
     public static let all = PrimalReads(inputValues: true, outputValue: true, outputCotangent: true)
     /// A linear layer whose rules read only its saved state (upsampling, concatenation,
     /// max-pooling by its recorded winners).
