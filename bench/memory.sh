@@ -24,7 +24,7 @@ save_file({"support.images": xs, "support.masks": ms, "query.images": xq, "query
 PY
 peak() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'; }
 for steps in 1 20; do
-  ours=$(peak .build/release/medmaml-coordinator meta-gradient --params "$tmp/P.safetensors" --task "$tmp/T.safetensors" \
+  ours=$(peak env -u MEDMAML_KEEP_STEPS .build/release/medmaml-coordinator meta-gradient --params "$tmp/P.safetensors" --task "$tmp/T.safetensors" \
          --inner-steps $steps --order second --out "$tmp/G$steps.safetensors")
   theirs=$(peak "$PY" bench/pytorch_w1.py memory --inner-steps $steps)
   echo "inner_steps $steps medmaml_peak_rss_mb $((ours / 1024)) pytorch_peak_rss_mb $((theirs / 1024))"

@@ -13,11 +13,12 @@ import Engine
 ///   dL/dtheta = v_0,   dL/dalpha_i[t] = -<v_{i+1}[t], g_i[t]>
 /// where H_i is the support-loss Hessian at theta_i and alpha_i is diagonal (one rate per
 /// parameter tensor with LSLR). Each H_i u is an exact forward-over-reverse product. Memory
-/// stays flat in k: only theta_0 ... theta_{k-1} are kept (one parameter-sized buffer per
-/// step); the activations at theta_i are recomputed when the backward sweep reaches step i,
-/// unlike learn2learn/higher, which keep every step's graph (learn2learn #393). With
-/// `keptSteps` > 0 the first steps' primal passes are kept on tapes instead (one
-/// `Network.tapeBytes(images:)` each), and their products replay them: faster, same bits.
+/// is bounded whatever k: theta_0 ... theta_{k-1} are kept (one parameter-sized buffer per
+/// step), the first `keptSteps` steps' primal passes on tapes (one
+/// `Network.tapeBytes(images:)` each; by default 2 within 256 MB, `ActivationMemory`), and
+/// the other steps' activations are recomputed when the backward sweep reaches them, unlike
+/// learn2learn/higher, which keep every step's graph (learn2learn #393). Replayed and
+/// recomputed products have the same bits.
 ///
 /// Not thread-safe: one learner per thread. Results depend only on the inputs.
 public final class MetaLearner<Scalar: EngineScalar> {
