@@ -29,9 +29,6 @@ func runTraining(spec: RunSpec, source: TaskSource, cluster: ClusterOptions, che
     } else {
         let security = try cluster.securityForCoordinator(logger: logger)
         if cluster.localWorkers > 0 {
-            guard cluster.bind != nil || cluster.minWorkers <= cluster.localWorkers else {
-                throw ValidationError("--min-workers \(cluster.minWorkers) can never be met: without --bind only the \(cluster.localWorkers) local worker(s) can connect (loopback); lower --min-workers or --bind an address for other workers")
-            }
             launcher = try LocalWorkers(count: cluster.localWorkers, threads: cluster.threads, keys: security?.local, logger: logger)
         }
         let d = DistributedBackend(endpoint: cluster.endpoint, minimumWorkers: max(cluster.minWorkers, cluster.localWorkers > 0 ? 1 : 0),

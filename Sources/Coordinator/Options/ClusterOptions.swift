@@ -22,6 +22,14 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
     var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }
+
+    /// Checked when the arguments are parsed (run files are expanded into them first), so
+    /// every command refuses an impossible minimum before any work.
+    func validate() throws {
+        guard localWorkers == 0 || bind != nil || minWorkers <= localWorkers else {
+            throw ValidationError("--min-workers \(minWorkers) can never be met: without --bind only the \(localWorkers) local worker(s) can connect (loopback); lower --min-workers or --bind an address for other workers")
+        }
+    }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -57,7 +57,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     public func addingPseudoTasks(_ options: PseudoTaskOptions, to source: TaskSource, split: TaskSplit) throws(DataError) -> (DatasetSpec, TaskSource) {
         precondition(pseudo == nil, "pseudo-tasks beside pseudo-tasks")
         let augmented = PseudoAugmentedSource(base: source, split: split, options: options)
-        let misplaced = augmented.pseudo.taskNames.compactMap { name in split.role(of: name) == .train ? nil : "\(name) (\(split.role(of: name).rawValue))" }
+        let misplaced = augmented.pseudo.taskNames.map { ($0, split.role(of: $0)) }.filter { $0.1 != .train }.map { "\($0.0) (\($0.1.rawValue))" }
         guard misplaced.isEmpty else {
             throw .badRequest("the split's patterns make pseudo-tasks held-out tasks: \(misplaced.prefix(3).joined(separator: ", "))"
                               + (misplaced.count > 3 ? " and \(misplaced.count - 3) more" : "")

@@ -15,7 +15,8 @@ public enum NumericsCheck {
     /// The fingerprint, and the norm of the meta-gradient it was computed from: an honest
     /// scale for the run's first gradients, before any has been accepted.
     public static func measure(run: RunSpec, source: TaskSource) throws -> (fingerprint: String, gradientNorm: Double) {
-        guard let first = run.partition(source).train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
+        let train = run.partition(source).train
+        guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
         let config = run.training
         let sample = try source.sample(task: first, index: 0, seed: config.seed,
                                        support: config.meta.supportShots, query: config.meta.queryShots)
@@ -27,7 +28,7 @@ public enum NumericsCheck {
         // Pseudo-tasks beside the tasks come after them, and their identity names only their
         // options: the last meta-train task's first sample (a pseudo-task's), masks included,
         // shows whether this machine draws the same superpixels.
-        if run.dataset.pseudoBesideTasks != nil, let last = run.partition(source).train.last, last != first {
+        if run.dataset.pseudoBesideTasks != nil, let last = train.last, last != first {
             let pseudo = try source.sample(task: last, index: 0, seed: config.seed,
                                            support: config.meta.supportShots, query: config.meta.queryShots)
             parts.append(SHA256.hex(floats: pseudo.supportImages + pseudo.queryImages + pseudo.supportMasks + pseudo.queryMasks))

@@ -155,9 +155,8 @@ public final class Network<Scalar: EngineScalar> {
 
     /// Node `i`'s output for the first `batch` images of the last pass on the network's own
     /// buffers (for numerics studies: `bench numerics`); a ReLU fused into its GroupNorm gives
-    /// the shared buffer. Nil for a
-    /// node that does not exist or more images than the last pass's buffers hold (a tape may
-    /// hold fewer than the network).
+    /// the shared buffer. Nil for a node that does not exist or more images than the last
+    /// pass's buffers hold (a tape may hold fewer than the network).
     public func nodeOutput(_ i: Int, batch: Int) -> [Scalar]? {
         guard i >= 0, i < shapes.count, batch >= 0, batch <= bound.capacity else { return nil }
         return Array(UnsafeBufferPointer(start: bound.values[i], count: batch * shapes[i].count))
