@@ -155,6 +155,20 @@ import Training
         expectClearError(c, mentioning: "--min-workers 2", "more workers than local workers")
     }
 
+    /// A study whose patterns would hold out a pseudo-task of its task-augmentation
+    /// candidate says so before it starts, not when it reaches that candidate's calibration
+    /// or training (minutes or hours into the study).
+    @Test func aStudyRefusesHeldOutPseudoTasksBeforeItStarts() throws {
+        let out = folder.path + "/pseudo-study"
+        let c = try coordinator(["study", "--dataset", "synthetic-multi", "--out", out, "--image-size", "16", "--base-channels", "4",
+                                 "--meta-batch", "2", "--budget", "1", "--in-process",
+                                 "--candidates", "maml-second,maml-second+pseudo,transfer@0.001,scratch",
+                                 "--validate", "*/ring/*", "--validate", "pseudo/*", "--hold-out", "*/paired/*"],
+                                name: "pseudo-study")
+        expectClearError(c, mentioning: "pseudo-tasks are meta-train tasks", "a study holding out pseudo-tasks")
+        #expect(!c.stderr.contains("calibration"), "the study started before refusing: \(c.stderr)")
+    }
+
     /// dataset.json may not send the reader outside the dataset folder.
     @Test func datasetPathsStayInsideTheFolder() throws {
         let root = try folder.copy(fixturePath("decathlon/Task99_Mini"), as: "escape")

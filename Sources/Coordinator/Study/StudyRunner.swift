@@ -51,6 +51,9 @@ final class StudyRunner: @unchecked Sendable {
     var state: StudyState
     /// The study folder, held while this runner exists.
     private let lock: FolderLock
+    /// The study's tasks with superpixel pseudo-tasks beside them, when a candidate asks for
+    /// them: built (and its split checked) once, before anything starts.
+    private let augmented: (spec: DatasetSpec, source: TaskSource)?
     private let say: @Sendable (String) -> Void
 
     var statePath: String { settings.out + "/state.json" }
@@ -68,6 +71,11 @@ final class StudyRunner: @unchecked Sendable {
             throw StudyError("a study needs meta-validation tasks to choose settings on: pass --validate GLOB (every choice is made there, never on the meta-test tasks)")
         }
         guard !partition.test.isEmpty else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
+        let wantsPseudoTasks = plan.candidates.contains {
+            if case .meta(let recipe) = $0.training { return recipe.pseudoTasks }
+            return false
+        }
+        augmented = wantsPseudoTasks ? try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split) : nil
         lock = try FolderLock(folder: settings.out, purpose: "a study")
         try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
         let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,
@@ -205,8 +213,8 @@ final class StudyRunner: @unchecked Sendable {
     /// What a recipe meta-trains on: the study's tasks, with pseudo-tasks beside them if
     /// the recipe asks for them.
     private func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) throws -> (DatasetSpec, TaskSource) {
-        guard recipe.pseudoTasks else { return (settings.dataset, source) }
-        return try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split)
+        guard recipe.pseudoTasks, let augmented else { return (settings.dataset, source) }
+        return augmented
     }
 
     private func pretrainingSource() throws -> (DatasetSpec, TaskSource) {
