@@ -221,6 +221,34 @@ import Wire
         _ = honest
     }
 
+    /// Settling a forgery computes the task on the coordinator. That memory is the
+    /// coordinator's own use, not what peers send: with the smallest `--memory-budget` and a
+    /// model whose task needs more than it, the memory guard must not take the arbitration
+    /// for a flood and drop every connection.
+    @Test func arbitrationDoesNotTripTheMemoryGuard() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 3, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1",
+                                                              "--memory-budget", "16", "--image-size", "64", "--base-channels", "16"])
+        let honest = try worker(port: port, name: "honest")
+        let rogue = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)")
+        try rogue.register(name: "forger")
+        var forged = 0, shutOut = false
+        while c.isRunning && !shutOut {
+            let m = try rogue.next(timeout: 1)
+            if m?.command == .shutdown || m?.command == .refused { shutOut = true }
+            while let (batch, task) = rogue.tasks.first {
+                rogue.tasks.removeFirst()
+                try rogue.answer(task, batch: batch, gradient: [Float](repeating: 1e-3, count: rogue.parameterCount))
+                forged += 1
+            }
+        }
+        #expect(forged >= 1 && shutOut)
+        #expect(c.waitExit(timeout: 240) == 0, "\(c.stderr.suffix(3000))")
+        #expect(c.stderr.contains("worker quarantined"))
+        #expect(!c.stderr.contains("passed its ceiling"), "\(c.stderr.suffix(3000))")
+        _ = honest
+    }
+
     /// A flood of complete messages cannot starve timers and signals: the run keeps stepping,
     /// and SIGTERM still checkpoints and stops it.
     @Test func aFloodDoesNotStarveSignals() throws {

@@ -43,6 +43,10 @@ public final class DistributedBackend: TaskBackend {
     /// Computes slots on the coordinator when no worker can settle them (one at a time, on
     /// its own thread, so the socket loop keeps heartbeating); verdicts wait in `verdicts`.
     private var arbiter: Arbiter?
+    /// Room for the arbiter's computation, which starts after the memory ceiling is set: twice
+    /// what the numerics check's one task added (held-out tasks may have more support images,
+    /// and the allocator keeps some slack).
+    private var arbitrationBytes = 0
     private let verdicts = Locked<[(batch: UInt64, slot: Int, Result<(Wire.Result, [Float]?), Scheduler.ArbitrationFailure>)]>([])
     /// Fraction of slots computed twice and compared (`--verify`).
     public var verifyFraction = 0.0
@@ -88,6 +92,7 @@ public final class DistributedBackend: TaskBackend {
         settings.prefetch = prefetch
         settings.verifyFraction = verifyFraction
         settings.referenceNorm = numerics.gradientNorm
+        arbitrationBytes = 2 * numerics.taskBytes
         arbiter = Arbiter(spec: run.spec, source: run.source)
         scheduler = Scheduler(run: id, welcome: Wire.Welcome(run: run.spec.wireForm),
                               datasetFingerprint: run.spec.dataset.identity.fingerprint, numericsFingerprint: numerics.fingerprint,
@@ -151,10 +156,12 @@ public final class DistributedBackend: TaskBackend {
     }
 
     /// The resident size past which connections are dropped: what the process uses now, plus
-    /// the budget, plus room for a gradient frame from every worker.
+    /// the budget, plus room for a gradient frame from every worker and for the arbiter's
+    /// own computation of a task (settling a disagreement is not a flood).
     private func resetMemoryCeiling() {
         guard let rss = ProcessMemory.residentBytes() else { return }
         memoryCeiling = rss + memoryBudget + 64 * Wire.maximumMessageSize(parameterCount: scheduler?.settings.parameterCount ?? 0)
+            + arbitrationBytes
     }
 
     /// libzmq delivers a multipart message only once its last frame has arrived, and buffers

@@ -12,9 +12,11 @@ public enum NumericsCheck {
         try measure(run: run, source: source).fingerprint
     }
 
-    /// The fingerprint, and the norm of the meta-gradient it was computed from: an honest
-    /// scale for the run's first gradients, before any has been accepted.
-    public static func measure(run: RunSpec, source: TaskSource) throws -> (fingerprint: String, gradientNorm: Double) {
+    /// The fingerprint; the norm of the meta-gradient it was computed from, an honest scale
+    /// for the run's first gradients before any has been accepted; and the resident memory
+    /// that computing one task added to this process (0 where it cannot be read).
+    public static func measure(run: RunSpec, source: TaskSource) throws -> (fingerprint: String, gradientNorm: Double, taskBytes: Int) {
+        let resident = ProcessMemory.residentBytes()
         let train = run.partition(source).train
         guard let first = train.first else { throw MetaConfigError.invalid("no meta-train tasks") }
         let config = run.training
@@ -24,6 +26,7 @@ public enum NumericsCheck {
         let meta = learner.layout.initialValues(seed: config.initSeed ?? config.seed, innerLearningRate: config.meta.innerLearningRate)
         var g = [Float](repeating: 0, count: meta.count)
         _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
+        let taskBytes = max((ProcessMemory.residentBytes() ?? 0) - (resident ?? Int.max), 0)
         var parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
         // Pseudo-tasks beside the tasks come after them, and their identity names only their
         // options: the last meta-train task's first sample (a pseudo-task's), masks included,
@@ -33,6 +36,6 @@ public enum NumericsCheck {
                                            support: config.meta.supportShots, query: config.meta.queryShots)
             parts.append(SHA256.hex(floats: pseudo.supportImages + pseudo.queryImages + pseudo.supportMasks + pseudo.queryMasks))
         }
-        return (SHA256.hex(Array(parts.joined(separator: "/").utf8)), g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
+        return (SHA256.hex(Array(parts.joined(separator: "/").utf8)), g.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot(), taskBytes)
     }
 }
