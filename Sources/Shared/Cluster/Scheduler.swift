@@ -413,7 +413,7 @@ public struct Scheduler {
         if r.datasetFingerprint != datasetFingerprint {
             reason = "dataset fingerprint \(Self.cut(r.datasetFingerprint, 16)) differs from the coordinator's \(datasetFingerprint.prefix(16)): the worker's data is not the run's data"
         } else if r.numericsFingerprint != numericsFingerprint {
-            reason = "numerics differ from the coordinator's (worker kernels: \(Self.cut(r.kernel))); results would not be bitwise reproducible. Pin the kernels on every machine (OPENBLAS_CORETYPE, ONEDNN_MAX_CPU_ISA; the same MEDMAML_GEMM and MEDMAML_CONV) or use identical machines"
+            reason = "numerics differ from the coordinator's (worker kernels: \(Self.cut(r.kernel))); results would not be bitwise reproducible. Pin the kernels on every machine (OPENBLAS_CORETYPE, ONEDNN_MAX_CPU_ISA; the same MEDMAML_GEMM and MEDMAML_CONV) or use identical machines, and run the coordinator's MedMAML version everywhere (an older worker may fingerprint less of the run)"
         }
         if let reason {
             counters.refused += 1
