@@ -195,13 +195,9 @@ import Wire
         _ = honest
     }
 
-    /// `--verify 1`: a worker that forges normal-looking gradients (scaled honest-sized
-    /// values, nothing non-finite or outlying) is caught by the second computation, settled by
-    /// the coordinator, and quarantined; the run ends with the in-process result.
-    @Test func verificationCatchesAPlausibleForgery() throws {
-        let port = freePort()
-        let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1"])
-        let honest = try worker(port: port, name: "honest")
+    /// A registered peer that answers every task it gets with a plausible forgery (scaled
+    /// honest-sized values) until the coordinator shuts it out or ends.
+    func forge(against c: ChildProcess, port: Int) throws {
         let rogue = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)")
         try rogue.register(name: "forger")
         var forged = 0, shutOut = false
@@ -215,6 +211,16 @@ import Wire
             }
         }
         #expect(forged >= 1 && shutOut)
+    }
+
+    /// `--verify 1`: a worker that forges normal-looking gradients (scaled honest-sized
+    /// values, nothing non-finite or outlying) is caught by the second computation, settled by
+    /// the coordinator, and quarantined; the run ends with the in-process result.
+    @Test func verificationCatchesAPlausibleForgery() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1"])
+        let honest = try worker(port: port, name: "honest")
+        try forge(against: c, port: port)
         #expect(c.waitExit(timeout: 240) == 0, "\(c.stderr.suffix(3000))")
         #expect(c.finalHash == (try reference(steps: 6)), "\(c.stderr.suffix(2000))")
         #expect(c.stderr.contains("worker quarantined"))
@@ -230,19 +236,7 @@ import Wire
         let c = try coordinator(steps: 3, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1",
                                                               "--memory-budget", "16", "--image-size", "64", "--base-channels", "16"])
         let honest = try worker(port: port, name: "honest")
-        let rogue = try ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)")
-        try rogue.register(name: "forger")
-        var forged = 0, shutOut = false
-        while c.isRunning && !shutOut {
-            let m = try rogue.next(timeout: 1)
-            if m?.command == .shutdown || m?.command == .refused { shutOut = true }
-            while let (batch, task) = rogue.tasks.first {
-                rogue.tasks.removeFirst()
-                try rogue.answer(task, batch: batch, gradient: [Float](repeating: 1e-3, count: rogue.parameterCount))
-                forged += 1
-            }
-        }
-        #expect(forged >= 1 && shutOut)
+        try forge(against: c, port: port)
         #expect(c.waitExit(timeout: 240) == 0, "\(c.stderr.suffix(3000))")
         #expect(c.stderr.contains("worker quarantined"))
         #expect(!c.stderr.contains("passed its ceiling"), "\(c.stderr.suffix(3000))")
