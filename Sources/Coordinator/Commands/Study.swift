@@ -13,7 +13,8 @@ struct Study: ParsableCommand {
         abstract: "Compare meta-learning with transfer learning and training from scratch at equal compute, choosing every setting on meta-validation tasks.",
         discussion: """
             Trains every candidate of the plan (MAML first and second order, MAML++, \
-            meta-transfer from a jointly trained model, ANIL (a head-only inner loop), transfer with one shared head and with a \
+            meta-transfer from a jointly trained model, ANIL (a head-only inner loop), task augmentation \
+            (superpixel pseudo-tasks beside the tasks), Reptile, transfer with one shared head and with a \
             head per task, scratch; with --pretraining also pretraining followed by MAML) for \
             the same budget of core-seconds, tunes every candidate's snapshot and adaptation \
             settings on the meta-validation tasks with the same number of settings each, picks \

@@ -112,10 +112,11 @@ struct StudyPlan: Codable, Sendable, Equatable {
     static let headGrid: [Adaptation] = [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true)) }
         + [20, 50, 100].flatMap { s in [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
 
-    /// The default plan: six meta-training recipes (first and second order, MAML++,
+    /// The default plan: seven meta-training recipes (first and second order, MAML++,
     /// meta-transfer from the per-task-heads model, ANIL: second order with a head-only
-    /// inner loop, and second order with superpixel pseudo-tasks beside the labelled
-    /// tasks), the two transfer baselines at two learning
+    /// inner loop, second order with superpixel pseudo-tasks beside the labelled tasks, and
+    /// Reptile: the outer step follows the adapted parameters, no query gradient), the two
+    /// transfer baselines at two learning
     /// rates each, scratch, and (with `pretraining`) pretraining followed by meta-training.
     static func standard(pretraining: Bool) -> StudyPlan {
         var c: [Candidate] = [
@@ -129,6 +130,7 @@ struct StudyPlan: Codable, Sendable, Equatable {
                   training: .meta(.init(order: .second, headOnlyInnerLoop: true)), grid: mamlGrid),
             .init(name: "maml-second+pseudo", family: "maml",
                   training: .meta(.init(order: .second, pseudoTasks: true)), grid: mamlGrid),
+            .init(name: "reptile", family: "maml", training: .meta(.init(order: .reptile)), grid: mamlGrid),
         ]
         for rate: Float in [1e-3, 3e-3] {
             c.append(.init(name: "transfer-heads@\(rate)", family: "transfer-heads",
