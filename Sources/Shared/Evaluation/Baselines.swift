@@ -20,19 +20,24 @@ public enum Baselines {
         public var learningRate: Float
         /// Fine-tune only the output head (the last layer), keeping the rest as trained.
         public var headOnly: Bool
+        /// Start from the support set's prototype head added to the output head
+        /// (`PrototypeHead`), as Proto-MAML's inner loop does.
+        public var prototypeHead: Bool
 
-        public init(steps: Int, learningRate: Float, headOnly: Bool = false) {
+        public init(steps: Int, learningRate: Float, headOnly: Bool = false, prototypeHead: Bool = false) {
             self.steps = steps
             self.learningRate = learningRate
             self.headOnly = headOnly
+            self.prototypeHead = prototypeHead
         }
 
-        /// Older presets and results decode without `headOnly`.
+        /// Older presets and results decode without `headOnly` and `prototypeHead`.
         public init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             steps = try c.decode(Int.self, forKey: .steps)
             learningRate = try c.decode(Float.self, forKey: .learningRate)
             headOnly = try c.decodeIfPresent(Bool.self, forKey: .headOnly) ?? false
+            prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
         }
     }
 
@@ -67,7 +72,8 @@ public enum Baselines {
     }
 
     /// Adam on the support loss from `start` (model parameters only; with `headOnly`, the
-    /// output head's alone).
+    /// output head's alone; with `prototypeHead`, from the support set's prototype head added
+    /// to the output head).
     public static func fineTune(network: Network<Float>, start: [Float], images: [Float], masks: [Float],
                                 settings: FineTune) -> [Float] {
         fineTune(network: network, start: start, images: images, masks: masks, settings: settings, checkpoints: [settings.steps])[0]
@@ -81,6 +87,17 @@ public enum Baselines {
         precondition(!checkpoints.isEmpty && checkpoints.allSatisfy { $0 >= 0 }, "checkpoints must be step counts")
         let tuned = settings.headOnly ? network.spec.headRange(network.layout) : 0..<start.count
         var params = start
+        if settings.prototypeHead {
+            let batch = images.count / network.spec.input.count
+            params.withUnsafeMutableBufferPointer { p in
+                images.withUnsafeBufferPointer { i in
+                    masks.withUnsafeBufferPointer { m in
+                        _ = network.addPrototypeHead(parameters: p.baseAddress!, images: i.baseAddress!,
+                                                     masks: m.baseAddress!, batch: batch)
+                    }
+                }
+            }
+        }
         var state = Adam.State(count: tuned.count)
         let adam = Adam(learningRate: settings.learningRate)
         var g = [Float](repeating: 0, count: params.count)

@@ -35,7 +35,7 @@ public struct MetaTest {
             switch (self, other) {
             case let (.maml(m1, c1, _, r1), .maml(m2, c2, _, r2)): c1 == c2 && r1 == r2 && m1 == m2
             case let (.fineTune(s1, f1), .fineTune(s2, f2)):
-                f1.learningRate == f2.learningRate && f1.headOnly == f2.headOnly && s1 == s2
+                f1.learningRate == f2.learningRate && f1.headOnly == f2.headOnly && f1.prototypeHead == f2.prototypeHead && s1 == s2
             default: false
             }
         }

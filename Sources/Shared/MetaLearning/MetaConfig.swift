@@ -25,6 +25,10 @@ public struct MetaConfig: Codable, Hashable, Sendable {
     /// loop still meta-learns every parameter. The body's features are then computed once per
     /// task, so a meta-gradient costs about two forward+backward passes, whatever the steps.
     public var headOnlyInnerLoop = false
+    /// Proto-MAML (Triantafillou et al., ICLR 2020): every task's inner loop starts with the
+    /// support set's prototype head added to the meta-learned output head (`PrototypeHead`),
+    /// and the meta-gradient flows through the prototypes into the body.
+    public var prototypeHead = false
 
     public init(model: ModelSpec = UNetConfig.w1.spec) {
         self.model = model
@@ -32,10 +36,11 @@ public struct MetaConfig: Codable, Hashable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case model, supportShots, queryShots, innerSteps, innerLearningRate, learnedInnerRates, order
-        case firstOrderSteps, multiStepLoss, multiStepAnnealSteps, headOnlyInnerLoop
+        case firstOrderSteps, multiStepLoss, multiStepAnnealSteps, headOnlyInnerLoop, prototypeHead
     }
 
-    /// Configurations saved before `headOnlyInnerLoop` existed decode with the full inner loop.
+    /// Configurations saved before `headOnlyInnerLoop` and `prototypeHead` existed decode with
+    /// the full inner loop from the meta-learned head.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSpec.self, forKey: .model)
@@ -49,6 +54,7 @@ public struct MetaConfig: Codable, Hashable, Sendable {
         multiStepLoss = try c.decode(Bool.self, forKey: .multiStepLoss)
         multiStepAnnealSteps = try c.decode(Int.self, forKey: .multiStepAnnealSteps)
         headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
+        prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
     }
 
     /// Checks the settings; configurations arrive over the wire and from the command line.
@@ -70,15 +76,22 @@ public struct MetaConfig: Codable, Hashable, Sendable {
         if order == .reptile && innerSteps == 0 {
             throw .invalid("reptile needs at least one inner step")
         }
-        if headOnlyInnerLoop {
-            guard order != .reptile, !learnedInnerRates else {
-                throw .invalid("a head-only inner loop takes first or second order, without learned inner rates")
+        if prototypeHead {
+            guard order != .reptile, !headOnlyInnerLoop else {
+                throw .invalid("a prototype head takes first or second order with the full inner loop")
+            }
+        }
+        if headOnlyInnerLoop || prototypeHead {
+            if headOnlyInnerLoop {
+                guard order != .reptile, !learnedInnerRates else {
+                    throw .invalid("a head-only inner loop takes first or second order, without learned inner rates")
+                }
             }
             guard let f = model.headFeatures, let shapes = try? model.validate(),
                   let parameters = try? model.parameterShapes(),
                   model.headRange(ParameterLayout(parameters)).count == shapes[f].channels + 1
             else {
-                throw .invalid("a head-only inner loop needs a model whose last node is a 1x1 convolution with a bias, one output channel, reading the node before it, which nothing else reads and which has parameters upstream")
+                throw .invalid("\(headOnlyInnerLoop ? "a head-only inner loop" : "a prototype head") needs a model whose last node is a 1x1 convolution with a bias, one output channel, reading the node before it, which nothing else reads and which has parameters upstream")
             }
         }
     }

@@ -20,6 +20,12 @@ import Engine
 /// learn2learn/higher, which keep every step's graph (learn2learn #393). Replayed and
 /// recomputed products have the same bits.
 ///
+/// With a prototype head (Proto-MAML, `PrototypeHead`), theta_0 = theta + P(F_s(theta)): the
+/// support set's prototype head is added to the output head first, and the meta-gradient gets
+/// the prototypes' own term, one backward pass of the body on the support features:
+///   dL/dtheta = v_0 + J_F^T (dP/dF)^T v_0[head],
+/// in both orders (first order takes the inner steps' Jacobians as the identity, not this one).
+///
 /// Not thread-safe: one learner per thread. Results depend only on the inputs.
 public final class MetaLearner<Scalar: EngineScalar> {
     public let config: MetaConfig
@@ -45,6 +51,10 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// is the default; false runs the general inner loop with the body's rates at zero, for
     /// checking one against the other.
     public var usesHeadFeatures = true
+    /// With a prototype head: where the output head starts in the model layout, and the
+    /// prototypes of the task in hand (set by `start`).
+    private let prototypeHeadStart: Int?
+    private var prototypes: PrototypeHead<Scalar>?
 
     /// The statistics of one meta-gradient.
     public typealias Stats = TaskStatistics
@@ -77,6 +87,31 @@ public final class MetaLearner<Scalar: EngineScalar> {
         headStart = config.headOnlyInnerLoop ? config.model.headRange(layout.model).lowerBound : 0
         headLoop = config.headOnlyInnerLoop
             ? HeadInnerLoop(network: network, supportShots: config.supportShots, steps: config.innerSteps) : nil
+        prototypeHeadStart = config.prototypeHead ? config.model.headRange(layout.model).lowerBound : nil
+    }
+
+    /// theta_0 in `current`: the model part of `meta`, plus the support set's prototype head
+    /// with a prototype head.
+    private func start(_ meta: UnsafePointer<Scalar>, _ task: Batch) {
+        current.pointer.update(from: meta, count: n)
+        guard prototypeHeadStart != nil else { return }
+        prototypes = network.addPrototypeHead(parameters: current.pointer, images: task.supportImages,
+                                              masks: task.supportMasks, batch: task.supportCount)
+    }
+
+    /// Adds the prototypes' term J_F^T (dP/dF)^T v[head] to the body's part of `out`, where
+    /// `v` = dL/dtheta_0 (no-op without a prototype head).
+    private func addPrototypeTerm(_ meta: UnsafePointer<Scalar>, _ task: Batch, headCotangent v: UnsafePointer<Scalar>,
+                                  into out: UnsafeMutablePointer<Scalar>) {
+        guard let head = prototypeHeadStart, let prototypes, prototypes.isDefined,
+              let f = config.model.headFeatures else { return }
+        let ns = task.supportCount, plane = network.shapes[f].plane
+        let cotangent = Storage<Scalar>(count: ns * network.shapes[f].count)
+        prototypes.backward(head: v + head, masks: task.supportMasks, batch: ns, pixels: plane, into: cotangent.pointer)
+        _ = network.features(parameters: meta, images: task.supportImages, batch: ns)
+        hv.pointer.update(repeating: 0, count: n)
+        network.backward(parameters: meta, featureCotangent: cotangent.pointer, batch: ns, into: hv.pointer)
+        for j in 0..<head { out[j] += hv.pointer[j] }
     }
 
     /// The inner learning rate of tensor `t` at step `i` (steps past the learned ones reuse the last).
@@ -108,11 +143,12 @@ public final class MetaLearner<Scalar: EngineScalar> {
     /// leaving theta_steps in `current`. With `keepHistory` theta_i is saved for each step,
     /// and the kept steps' passes are recorded on their tapes. Returns the support loss at
     /// theta_0.
-    /// `afterStep(i)` runs after step i (1-based) with theta_i in `current`.
+    /// `afterStep(i)` runs with theta_i in `current`, from theta_0 (before the first step).
     @discardableResult
     private func innerLoop(_ meta: UnsafePointer<Scalar>, _ task: Batch, steps: Int, keepHistory: Bool,
                            afterStep: ((Int) -> Void)? = nil) -> Scalar {
-        current.pointer.update(from: meta, count: n)
+        start(meta, task)
+        afterStep?(0)
         var initialLoss: Scalar = .nan
         if keepHistory && keptSteps > 0 && (tapes.count < keptSteps || tapeImages < task.supportCount) {
             tapeImages = max(config.supportShots, task.supportCount)
@@ -225,6 +261,7 @@ public final class MetaLearner<Scalar: EngineScalar> {
             }
         }
         out.update(from: v.pointer, count: n)
+        addPrototypeTerm(meta, task, headCotangent: v.pointer, into: out)
         return Stats(queryLoss: Float(final.total), queryDice: dice, supportLoss: Float(supportLoss),
                      objective: Float(objective))
     }
@@ -235,7 +272,7 @@ public final class MetaLearner<Scalar: EngineScalar> {
         // The Jacobians of the inner steps are taken as the identity: the meta-gradient is
         // sum_j w_j grad L_q(theta_j); a rate's gradient is -<sum_{j>i} w_j grad L_q(theta_j), g_i>.
         let k = config.innerSteps
-        current.pointer.update(from: meta, count: n)
+        start(meta, task)
         var supportLoss: Scalar = .nan, objective: Scalar = 0, finalLoss: Scalar = .nan
         for i in 0..<k {
             let value = network.gradient(parameters: current.pointer, images: task.supportImages,
@@ -261,13 +298,14 @@ public final class MetaLearner<Scalar: EngineScalar> {
         if k == 0 {
             let q = network.gradient(parameters: current.pointer, images: task.queryImages,
                                      masks: task.queryMasks, batch: task.queryCount, into: out)
-            supportLoss = network.lossValue(parameters: meta, images: task.supportImages,
+            supportLoss = network.lossValue(parameters: current.pointer, images: task.supportImages,
                                             masks: task.supportMasks, batch: task.supportCount).total
             finalLoss = q.total
             objective = q.total
         }
         // The last pass was the query gradient at theta_k, unless that step's weight is zero.
         let dice = k > 0 && weights[k - 1] != 0 ? queryDice(task) : score(current.pointer, task).1
+        addPrototypeTerm(meta, task, headCotangent: out, into: out)
         return Stats(queryLoss: Float(finalLoss), queryDice: dice, supportLoss: Float(supportLoss),
                      objective: Float(objective))
     }
@@ -281,7 +319,7 @@ public final class MetaLearner<Scalar: EngineScalar> {
         defer { task.release() }
         let weights = config.lossWeights(atStep: step).map { Scalar($0) }
         let k = config.innerSteps
-        current.pointer.update(from: meta, count: n)
+        start(meta, task)
         var total: Scalar = 0
         if k == 0 {
             return network.lossValue(parameters: current.pointer, images: task.queryImages,
@@ -331,7 +369,6 @@ public final class MetaLearner<Scalar: EngineScalar> {
                 headLoop.adapt($0.baseAddress!, task, rate: Scalar(config.innerLearningRate), checkpoints: checkpoints)
             }
         }
-        for (c, k) in checkpoints.enumerated() where k == 0 { out[c] = Array(meta[0..<n]) }
         meta.withUnsafeBufferPointer {
             _ = innerLoop($0.baseAddress!, task, steps: checkpoints.max()!, keepHistory: false, afterStep: keep)
         }
