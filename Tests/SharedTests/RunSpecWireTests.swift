@@ -61,7 +61,7 @@ import Wire
         let wire = original.wireForm
         #expect(wire.learner.headOnlyInnerLoop)
         #expect(try RunSpec(wire: wire).training.meta == original.training.meta)
-        #expect(Wire.version == 3)
+        #expect(Wire.version == 4)
         var refused = wire
         refused.learner.learnedInnerRates = true
         #expect(throws: WireError.self) { try RunSpec(wire: refused) }
@@ -69,6 +69,26 @@ import Wire
         var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(MetaConfig())) as? [String: Any])
         #expect(object["headOnlyInnerLoop"] as? Bool == false)
         object["headOnlyInnerLoop"] = nil
+        #expect(try JSONDecoder().decode(MetaConfig.self, from: JSONSerialization.data(withJSONObject: object)) == MetaConfig())
+    }
+
+    /// A prototype head travels in the learner (version 4: a version-3 worker would ignore the
+    /// field and compute plain MAML, so it is refused by version), and is refused where it
+    /// cannot run; saved configurations from before it decode without it.
+    @Test func prototypeHeadTravels() throws {
+        var original = Self.spec()
+        original.training.meta.prototypeHead = true
+        let wire = original.wireForm
+        #expect(wire.learner.prototypeHead)
+        #expect(try RunSpec(wire: wire).training.meta == original.training.meta)
+        var refused = wire
+        refused.learner.order = "reptile"
+        refused.learner.learnedInnerRates = false
+        refused.learner.multiStepLoss = false
+        #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+        var object = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(MetaConfig())) as? [String: Any])
+        #expect(object["prototypeHead"] as? Bool == false)
+        object["prototypeHead"] = nil
         #expect(try JSONDecoder().decode(MetaConfig.self, from: JSONSerialization.data(withJSONObject: object)) == MetaConfig())
     }
 

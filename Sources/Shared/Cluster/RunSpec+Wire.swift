@@ -19,7 +19,7 @@ extension RunSpec {
             supportShots: meta.supportShots, queryShots: meta.queryShots, innerSteps: meta.innerSteps,
             innerLearningRate: meta.innerLearningRate, learnedInnerRates: meta.learnedInnerRates, order: meta.order.rawValue,
             firstOrderSteps: meta.firstOrderSteps, multiStepLoss: meta.multiStepLoss, multiStepAnnealSteps: meta.multiStepAnnealSteps,
-            headOnlyInnerLoop: meta.headOnlyInnerLoop)
+            headOnlyInnerLoop: meta.headOnlyInnerLoop, prototypeHead: meta.prototypeHead)
         let o = dataset.options
         let normalisation: Wire.RunSpecification.Normalisation = switch o.normalisation {
         case .zscore(let low, let high): .init(kind: "zscore", low: low, high: high)
@@ -121,6 +121,7 @@ extension RunSpec {
         meta.multiStepLoss = l.multiStepLoss
         meta.multiStepAnnealSteps = l.multiStepAnnealSteps
         meta.headOnlyInnerLoop = l.headOnlyInnerLoop
+        meta.prototypeHead = l.prototypeHead
         do { try meta.validate() } catch { throw .malformed("run specification: \(error)") }
         guard let layout = try? MetaLayout(config: meta), layout.count <= Wire.maximumParameterCount,
               let shapes = try? meta.model.validate()

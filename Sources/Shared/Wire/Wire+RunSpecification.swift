@@ -86,9 +86,12 @@ extension Wire {
             public var multiStepAnnealSteps: Int
             /// The inner loop adapts only the output head (ANIL; new in version 3).
             public var headOnlyInnerLoop: Bool
+            /// Proto-MAML: the support set's prototype head is added to the output head before
+            /// the inner loop (new in version 4).
+            public var prototypeHead: Bool
             public init(supportShots: Int, queryShots: Int, innerSteps: Int, innerLearningRate: Float, learnedInnerRates: Bool,
                         order: String, firstOrderSteps: Int, multiStepLoss: Bool, multiStepAnnealSteps: Int,
-                        headOnlyInnerLoop: Bool = false) {
+                        headOnlyInnerLoop: Bool = false, prototypeHead: Bool = false) {
                 self.supportShots = supportShots
                 self.queryShots = queryShots
                 self.innerSteps = innerSteps
@@ -99,6 +102,7 @@ extension Wire {
                 self.multiStepLoss = multiStepLoss
                 self.multiStepAnnealSteps = multiStepAnnealSteps
                 self.headOnlyInnerLoop = headOnlyInnerLoop
+                self.prototypeHead = prototypeHead
             }
         }
 
