@@ -18,6 +18,8 @@ import Engine
 /// drops the terms through the inner steps: dL/dh = sum_j l_j grad_h L_q(h_j), and the
 /// support features get no cotangent. This is the same meta-gradient the general path
 /// computes with the body's inner rates at zero (a test checks them against each other).
+/// With a prototype head, h_0 = meta head + P(F_s) (`PrototypeHead`), and dL/dF_s also gets
+/// the prototypes' term (dP/dF_s)^T v_0, in both orders.
 final class HeadInnerLoop<Scalar: EngineScalar> {
     let network: Network<Scalar>
     /// The head's weight starts here in the model layout; its bias follows the C weights.
@@ -33,10 +35,12 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
     private let logits, dz, tangent, second: Storage<Scalar>
     private let supportCotangent, queryCotangent: Storage<Scalar>
     private let queryGradient, supportGradient: Storage<Scalar>
+    /// With a prototype head, the prototypes' cotangent of the support features.
+    private let prototypeCotangent: Storage<Scalar>?
     /// h_0 ... h_{k-1}.
     private var history: [[Scalar]]
 
-    init(network: Network<Scalar>, supportShots: Int, steps: Int) {
+    init(network: Network<Scalar>, supportShots: Int, steps: Int, prototypeHead: Bool = false) {
         guard let f = network.spec.headFeatures else { preconditionFailure("the model has no linear output head") }
         self.network = network
         start = network.spec.headRange(network.layout).lowerBound
@@ -54,6 +58,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         queryCotangent = Storage(count: capacity * channels * pixels)
         queryGradient = Storage(count: n)
         supportGradient = Storage(count: n)
+        prototypeCotangent = prototypeHead ? Storage(count: capacity * channels * pixels) : nil
         history = Array(repeating: [], count: steps)
     }
 
@@ -112,6 +117,18 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         return value.total
     }
 
+    /// With a prototype head, adds the support set's prototype head to `h` and returns the
+    /// prototypes; nil otherwise.
+    @discardableResult
+    private func addPrototypes(_ support: UnsafePointer<Scalar>, _ task: MetaLearner<Scalar>.Batch,
+                               to h: inout [Scalar]) -> PrototypeHead<Scalar>? {
+        guard prototypeCotangent != nil else { return nil }
+        let prototypes = PrototypeHead(features: support, masks: task.supportMasks, batch: task.supportCount,
+                                       channels: channels, pixels: pixels)
+        h.withUnsafeMutableBufferPointer { prototypes.add(to: $0.baseAddress!) }
+        return prototypes
+    }
+
     // MARK: Meta-gradient
 
     /// A tape for a support pass over `count` images (at most the network's capacity).
@@ -131,6 +148,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         let support = network.features(parameters: meta, images: task.supportImages, batch: task.supportCount,
                                        recordingInto: tape)
         var h = Array(UnsafeBufferPointer(start: meta + start, count: c + 1))
+        let prototypes = addPrototypes(support, task, to: &h)
         var g = [Scalar](repeating: 0, count: c + 1)
         var firstSupportLoss: Scalar = .nan
         for i in 0..<k {
@@ -184,9 +202,17 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
             if i >= 1 && weights[i - 1] != 0 { _ = addQuery(history[i], weight: weights[i - 1]) }
         }
 
+        if let prototypes, let prototypeCotangent, prototypes.isDefined {
+            v.withUnsafeBufferPointer {
+                prototypes.backward(head: $0.baseAddress!, masks: task.supportMasks, batch: ns, pixels: pixels,
+                                    into: prototypeCotangent.pointer)
+            }
+            for j in 0..<(ns * c * pixels) { supportCotangent.pointer[j] += prototypeCotangent.pointer[j] }
+        }
+
         // The body: one backward pass per set; the query's pass is the last on the own buffers.
         network.backward(parameters: meta, featureCotangent: queryCotangent.pointer, batch: nq, into: queryGradient.pointer)
-        if secondOrder && k > 0 {
+        if (secondOrder && k > 0) || prototypes?.isDefined == true {
             network.backward(parameters: meta, featureCotangent: supportCotangent.pointer, batch: ns,
                              into: supportGradient.pointer, replaying: tape)
             for j in 0..<start { out[j] = queryGradient.pointer[j] + supportGradient.pointer[j] }
@@ -206,6 +232,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         let c = channels
         let support = network.features(parameters: meta, images: task.supportImages, batch: task.supportCount)
         var h = Array(UnsafeBufferPointer(start: meta + start, count: c + 1))
+        addPrototypes(support, task, to: &h)
         var g = [Scalar](repeating: 0, count: c + 1)
         var parameters = Array(UnsafeBufferPointer(start: meta, count: n))
         var out = [[Scalar]](repeating: [], count: checkpoints.count)

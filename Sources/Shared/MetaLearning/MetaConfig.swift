@@ -76,10 +76,8 @@ public struct MetaConfig: Codable, Hashable, Sendable {
         if order == .reptile && innerSteps == 0 {
             throw .invalid("reptile needs at least one inner step")
         }
-        if prototypeHead {
-            guard order != .reptile, !headOnlyInnerLoop else {
-                throw .invalid("a prototype head takes first or second order with the full inner loop")
-            }
+        if prototypeHead && order == .reptile {
+            throw .invalid("a prototype head takes first or second order: reptile's step would drag the head towards each task's prototypes")
         }
         if headOnlyInnerLoop || prototypeHead {
             if headOnlyInnerLoop {

@@ -86,7 +86,8 @@ public final class MetaLearner<Scalar: EngineScalar> {
         scratch = Storage(count: n)
         headStart = config.headOnlyInnerLoop ? config.model.headRange(layout.model).lowerBound : 0
         headLoop = config.headOnlyInnerLoop
-            ? HeadInnerLoop(network: network, supportShots: config.supportShots, steps: config.innerSteps) : nil
+            ? HeadInnerLoop(network: network, supportShots: config.supportShots, steps: config.innerSteps,
+                            prototypeHead: config.prototypeHead) : nil
         prototypeHeadStart = config.prototypeHead ? config.model.headRange(layout.model).lowerBound : nil
     }
 
