@@ -49,9 +49,10 @@ import TestSupport
         return root
     }
 
-    func study(_ dataset: String, out: String, extra: [String]) throws -> [String: Any] {
+    func study(_ dataset: String, out: String, candidates: String = "maml-first,transfer@0.001,scratch",
+               extra: [String]) throws -> [String: Any] {
         let p = try coordinator(["study", "--dataset", dataset, "--out", out, "--image-size", "16", "--base-channels", "4",
-                                 "--meta-batch", "2", "--budget", "1", "--candidates", "maml-first,transfer@0.001,scratch",
+                                 "--meta-batch", "2", "--budget", "1", "--candidates", candidates,
                                  "--validate", "*/label-3/*", "--hold-out", "*/label-4/*", "--across-volumes", "--shots", "2",
                                  "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra,
                                 name: "study")
@@ -99,5 +100,31 @@ import TestSupport
         // Run again on a finished study: it continues (nothing to do) and writes the same table.
         let again = try study(dataset, out: folder.path + "/in-process", extra: ["--in-process"])
         #expect(NSDictionary(dictionary: again["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+    }
+
+    /// Proto-MAML through a worker process (the prototype head travels in the run
+    /// specification) gives the in-process table; the per-task-heads baseline adapted two ways
+    /// is trained once, and both ways are tuned on meta-validation.
+    @Test func protoMAMLRunsOnWorkersAndTwinBaselinesTrainOnce() throws {
+        let dataset = try fourLabelDataset()
+        let candidates = "protomaml++-second,transfer-heads@0.001,transfer-heads+proto@0.001"
+        let first = try study(dataset, out: folder.path + "/proto-in-process", candidates: candidates, extra: ["--in-process"])
+        let second = try study(dataset, out: folder.path + "/proto-distributed", candidates: candidates,
+                               extra: ["--local-workers", "1", "--costs-from", folder.path + "/proto-in-process/state.json"])
+        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: folder.path + "/proto-in-process/state.json"))) as? [String: Any])
+        let trained = try #require(state["trained"] as? [String: Any])
+        let plain = try #require(trained["transfer-heads@0.001"] as? [String: Any])
+        let twin = try #require(trained["transfer-heads+proto@0.001"] as? [String: Any])
+        #expect(NSDictionary(dictionary: plain).isEqual(to: twin))
+        let seconds = try #require(state["stageSeconds"] as? [String: Any])
+        #expect(seconds.keys.contains("training transfer-heads@0.001"))
+        #expect(!seconds.keys.contains { $0.contains("training") && $0.contains("+proto@") })
+        let tuned = try #require(state["tuned"] as? [String: Any])
+        #expect(tuned.keys.contains("transfer-heads+proto@0.001") && tuned.keys.contains("transfer-heads@0.001"))
+        let chosen = try #require(first["chosen"] as? [String: [String: Any]])
+        #expect(chosen["maml"]?["candidate"] as? String == "protomaml++-second")
     }
 }

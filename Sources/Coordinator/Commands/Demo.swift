@@ -58,11 +58,17 @@ struct Demo: ParsableCommand {
     /// machine and any load; other model sizes are calibrated on the spot. Recipes added
     /// after that machine was gone are scaled from a calibration on a later machine by their
     /// ratio to second order there: Reptile measured 0.069 core-seconds against second order's
-    /// 0.195 (oneDNN's AVX2 kernels), so 0.589 x 0.069 / 0.195 = 0.208.
+    /// 0.195 (oneDNN's AVX2 kernels), so 0.589 x 0.069 / 0.195 = 0.208. Proto-MAML++ is scaled
+    /// by its ratio to MAML++, the recipe it extends: three calibrations side by side gave
+    /// 0.760 against 0.727 core-seconds (summed), so 0.862 x 0.760 / 0.727 = 0.901. Proto-ANIL
+    /// runs the same passes as ANIL (the prototypes are arithmetic on the support features)
+    /// and measured the same (0.101 against 0.102 core-seconds in three calibrations side by
+    /// side), so it takes ANIL's 0.090.
     static let referenceCosts: [String: Double] = [
         "joint-perTask": 0.078, "joint-shared": 0.0754, "meta-first": 0.2065, "meta-second": 0.589,
         "meta-second+lslr+msl": 0.862, "pretrain": 0.606, "meta-second+head": 0.090,
-        "meta-second+pseudo": 0.589, "meta-reptile": 0.208,
+        "meta-second+pseudo": 0.589, "meta-reptile": 0.208, "meta-second+lslr+msl+proto": 0.901,
+        "meta-second+head+proto": 0.090,
     ]
 
     /// The demo's two comparisons: a name, the dataset, and what it shows.

@@ -17,6 +17,8 @@ struct TrainingOptions: ParsableArguments {
     @Flag(help: "MAML++ multi-step loss.") var multiStepLoss = false
     @Flag(help: "ANIL: the inner loop adapts only the output head (the outer loop still learns every parameter).")
     var headOnlyInnerLoop = false
+    @Flag(help: "Proto-MAML: each task's inner loop starts from its support set's prototype head added to the output head.")
+    var prototypeHead = false
     @Option(help: "Outer steps over which the multi-step loss anneals.") var multiStepAnnealSteps = 100
     @Option(help: "MAML++ derivative-order annealing: first order for this many outer steps.") var firstOrderSteps = 0
     @Option(help: "Clip the meta-gradient to this global norm.") var clipNorm: Float?
@@ -39,6 +41,7 @@ struct TrainingOptions: ParsableArguments {
         c.meta.multiStepLoss = multiStepLoss
         c.meta.multiStepAnnealSteps = multiStepAnnealSteps
         c.meta.headOnlyInnerLoop = headOnlyInnerLoop
+        c.meta.prototypeHead = prototypeHead
         c.optimizer = Adam(learningRate: metaLr)
         c.optimizer.clipNorm = clipNorm
         if cosine { c.optimizer.cosineSteps = steps }

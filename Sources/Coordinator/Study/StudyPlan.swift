@@ -33,9 +33,12 @@ struct StudyPlan: Codable, Sendable, Equatable {
         /// Task augmentation: superpixel pseudo-tasks on the meta-train tasks' images are
         /// sampled beside the labelled tasks (`PseudoAugmentedSource`).
         var pseudoTasks = false
+        /// Proto-MAML: every task starts from its support set's prototype head added to the
+        /// meta-learned one (`PrototypeHead`).
+        var prototypeHead = false
 
         init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
-             warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false) {
+             warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false, prototypeHead: Bool = false) {
             self.order = order
             self.learnedInnerRates = learnedInnerRates
             self.multiStepLoss = multiStepLoss
@@ -43,10 +46,11 @@ struct StudyPlan: Codable, Sendable, Equatable {
             self.warmStart = warmStart
             self.headOnlyInnerLoop = headOnlyInnerLoop
             self.pseudoTasks = pseudoTasks
+            self.prototypeHead = prototypeHead
         }
 
-        /// Studies saved before `headOnlyInnerLoop` and `pseudoTasks` existed resume with the
-        /// full inner loop and the labelled tasks alone.
+        /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks` and `prototypeHead` existed
+        /// resume with the full inner loop, the labelled tasks alone and the learned head.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             order = try c.decode(MetaOrder.self, forKey: .order)
@@ -56,6 +60,7 @@ struct StudyPlan: Codable, Sendable, Equatable {
             warmStart = try c.decodeIfPresent(String.self, forKey: .warmStart)
             headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
             pseudoTasks = try c.decodeIfPresent(Bool.self, forKey: .pseudoTasks) ?? false
+            prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
         }
     }
 
@@ -68,18 +73,22 @@ struct StudyPlan: Codable, Sendable, Equatable {
 
         /// This setting applied to trained meta-parameters `meta` (the model's `modelCount`
         /// values first, then any learned inner rates): the inner rule runs on all of them,
-        /// Adam fine-tunes the model's part.
+        /// Adam fine-tunes the model's part (from the prototype head, as the inner loop
+        /// starts, when the parameters were meta-learned with one).
         func adaptation(meta: [Float], config: MetaConfig, modelCount: Int) -> MetaTest.Adaptation {
             switch self {
-            case .inner(let steps, let scale): .maml(meta: meta, config: config, steps: steps, rateScale: scale)
-            case .fineTune(let f): .fineTune(start: Array(meta.prefix(modelCount)), settings: f)
+            case .inner(let steps, let scale): return .maml(meta: meta, config: config, steps: steps, rateScale: scale)
+            case .fineTune(var f):
+                f.prototypeHead = f.prototypeHead || config.prototypeHead
+                return .fineTune(start: Array(meta.prefix(modelCount)), settings: f)
             }
         }
 
         var description: String {
             switch self {
             case .inner(let steps, let scale): "\(steps) inner steps, rates x\(scale)"
-            case .fineTune(let f): "Adam \(f.steps) steps at \(f.learningRate)\(f.headOnly ? ", head only" : "")"
+            case .fineTune(let f):
+                "Adam \(f.steps) steps at \(f.learningRate)\(f.headOnly ? ", head only" : "")\(f.prototypeHead ? ", from the prototype head" : "")"
             }
         }
     }
@@ -108,16 +117,24 @@ struct StudyPlan: Codable, Sendable, Equatable {
     static func fineTuneGrid(rates: [Float]) -> [Adaptation] {
         [20, 50, 100].flatMap { s in rates.map { Adaptation.fineTune(.init(steps: s, learningRate: $0)) } }
     }
-    /// A new head on a jointly trained body: the head alone, or everything.
-    static let headGrid: [Adaptation] = [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true)) }
-        + [20, 50, 100].flatMap { s in [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
+    /// A new head on a jointly trained body: the head alone, or everything; with
+    /// `prototypeHead`, starting from the support set's prototype head added to the new head.
+    static func headGrid(prototypeHead: Bool = false) -> [Adaptation] {
+        [3e-3, 1e-2, 3e-2].map { Adaptation.fineTune(.init(steps: 50, learningRate: $0, headOnly: true, prototypeHead: prototypeHead)) }
+            + [20, 50, 100].flatMap { s in
+                [3e-4, 1e-3].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0), prototypeHead: prototypeHead)) }
+            }
+    }
 
-    /// The default plan: seven meta-training recipes (first and second order, MAML++,
+    /// The default plan: nine meta-training recipes (first and second order, MAML++,
     /// meta-transfer from the per-task-heads model, ANIL: second order with a head-only
-    /// inner loop, second order with superpixel pseudo-tasks beside the labelled tasks, and
-    /// Reptile: the outer step follows the adapted parameters, no query gradient), the two
-    /// transfer baselines at two learning
-    /// rates each, scratch, and (with `pretraining`) pretraining followed by meta-training.
+    /// inner loop, second order with superpixel pseudo-tasks beside the labelled tasks,
+    /// Reptile: the outer step follows the adapted parameters, no query gradient,
+    /// Proto-MAML++: MAML++ from each task's prototype head, and Proto-ANIL: ANIL from it),
+    /// the two transfer baselines at two learning rates each, the per-task-heads one also
+    /// with its new head started from the prototype head (the same trained model, adapted
+    /// the Proto-MAML way), scratch, and (with `pretraining`) pretraining followed by
+    /// meta-training.
     static func standard(pretraining: Bool) -> StudyPlan {
         var c: [Candidate] = [
             .init(name: "maml-second", family: "maml", training: .meta(.init(order: .second)), grid: mamlGrid),
@@ -131,10 +148,14 @@ struct StudyPlan: Codable, Sendable, Equatable {
             .init(name: "maml-second+pseudo", family: "maml",
                   training: .meta(.init(order: .second, pseudoTasks: true)), grid: mamlGrid),
             .init(name: "reptile", family: "maml", training: .meta(.init(order: .reptile)), grid: mamlGrid),
+            .init(name: "protomaml++-second", family: "maml",
+                  training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true, prototypeHead: true)),
+                  grid: mamlGrid),
+            .init(name: "protoanil-second", family: "maml",
+                  training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true)), grid: mamlGrid),
         ]
         for rate: Float in [1e-3, 3e-3] {
-            c.append(.init(name: "transfer-heads@\(rate)", family: "transfer-heads",
-                           training: .joint(heads: .perTask, learningRate: rate), grid: headGrid))
+            c += transferHeads(rate: rate)
             c.append(.init(name: "transfer@\(rate)", family: "transfer",
                            training: .joint(heads: .shared, learningRate: rate), grid: fineTuneGrid(rates: [3e-4, 1e-3, 3e-3])))
         }
@@ -146,12 +167,24 @@ struct StudyPlan: Codable, Sendable, Equatable {
         return StudyPlan(candidates: c)
     }
 
+    /// The per-task-heads transfer baseline at one joint-training rate, adapted from the mean
+    /// of the task heads and from the prototype head added to it: one trained model
+    /// (`StudyRunner` trains twins once), two candidates of the family.
+    static func transferHeads(rate: Float) -> [Candidate] {
+        [false, true].map { proto in
+            .init(name: "transfer-heads\(proto ? "+proto" : "")@\(rate)", family: "transfer-heads",
+                  training: .joint(heads: .perTask, learningRate: rate), grid: headGrid(prototypeHead: proto))
+        }
+    }
+
     /// The demo's plan: one meta-learning recipe against the two transfer baselines (joint
-    /// training at `transferLearningRate`) and scratch, with the standard grids.
+    /// training at `transferLearningRate`) and scratch, with the standard grids. A recipe
+    /// that adapts from the prototype head meets the per-task-heads baseline adapted both ways.
     static func demo(maml: Candidate, transferLearningRate rate: Float) -> StudyPlan {
-        StudyPlan(candidates: [
-            maml,
-            .init(name: "transfer-heads@\(rate)", family: "transfer-heads", training: .joint(heads: .perTask, learningRate: rate), grid: headGrid),
+        var prototypeHead = false
+        if case .meta(let recipe) = maml.training { prototypeHead = recipe.prototypeHead }
+        let heads = transferHeads(rate: rate)
+        return StudyPlan(candidates: [maml] + (prototypeHead ? heads : [heads[0]]) + [
             .init(name: "transfer@\(rate)", family: "transfer", training: .joint(heads: .shared, learningRate: rate),
                   grid: fineTuneGrid(rates: [3e-4, 1e-3, 3e-3])),
             .init(name: "scratch", family: "scratch", training: .none, grid: fineTuneGrid(rates: [1e-3, 3e-3, 1e-2])),

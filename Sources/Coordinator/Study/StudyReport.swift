@@ -26,10 +26,11 @@ struct StudyReport {
         lines.append("budget \(budget) core-seconds of training per candidate; every choice made on meta-validation (\(settings.validationPerTask) instances per task); meta-test once (\(settings.testPerTask) per task), \(settings.mainShots)-shot, \(settings.query) query images")
         lines.append("")
         lines.append("Candidates (meta-validation Dice of the best snapshot and setting):")
+        let width = max(26, (state.fingerprint.plan.candidates.map(\.name.count).max() ?? 0) + 2)
         for c in state.fingerprint.plan.candidates {
             guard let t = state.tuned[c.name], let trained = state.trained[c.name] else { continue }
             let chosen = state.chosen[c.family]?.candidate == c.name ? "  <- chosen for \(c.family)" : ""
-            lines.append("  " + c.name.padding(toLength: 26, withPad: " ", startingAt: 0)
+            lines.append("  " + c.name.padding(toLength: width, withPad: " ", startingAt: 0)
                 + String(format: "%.3f  ", t.dice[t.bestSnapshot][t.bestSetting]) + c.grid[t.bestSetting].description
                 + " after \(Int((trained.fractions[t.bestSnapshot] * 100).rounded()))% of the budget (\(trained.steps[t.bestSnapshot]) steps)" + chosen)
         }

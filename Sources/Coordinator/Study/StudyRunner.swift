@@ -100,10 +100,11 @@ final class StudyRunner: @unchecked Sendable {
         try stage("calibration") { try calibrate() }
         // Joint-training candidates run one thread each, side by side: each is sequential
         // SGD, independent of the others, so running them together changes no result.
-        let joint = plan.candidates.filter {
-            if case .joint = $0.training { return state.trained[$0.name] == nil }
-            return false
-        }
+        // Candidates that train the same model (twins, adapted differently) train it once.
+        let joint = plan.candidates.enumerated().filter { index, candidate in
+            guard case .joint = candidate.training, state.trained[candidate.name] == nil else { return false }
+            return !plan.candidates[..<index].contains { $0.training == candidate.training }
+        }.map(\.element)
         if joint.count > 1 && settings.threads > 1 {
             try stage("training \(joint.map(\.name).joined(separator: " and "))") {
                 // They draw the same samples (the same seed and meta-batches): each is rendered once.
@@ -116,6 +117,10 @@ final class StudyRunner: @unchecked Sendable {
             }
         }
         for candidate in plan.candidates where state.trained[candidate.name] == nil {
+            if let twin = plan.candidates.first(where: { $0.training == candidate.training && state.trained[$0.name] != nil }) {
+                state.trained[candidate.name] = state.trained[twin.name]
+                continue
+            }
             try stage("training \(candidate.name)") { state.trained[candidate.name] = try train(candidate) }
         }
         for candidate in plan.candidates where state.tuned[candidate.name] == nil {
@@ -143,7 +148,7 @@ final class StudyRunner: @unchecked Sendable {
     /// The cost key of a training phase: what one step computes.
     static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
-            + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "")
+            + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "") + (recipe.prototypeHead ? "+proto" : "")
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
@@ -236,6 +241,7 @@ final class StudyRunner: @unchecked Sendable {
         c.meta.learnedInnerRates = recipe.learnedInnerRates
         c.meta.multiStepLoss = recipe.multiStepLoss
         c.meta.headOnlyInnerLoop = recipe.headOnlyInnerLoop
+        c.meta.prototypeHead = recipe.prototypeHead
         c.meta.multiStepAnnealSteps = max(steps / 2, 1)
         c.optimizer = Adam(learningRate: recipe.metaLearningRate)
         c.optimizer.cosineSteps = steps
