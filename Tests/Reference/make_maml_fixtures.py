@@ -9,6 +9,12 @@ one 64x64 task (K = Q = 5, 5 inner steps), by plain autograd with create_graph=T
   anil.<param>              ANIL (Raghu et al. 2020): the inner loop adapts only the head,
                             at rate ANIL_RATE; exact second order
   anil_first.<param>        the same, first order
+  proto.<param>             Proto-MAML (Triantafillou et al. 2020): the support set's
+                            nearest-class-mean head added to the head before the inner loop,
+                            differentiated through the prototypes; second order, rate 0.01
+  proto_first.<param>       the same, first order (the graph cut at each inner gradient, not
+                            at the prototypes)
+  proto_anil.<param>        the prototype head with ANIL's head-only inner loop; second order
 
 Parameters and rates come from formulas (w1.py) that TestSupport reproduces bit for bit.
 
@@ -88,6 +94,41 @@ def anil_objective(model, theta, task, order):
     return w1_loss(torch.func.functional_call(model, fast, (xq,)), mq)
 
 
+def support_features(model, theta, x):
+    """The features the head reads (d1b's output), by a forward hook on the same call."""
+    captured = []
+    hook = model.d1b.register_forward_hook(lambda module, inputs, output: captured.append(output))
+    try:
+        torch.func.functional_call(model, theta, (x,))
+    finally:
+        hook.remove()
+    return captured[0]
+
+
+def prototype_objective(model, theta, task, order, head_only):
+    """L_q after STEPS inner SGD steps from theta with the head offset by the support set's
+    prototype head: z = -|F - c1|^2 + |F - c0|^2 = 2(c1 - c0).F + |c0|^2 - |c1|^2, c1 and c0
+    the mean features over foreground and background pixels."""
+    xs, ms, xq, mq = task
+    features = support_features(model, theta, xs)
+    c1 = (features * ms).sum((0, 2, 3)) / ms.sum()
+    c0 = (features * (1 - ms)).sum((0, 2, 3)) / (1 - ms).sum()
+    # theta_0 is a variable of its own (theta + 0): the inner steps take the partial gradient
+    # in theta_0, as Proto-MAML fine-tunes an initialised head; only the outer gradient runs
+    # through the prototypes as well.
+    fast = {n: v + 0 for n, v in theta.items()}
+    fast["head.weight"] = theta["head.weight"] + (2 * (c1 - c0)).reshape(1, -1, 1, 1)
+    fast["head.bias"] = theta["head.bias"] + ((c0 * c0).sum() - (c1 * c1).sum()).reshape(1)
+    moving = [n for n in theta if n.startswith("head.")] if head_only else list(theta)
+    rate = ANIL_RATE if head_only else 0.01
+    for _ in range(STEPS):
+        loss = w1_loss(torch.func.functional_call(model, fast, (xs,)), ms)
+        # The prototypes' graph is shared by every step's loss: keep it for the final backward.
+        grads = torch.autograd.grad(loss, [fast[n] for n in moving], create_graph=(order == "second"), retain_graph=True)
+        fast.update({n: fast[n] - rate * g for n, g in zip(moving, grads)})
+    return w1_loss(torch.func.functional_call(model, fast, (xq,)), mq)
+
+
 def make_task(seed):
     g = torch.Generator().manual_seed(seed)
     yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
@@ -141,6 +182,14 @@ def outputs(task, dtype):
         for n, g in zip(names, grads):
             out[f"{prefix}.{n}"] = g
         out[f"{prefix}.query_loss"] = j.detach().reshape(1)
+    for order, head_only, prefix in [("second", False, "proto"), ("first", False, "proto_first"),
+                                     ("second", True, "proto_anil")]:
+        theta = {n: params[n].clone().requires_grad_(True) for n in names}
+        j = prototype_objective(model, theta, task, order, head_only)
+        grads = torch.autograd.grad(j, [theta[n] for n in names])
+        for n, g in zip(names, grads):
+            out[f"{prefix}.{n}"] = g
+        out[f"{prefix}.query_loss"] = j.detach().reshape(1)
     return out, weights
 
 
@@ -151,7 +200,10 @@ def disagreement(a, b):
               "lslr_msl": lambda k: k.startswith("lslr_msl."),
               "lslr_msl_first rates": lambda k: k.startswith("lslr_msl_first.inner_lr."),
               "anil": lambda k: k.startswith("anil."),
-              "anil_first": lambda k: k.startswith("anil_first.")}
+              "anil_first": lambda k: k.startswith("anil_first."),
+              "proto": lambda k: k.startswith("proto."),
+              "proto_first": lambda k: k.startswith("proto_first."),
+              "proto_anil": lambda k: k.startswith("proto_anil.")}
     out = {}
     for name, selected in groups.items():
         keys = [k for k in b if selected(k)]

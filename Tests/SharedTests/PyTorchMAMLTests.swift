@@ -27,11 +27,13 @@ import TestSupport
             queryMasks: try f.require("query.masks", in: "fixture").values)
     }
 
-    func run(_ order: MetaOrder, learnedRates: Bool = false, multiStep: Bool = false, step: Int = 0, headOnly: Bool = false)
+    func run(_ order: MetaOrder, learnedRates: Bool = false, multiStep: Bool = false, step: Int = 0, headOnly: Bool = false,
+             prototypeHead: Bool = false)
         throws -> (gradient: [Double], stats: MetaLearner<Double>.Stats, layout: MetaLayout)
     {
         var config = MetaConfig()
         config.order = order
+        config.prototypeHead = prototypeHead
         if headOnly {
             config.headOnlyInnerLoop = true
             config.innerLearningRate = 0.5  // ANIL_RATE of the reference
@@ -102,5 +104,21 @@ import TestSupport
         let layout = try MetaLayout(config: MetaConfig()).model
         #expect(relativeL2(try expected("anil_first", layout), try expected("anil", layout)) > 0.1)
         #expect(relativeL2(try expected("second", layout), try expected("anil", layout)) > 0.1)
+    }
+
+    /// Proto-MAML and Proto-ANIL against PyTorch's autograd through the prototypes and the
+    /// inner steps (the features by a forward hook, the class means by masked sums).
+    @Test func prototypeHeadMatchesPyTorch() throws {
+        for (order, headOnly, prefix) in [(MetaOrder.second, false, "proto"), (.first, false, "proto_first"),
+                                          (.second, true, "proto_anil")] {
+            let (g, stats, layout) = try run(order, headOnly: headOnly, prototypeHead: true)
+            let e = try expected(prefix, layout.model)
+            #expect(relativeL2(g, e) < Self.tolerance, "\(prefix) rel. error \(relativeL2(g, e))")
+            #expect(abs(stats.queryLoss - (try scalar(prefix + ".query_loss"))) < 1e-6)
+        }
+        // The prototypes move the gradient far from plain MAML's and ANIL's.
+        let layout = try MetaLayout(config: MetaConfig()).model
+        #expect(relativeL2(try expected("second", layout), try expected("proto", layout)) > 0.1)
+        #expect(relativeL2(try expected("anil", layout), try expected("proto_anil", layout)) > 0.1)
     }
 }
