@@ -121,10 +121,16 @@ import TestSupport
     }
 
     /// The features path against the general path (full passes, the body's rates at zero),
-    /// for both orders, with and without the multi-step loss, and for adaptation.
-    @Test func headOnlyFeaturesPathMatchesTheGeneralPath() throws {
+    /// for both orders, with and without the multi-step loss, and for adaptation; from the
+    /// meta-learned head and from the prototype head (Proto-ANIL).
+    @Test(arguments: [false, true]) func headOnlyFeaturesPathMatchesTheGeneralPath(prototypeHead: Bool) throws {
+        func headOnly(order: MetaOrder, multiStep: Bool = false) -> MetaConfig {
+            var c = Self.headOnly(order: order, multiStep: multiStep)
+            c.prototypeHead = prototypeHead
+            return c
+        }
         for (order, multi) in [(MetaOrder.second, false), (.second, true), (.first, false), (.first, true)] {
-            let c = Self.headOnly(order: order, multiStep: multi)
+            let c = headOnly(order: order, multiStep: multi)
             let fast = try MetaLearner<Double>(config: c)
             let general = try MetaLearner<Double>(config: c)
             general.usesHeadFeatures = false
@@ -143,7 +149,7 @@ import TestSupport
             let head = c.model.headRange(fast.layout.model)
             #expect(a[0..<head.lowerBound].contains { $0 != 0 })
         }
-        let c = Self.headOnly(order: .second)
+        let c = headOnly(order: .second)
         let fast = try MetaLearner<Double>(config: c)
         let general = try MetaLearner<Double>(config: c)
         general.usesHeadFeatures = false
@@ -156,7 +162,8 @@ import TestSupport
             #expect(zip(p, q).allSatisfy { abs($0 - $1) < 1e-12 })
             #expect(p[0..<head.lowerBound] == meta[0..<head.lowerBound])
         }
-        #expect(x[1] == meta && x[0] != x[2])
+        // Checkpoint 0 is the meta-learned head, or the prototype head added to it.
+        #expect((x[1] == meta) != prototypeHead && x[0] != x[2])
     }
 
     /// The same in Float32, where the convolutions run on oneDNN's primitives and the body's
