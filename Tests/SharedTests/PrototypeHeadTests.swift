@@ -92,7 +92,7 @@ import TestSupport
             #expect(head == [Double](repeating: 0.5, count: c + 1))
             var cotangent = [Double](repeating: 7, count: f.count)
             prototypes.backward(head: v, masks: masks, batch: b, pixels: p, into: &cotangent)
-            #expect(cotangent.allSatisfy { $0 == 0 })
+            #expect(cotangent.allSatisfy { $0 == 7 })
         }
     }
 

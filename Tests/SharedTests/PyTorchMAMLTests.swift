@@ -91,15 +91,19 @@ import TestSupport
         #expect(relativeL2(ours, rates) < Self.tolerance, "rate gradients \(relativeL2(ours, rates))")
     }
 
+    /// The whole meta-gradient and the query loss of one configuration against fixture `prefix`.
+    func expectMatch(_ prefix: String, _ order: MetaOrder, headOnly: Bool = false, prototypeHead: Bool = false) throws {
+        let (g, stats, layout) = try run(order, headOnly: headOnly, prototypeHead: prototypeHead)
+        let e = try expected(prefix, layout.model)
+        #expect(relativeL2(g, e) < Self.tolerance, "\(prefix) rel. error \(relativeL2(g, e))")
+        #expect(abs(stats.queryLoss - (try scalar(prefix + ".query_loss"))) < 1e-6)
+    }
+
     /// ANIL, computed on the body's features (`HeadInnerLoop`), against PyTorch's autograd
     /// through head-only inner steps.
     @Test func headOnlyInnerLoopMatchesPyTorch() throws {
-        for (order, prefix) in [(MetaOrder.second, "anil"), (.first, "anil_first")] {
-            let (g, stats, layout) = try run(order, headOnly: true)
-            let e = try expected(prefix, layout.model)
-            #expect(relativeL2(g, e) < Self.tolerance, "\(prefix) rel. error \(relativeL2(g, e))")
-            #expect(abs(stats.queryLoss - (try scalar(prefix + ".query_loss"))) < 1e-6)
-        }
+        try expectMatch("anil", .second, headOnly: true)
+        try expectMatch("anil_first", .first, headOnly: true)
         // Second and first order are far apart here, and ANIL is far from full MAML.
         let layout = try MetaLayout(config: MetaConfig()).model
         #expect(relativeL2(try expected("anil_first", layout), try expected("anil", layout)) > 0.1)
@@ -109,13 +113,9 @@ import TestSupport
     /// Proto-MAML and Proto-ANIL against PyTorch's autograd through the prototypes and the
     /// inner steps (the features by a forward hook, the class means by masked sums).
     @Test func prototypeHeadMatchesPyTorch() throws {
-        for (order, headOnly, prefix) in [(MetaOrder.second, false, "proto"), (.first, false, "proto_first"),
-                                          (.second, true, "proto_anil")] {
-            let (g, stats, layout) = try run(order, headOnly: headOnly, prototypeHead: true)
-            let e = try expected(prefix, layout.model)
-            #expect(relativeL2(g, e) < Self.tolerance, "\(prefix) rel. error \(relativeL2(g, e))")
-            #expect(abs(stats.queryLoss - (try scalar(prefix + ".query_loss"))) < 1e-6)
-        }
+        try expectMatch("proto", .second, prototypeHead: true)
+        try expectMatch("proto_first", .first, prototypeHead: true)
+        try expectMatch("proto_anil", .second, headOnly: true, prototypeHead: true)
         // The prototypes move the gradient far from plain MAML's and ANIL's.
         let layout = try MetaLayout(config: MetaConfig()).model
         #expect(relativeL2(try expected("second", layout), try expected("proto", layout)) > 0.1)

@@ -88,15 +88,8 @@ public enum Baselines {
         let tuned = settings.headOnly ? network.spec.headRange(network.layout) : 0..<start.count
         var params = start
         if settings.prototypeHead {
-            let batch = images.count / network.spec.input.count
-            params.withUnsafeMutableBufferPointer { p in
-                images.withUnsafeBufferPointer { i in
-                    masks.withUnsafeBufferPointer { m in
-                        _ = network.addPrototypeHead(parameters: p.baseAddress!, images: i.baseAddress!,
-                                                     masks: m.baseAddress!, batch: batch)
-                    }
-                }
-            }
+            network.addPrototypeHead(parameters: &params, images: images, masks: masks,
+                                     batch: images.count / network.spec.input.count)
         }
         var state = Adam.State(count: tuned.count)
         let adam = Adam(learningRate: settings.learningRate)

@@ -35,8 +35,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
     private let logits, dz, tangent, second: Storage<Scalar>
     private let supportCotangent, queryCotangent: Storage<Scalar>
     private let queryGradient, supportGradient: Storage<Scalar>
-    /// With a prototype head, the prototypes' cotangent of the support features.
-    private let prototypeCotangent: Storage<Scalar>?
+    private let prototypeHead: Bool
     /// h_0 ... h_{k-1}.
     private var history: [[Scalar]]
 
@@ -58,7 +57,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
         queryCotangent = Storage(count: capacity * channels * pixels)
         queryGradient = Storage(count: n)
         supportGradient = Storage(count: n)
-        prototypeCotangent = prototypeHead ? Storage(count: capacity * channels * pixels) : nil
+        self.prototypeHead = prototypeHead
         history = Array(repeating: [], count: steps)
     }
 
@@ -122,7 +121,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
     @discardableResult
     private func addPrototypes(_ support: UnsafePointer<Scalar>, _ task: MetaLearner<Scalar>.Batch,
                                to h: inout [Scalar]) -> PrototypeHead<Scalar>? {
-        guard prototypeCotangent != nil else { return nil }
+        guard prototypeHead else { return nil }
         let prototypes = PrototypeHead(features: support, masks: task.supportMasks, batch: task.supportCount,
                                        channels: channels, pixels: pixels)
         h.withUnsafeMutableBufferPointer { prototypes.add(to: $0.baseAddress!) }
@@ -202,13 +201,7 @@ final class HeadInnerLoop<Scalar: EngineScalar> {
             if i >= 1 && weights[i - 1] != 0 { _ = addQuery(history[i], weight: weights[i - 1]) }
         }
 
-        if let prototypes, let prototypeCotangent, prototypes.isDefined {
-            v.withUnsafeBufferPointer {
-                prototypes.backward(head: $0.baseAddress!, masks: task.supportMasks, batch: ns, pixels: pixels,
-                                    into: prototypeCotangent.pointer)
-            }
-            for j in 0..<(ns * c * pixels) { supportCotangent.pointer[j] += prototypeCotangent.pointer[j] }
-        }
+        prototypes?.backward(head: v, masks: task.supportMasks, batch: ns, pixels: pixels, into: supportCotangent.pointer)
 
         // The body: one backward pass per set; the query's pass is the last on the own buffers.
         network.backward(parameters: meta, featureCotangent: queryCotangent.pointer, batch: nq, into: queryGradient.pointer)

@@ -65,14 +65,11 @@ public struct PrototypeHead<Scalar: EngineScalar> {
     }
 
     /// The cotangent of the features [batch, C, pixels] for a cotangent `head` [C + 1] on the
-    /// prototype head (the derivative above), written to `cotangent`.
+    /// prototype head (the derivative above), added to `cotangent`.
     public func backward(head v: UnsafePointer<Scalar>, masks: UnsafePointer<Scalar>, batch: Int, pixels: Int,
                          into cotangent: UnsafeMutablePointer<Scalar>) {
         let channels = foreground.count
-        guard isDefined else {
-            cotangent.update(repeating: 0, count: batch * channels * pixels)
-            return
-        }
+        guard isDefined else { return }
         let n1 = foregroundWeight, n0 = backgroundWeight, vb = Double(v[channels])
         for c in 0..<channels {
             // dL/dF = m * (2 v_w/n1 - 2 v_b c1/n1) + (1 - m) * (-2 v_w/n0 + 2 v_b c0/n0).
@@ -82,7 +79,7 @@ public struct PrototypeHead<Scalar: EngineScalar> {
                 let m = masks + b * pixels, out = cotangent + (b * channels + c) * pixels
                 for p in 0..<pixels {
                     let mp = Double(m[p])
-                    out[p] = Scalar(mp * a1 + (1 - mp) * a0)
+                    out[p] += Scalar(mp * a1 + (1 - mp) * a0)
                 }
             }
         }
