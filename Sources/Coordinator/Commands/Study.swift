@@ -14,8 +14,10 @@ struct Study: ParsableCommand {
         discussion: """
             Trains every candidate of the plan (MAML first and second order, MAML++, \
             meta-transfer from a jointly trained model, ANIL (a head-only inner loop), task augmentation \
-            (superpixel pseudo-tasks beside the tasks), Reptile, transfer with one shared head and with a \
-            head per task, scratch; with --pretraining also pretraining followed by MAML) for \
+            (superpixel pseudo-tasks beside the tasks), Reptile, Proto-MAML++ and Proto-ANIL (each task \
+            starting from its prototype head), transfer with one shared head and with a head per task \
+            (adapted from the mean head or from the prototype head), scratch; with --pretraining also \
+            pretraining followed by MAML) for \
             the same budget of core-seconds, tunes every candidate's snapshot and adaptation \
             settings on the meta-validation tasks with the same number of settings each, picks \
             the best candidate of each family there, and only then meets the meta-test tasks, \
