@@ -49,12 +49,14 @@ import TestSupport
         return root
     }
 
+    /// The four-label dataset's split: label 3 for meta-validation, label 4 for meta-test.
+    static let fourLabelSplit = ["--validate", "*/label-3/*", "--hold-out", "*/label-4/*", "--across-volumes"]
+
     func study(_ dataset: String, out: String, candidates: String = "maml-first,transfer@0.001,scratch",
-               extra: [String]) throws -> [String: Any] {
+               split: [String] = fourLabelSplit, extra: [String]) throws -> [String: Any] {
         let p = try coordinator(["study", "--dataset", dataset, "--out", out, "--image-size", "16", "--base-channels", "4",
-                                 "--meta-batch", "2", "--budget", "1", "--candidates", candidates,
-                                 "--validate", "*/label-3/*", "--hold-out", "*/label-4/*", "--across-volumes", "--shots", "2",
-                                 "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra,
+                                 "--meta-batch", "2", "--budget", "1", "--candidates", candidates] + split
+                                + ["--shots", "2", "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra,
                                 name: "study")
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
         return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
@@ -126,5 +128,25 @@ import TestSupport
         #expect(tuned.keys.contains("transfer-heads+proto@0.001") && tuned.keys.contains("transfer-heads@0.001"))
         let chosen = try #require(first["chosen"] as? [String: [String: Any]])
         #expect(chosen["maml"]?["candidate"] as? String == "protomaml++-second")
+    }
+
+    /// Union tasks travel to worker processes: a study of MAML++ with union tasks on the
+    /// conflicting synthetic family (its default split) gives the in-process table value for
+    /// value. On data whose tasks label different images, the plan has no union candidate.
+    @Test func unionTasksRunOnWorkers() throws {
+        let candidates = "maml++-second+union,transfer@0.001"
+        let first = try study("synthetic-multi", out: folder.path + "/union-in-process", candidates: candidates, split: [],
+                              extra: ["--in-process"])
+        let second = try study("synthetic-multi", out: folder.path + "/union-distributed", candidates: candidates, split: [],
+                               extra: ["--local-workers", "1", "--costs-from", folder.path + "/union-in-process/state.json"])
+        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
+            fileURLWithPath: folder.path + "/union-in-process/state.json"))) as? [String: Any])
+        #expect((state["stepCost"] as? [String: Any])?.keys.contains("meta-second+lslr+msl+union") == true)
+
+        let p = try coordinator(["study", "--dataset", try fourLabelDataset(), "--out", folder.path + "/no-union",
+                                 "--candidates", "maml++-second+union"] + Self.fourLabelSplit, name: "no-union")
+        #expect(p.waitExit(timeout: 120) != 0)
+        #expect(p.stderr.contains("no candidate maml++-second+union"), "\(p.stderr.suffix(2000))")
     }
 }

@@ -153,6 +153,36 @@ import Wire
         #expect(try NumericsCheck.fingerprint(run: run, source: augmented) == fingerprint)
     }
 
+    @Test func unionTasksBesideTheLabelledTasksTravel() throws {
+        var options = VolumeOptions()
+        options.size = 32
+        let (plain, source) = try DatasetSpec.open("synthetic-multi", options: options, logger: .init(label: "test"))
+        let (spec, augmented) = try plain.addingUnionTasks(to: source, split: source.defaultSplit)
+        var run = Self.spec()
+        run.dataset = spec
+        run.split = source.defaultSplit
+        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
+        let rebuilt = try RunSpec(wire: run.wireForm)
+        #expect(rebuilt.dataset == spec && rebuilt.dataset.unionBesideTasks)
+        let opened = try rebuilt.dataset.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test"))
+        #expect(opened.identity == augmented.identity && opened.taskNames == augmented.taskNames)
+        #expect(try opened.sample(task: 22, index: 1, seed: 2, support: 2, query: 2)
+                == augmented.sample(task: 22, index: 1, seed: 2, support: 2, query: 2))
+        // A worker that ignores the field opens the labelled tasks alone, and its fingerprint differs.
+        #expect(try plain.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test")).identity != augmented.identity)
+        #expect(!String(decoding: try JSONEncoder().encode(Self.spec().wireForm), as: UTF8.self).contains("unionBesideTasks"))
+
+        var bad = run.wireForm
+        bad.dataset.pseudoBesideTasks = .init(superpixels: 30, compactness: 0.6, maximumMerged: 3, minimumArea: 0.01, maximumArea: 0.5)
+        let both = try #require(throws: WireError.self) { try RunSpec(wire: bad) }
+        #expect("\(both)".contains("union tasks beside pseudo-tasks"), "\(both)")
+        #expect(throws: DataError.self) { try spec.addingPseudoTasks(PseudoTaskOptions(), to: augmented, split: run.split) }
+        var split = source.defaultSplit
+        split.validationPatterns.append("union/*/organ/ct+*")
+        let error = try #require(throws: DataError.self) { try plain.addingUnionTasks(to: source, split: split) }
+        #expect("\(error)".contains("union/synthetic-multi/organ/ct+") && "\(error)".contains("meta-validation"), "\(error)")
+    }
+
     /// Pseudo-tasks are meta-train tasks: a split whose patterns would make one a
     /// meta-validation or meta-test task (and so choose or report on it) is refused, naming it.
     @Test func pseudoTasksOutsideMetaTrainAreRefused() throws {

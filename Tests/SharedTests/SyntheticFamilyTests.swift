@@ -144,4 +144,60 @@ import TestSupport
         }
         #expect(shared.statistics.rendered == 40 && shared.statistics.shared == 40)
     }
+
+    /// Union tasks: every two meta-train structures of one style, united on the same images;
+    /// the held-out structures are never part of one.
+    @Test func unionTasksUniteMetaTrainStructuresOnSharedImages() throws {
+        let multi = SyntheticFamily(size: 32, variant: .multiStructure)
+        let union = try UnionAugmentedSource(base: multi, split: multi.defaultSplit)
+        // Three meta-train structures (organ, vessel, lesion) give three pairs in each of the four styles.
+        #expect(union.unionNames.count == 12 && union.taskNames == multi.taskNames + union.unionNames)
+        #expect(union.unionNames.allSatisfy { $0.hasPrefix("union/synthetic-multi/") && !$0.contains("/ring/") && !$0.contains("/paired/") })
+        #expect(union.pairs.allSatisfy { multi.kind(of: $0.0).1 == multi.kind(of: $0.1).1 && $0.0 != $0.1 })
+        let partition = multi.defaultSplit.partition(union.taskNames)
+        #expect(partition.train.count == 24 && partition.validation.count == 4 && partition.test.count == 4)
+        let again = try UnionAugmentedSource(base: multi, split: multi.defaultSplit)
+        #expect(union.identity != multi.identity && union.identity == again.identity)
+
+        for (offset, (a, b)) in union.pairs.enumerated() {
+            let united = try union.sample(task: multi.taskNames.count + offset, index: 3, seed: 9, support: 2, query: 1)
+            let first = try multi.sample(task: a, index: 3, seed: 9, support: 2, query: 1)
+            let second = try multi.sample(task: b, index: 3, seed: 9, support: 2, query: 1)
+            #expect(united.supportImages == first.supportImages && united.queryImages == first.queryImages)
+            #expect(united.supportMasks == zip(first.supportMasks, second.supportMasks).map { max($0, $1) })
+            #expect(united.queryMasks == zip(first.queryMasks, second.queryMasks).map { max($0, $1) })
+            // Both structures are present, so the union is larger than either.
+            #expect(united.supportMasks.reduce(0, +) > max(first.supportMasks.reduce(0, +), second.supportMasks.reduce(0, +)))
+        }
+        #expect(try union.sample(task: 0, index: 3, seed: 9, support: 2, query: 1) == multi.sample(task: 0, index: 3, seed: 9, support: 2, query: 1))
+        #expect(throws: DataError.self) { try union.sample(task: union.taskNames.count, index: 0, seed: 0, support: 1, query: 0) }
+        #expect(throws: DataError.self) { try union.sample(task: -1, index: 0, seed: 0, support: 1, query: 0) }
+    }
+
+    /// Tasks on different images have nothing to unite; tasks whose images agree on the
+    /// grouping sample but not on a later one give an error, never a mask on the wrong image.
+    @Test func unionTasksNeedSharedImages() throws {
+        let error = try #require(throws: DataError.self) { try UnionAugmentedSource(base: family, split: family.defaultSplit) }
+        #expect("\(error)".contains("no two meta-train tasks label the same images"), "\(error)")
+
+        struct SharedOnlyAtFirst: TaskSource {
+            let base = SyntheticFamily(size: 16, variant: .multiStructure)
+            var identity: DatasetIdentity { base.identity }
+            var imageShape: FeatureShape { base.imageShape }
+            var taskNames: [String] { base.taskNames }
+            var defaultSplit: TaskSplit { base.defaultSplit }
+            func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
+                // Sample 0 is one scene per style, as in the family; later ones depend on the structure too.
+                let structure = UInt64(task / base.styles.count)
+                return try base.sample(task: task, index: index == 0 ? 0 : index + (structure % 2) * 1000, seed: seed, support: support, query: query)
+            }
+        }
+        let mismatched = try UnionAugmentedSource(base: SharedOnlyAtFirst(), split: SharedOnlyAtFirst().defaultSplit)
+        let styles = SyntheticStyle.allCases.count
+        let first = try #require(mismatched.pairs.firstIndex { ($0.0 / styles) % 2 != ($0.1 / styles) % 2 })
+        let task = mismatched.base.taskNames.count + first
+        _ = try mismatched.sample(task: task, index: 0, seed: 1, support: 1, query: 0)
+        let refused = try #require(throws: DataError.self) { try mismatched.sample(task: task, index: 5, seed: 1, support: 1, query: 1) }
+        #expect("\(refused)".contains("images differ in sample 5"), "\(refused)")
+    }
 }

@@ -15,7 +15,9 @@ struct Study: ParsableCommand {
             Trains every candidate of the plan (MAML first and second order, MAML++, \
             meta-transfer from a jointly trained model, ANIL (a head-only inner loop), task augmentation \
             (superpixel pseudo-tasks beside the tasks), Reptile, Proto-MAML++ and Proto-ANIL (each task \
-            starting from its prototype head), transfer with one shared head and with a head per task \
+            starting from its prototype head), MAML++ with union tasks beside the tasks (every two \
+            meta-train structures labelled on the same images, united; when the data has such tasks), \
+            transfer with one shared head and with a head per task \
             (adapted from the mean head or from the prototype head), scratch; with --pretraining also \
             pretraining followed by MAML) for \
             the same budget of core-seconds, tunes every candidate's snapshot and adaptation \
@@ -73,7 +75,18 @@ struct Study: ParsableCommand {
             throw ValidationError("--validation-per-task and --test-per-task take 1...1000")
         }
 
-        var plan = StudyPlan.standard(pretraining: pretraining)
+        // Union tasks need meta-train tasks labelled on the same images; without them the
+        // plan has no union candidate.
+        let split = data.split(for: source)
+        let unionTasks: Bool
+        do {
+            _ = try UnionAugmentedSource(base: source, split: split)
+            unionTasks = true
+        } catch {
+            logger.notice("no union-task candidate: \(error)")
+            unionTasks = false
+        }
+        var plan = StudyPlan.standard(pretraining: pretraining, unionTasks: unionTasks)
         if let candidates {
             let names = candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let known = Set(plan.candidates.map(\.name))
@@ -84,7 +97,7 @@ struct Study: ParsableCommand {
             guard plan.candidates.contains(where: { $0.family == "maml" }) else { throw ValidationError("--candidates needs at least one maml candidate") }
         }
 
-        var settings = StudyRunner.Settings(out: out, base: base, dataset: spec, split: data.split(for: source), budget: budget)
+        var settings = StudyRunner.Settings(out: out, base: base, dataset: spec, split: split, budget: budget)
         settings.shots = curve
         settings.mainShots = shots
         settings.validationPerTask = validationPerTask

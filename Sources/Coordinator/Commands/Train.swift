@@ -30,6 +30,8 @@ struct Train: ParsableCommand {
     @Option(help: "Append one JSON object per step to this file.") var metrics: String?
     @Flag(help: "Task augmentation: sample superpixel pseudo-tasks on the meta-train tasks' images beside the labelled tasks.")
     var pseudoTasks = false
+    @Flag(help: "Task augmentation: sample union tasks (every two meta-train tasks labelled on the same images, united) beside the labelled tasks.")
+    var unionTasks = false
 
     @OptionGroup var runFile: RunFileOptions
 
@@ -41,9 +43,12 @@ struct Train: ParsableCommand {
         options = datasetSpec.options
         let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
         let split = checkpoint?.run.split ?? data.split(for: source)
-        // A resumed run keeps its checkpoint's pseudo-tasks, whatever the flag says.
+        // A resumed run keeps its checkpoint's pseudo-tasks or union tasks, whatever the flags say.
         if let pseudo = checkpoint.map({ $0.run.dataset.pseudoBesideTasks }) ?? (pseudoTasks ? PseudoTaskOptions() : nil) {
             (datasetSpec, source) = try datasetSpec.addingPseudoTasks(pseudo, to: source, split: split)
+        }
+        if checkpoint.map({ $0.run.dataset.unionBesideTasks }) ?? unionTasks {
+            (datasetSpec, source) = try datasetSpec.addingUnionTasks(to: source, split: split)
         }
         var config = try training.config(imageSize: data.imageSize)
         var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: split,

@@ -36,9 +36,13 @@ struct StudyPlan: Codable, Sendable, Equatable {
         /// Proto-MAML: every task starts from its support set's prototype head added to the
         /// meta-learned one (`PrototypeHead`).
         var prototypeHead = false
+        /// Task augmentation: union tasks (two meta-train structures labelled on the same
+        /// images, united) are sampled beside the labelled tasks (`UnionAugmentedSource`).
+        var unionTasks = false
 
         init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
-             warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false, prototypeHead: Bool = false) {
+             warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false, prototypeHead: Bool = false,
+             unionTasks: Bool = false) {
             self.order = order
             self.learnedInnerRates = learnedInnerRates
             self.multiStepLoss = multiStepLoss
@@ -47,10 +51,12 @@ struct StudyPlan: Codable, Sendable, Equatable {
             self.headOnlyInnerLoop = headOnlyInnerLoop
             self.pseudoTasks = pseudoTasks
             self.prototypeHead = prototypeHead
+            self.unionTasks = unionTasks
         }
 
-        /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks` and `prototypeHead` existed
-        /// resume with the full inner loop, the labelled tasks alone and the learned head.
+        /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks`, `prototypeHead` and
+        /// `unionTasks` existed resume with the full inner loop, the labelled tasks alone and
+        /// the learned head.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             order = try c.decode(MetaOrder.self, forKey: .order)
@@ -61,6 +67,7 @@ struct StudyPlan: Codable, Sendable, Equatable {
             headOnlyInnerLoop = try c.decodeIfPresent(Bool.self, forKey: .headOnlyInnerLoop) ?? false
             pseudoTasks = try c.decodeIfPresent(Bool.self, forKey: .pseudoTasks) ?? false
             prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
+            unionTasks = try c.decodeIfPresent(Bool.self, forKey: .unionTasks) ?? false
         }
     }
 
@@ -130,12 +137,13 @@ struct StudyPlan: Codable, Sendable, Equatable {
     /// meta-transfer from the per-task-heads model, ANIL: second order with a head-only
     /// inner loop, second order with superpixel pseudo-tasks beside the labelled tasks,
     /// Reptile: the outer step follows the adapted parameters, no query gradient,
-    /// Proto-MAML++: MAML++ from each task's prototype head, and Proto-ANIL: ANIL from it),
+    /// Proto-MAML++: MAML++ from each task's prototype head, Proto-ANIL: ANIL from it, and
+    /// MAML++ with union tasks beside the labelled ones, on data whose tasks share images),
     /// the two transfer baselines at two learning rates each, the per-task-heads one also
     /// with its new head started from the prototype head (the same trained model, adapted
     /// the Proto-MAML way), scratch, and (with `pretraining`) pretraining followed by
     /// meta-training.
-    static func standard(pretraining: Bool) -> StudyPlan {
+    static func standard(pretraining: Bool, unionTasks: Bool = false) -> StudyPlan {
         var c: [Candidate] = [
             .init(name: "maml-second", family: "maml", training: .meta(.init(order: .second)), grid: mamlGrid),
             .init(name: "maml-first", family: "maml", training: .meta(.init(order: .first)), grid: mamlGrid),
@@ -154,6 +162,11 @@ struct StudyPlan: Codable, Sendable, Equatable {
             .init(name: "protoanil-second", family: "maml",
                   training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true)), grid: mamlGrid),
         ]
+        if unionTasks {
+            c.append(.init(name: "maml++-second+union", family: "maml",
+                           training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true, unionTasks: true)),
+                           grid: mamlGrid))
+        }
         for rate: Float in [1e-3, 3e-3] {
             c += transferHeads(rate: rate)
             c.append(.init(name: "transfer@\(rate)", family: "transfer",

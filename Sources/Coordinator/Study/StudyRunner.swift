@@ -51,9 +51,10 @@ final class StudyRunner: @unchecked Sendable {
     var state: StudyState
     /// The study folder, held while this runner exists.
     private let lock: FolderLock
-    /// The study's tasks with superpixel pseudo-tasks beside them, when a candidate asks for
-    /// them: built (and its split checked) once, before anything starts.
-    private let augmented: (spec: DatasetSpec, source: TaskSource)?
+    /// The study's tasks with superpixel pseudo-tasks or union tasks beside them, when a
+    /// candidate asks for them: built (and the split checked) once, before anything starts.
+    private let pseudoAugmented: (spec: DatasetSpec, source: TaskSource)?
+    private let unionAugmented: (spec: DatasetSpec, source: TaskSource)?
     private let say: @Sendable (String) -> Void
 
     var statePath: String { settings.out + "/state.json" }
@@ -71,11 +72,10 @@ final class StudyRunner: @unchecked Sendable {
             throw StudyError("a study needs meta-validation tasks to choose settings on: pass --validate GLOB (every choice is made there, never on the meta-test tasks)")
         }
         guard !partition.test.isEmpty else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
-        let wantsPseudoTasks = plan.candidates.contains {
-            if case .meta(let recipe) = $0.training { return recipe.pseudoTasks }
-            return false
-        }
-        augmented = wantsPseudoTasks ? try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split) : nil
+        let recipes = plan.candidates.compactMap { if case .meta(let recipe) = $0.training { recipe } else { nil } }
+        pseudoAugmented = recipes.contains(where: \.pseudoTasks)
+            ? try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split) : nil
+        unionAugmented = recipes.contains(where: \.unionTasks) ? try settings.dataset.addingUnionTasks(to: source, split: settings.split) : nil
         lock = try FolderLock(folder: settings.out, purpose: "a study")
         try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
         let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,
@@ -149,6 +149,7 @@ final class StudyRunner: @unchecked Sendable {
     static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
             + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "") + (recipe.prototypeHead ? "+proto" : "")
+            + (recipe.unionTasks ? "+union" : "")
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
@@ -215,11 +216,12 @@ final class StudyRunner: @unchecked Sendable {
         return try measureMeta(.init(order: settings.base.meta.order), source: pseudo, dataset: spec, split: pseudo.defaultSplit)
     }
 
-    /// What a recipe meta-trains on: the study's tasks, with pseudo-tasks beside them if
-    /// the recipe asks for them.
+    /// What a recipe meta-trains on: the study's tasks, with pseudo-tasks or union tasks
+    /// beside them if the recipe asks for them.
     private func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) throws -> (DatasetSpec, TaskSource) {
-        guard recipe.pseudoTasks, let augmented else { return (settings.dataset, source) }
-        return augmented
+        if recipe.pseudoTasks, let pseudoAugmented { return pseudoAugmented }
+        if recipe.unionTasks, let unionAugmented { return unionAugmented }
+        return (settings.dataset, source)
     }
 
     private func pretrainingSource() throws -> (DatasetSpec, TaskSource) {
@@ -515,7 +517,7 @@ final class StudyRunner: @unchecked Sendable {
            case .meta(let recipe) = pretrained.training,
            let plain = plan.candidates.first(where: {
                if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss
-                   && !r.headOnlyInnerLoop && !r.pseudoTasks }
+                   && !r.headOnlyInnerLoop && !r.pseudoTasks && !r.prototypeHead && !r.unionTasks }
                return false
            }), state.chosen["maml"]?.candidate != plain.name {
             let t = state.tuned[plain.name]!

@@ -30,7 +30,7 @@ extension RunSpec {
             fingerprint: dataset.identity.fingerprint, axis: o.axis.rawValue, size: o.size, normalisation: normalisation,
             requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad,
             pseudo: dataset.pseudo.map(Self.wirePseudo), includeTrainingImages: dataset.includeTrainingImages,
-            pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo))
+            pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo), unionBesideTasks: dataset.unionBesideTasks ? true : nil)
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
@@ -176,6 +176,9 @@ extension RunSpec {
         dataset.pseudo = try d.pseudo.map(Self.pseudoOptions)
         dataset.pseudoBesideTasks = try d.pseudoBesideTasks.map(Self.pseudoOptions)
         dataset.includeTrainingImages = d.includeTrainingImages
+        try check(d.unionBesideTasks != true || (d.pseudo == nil && d.pseudoBesideTasks == nil),
+                  "union tasks beside pseudo-tasks (union tasks unite labelled tasks only)")
+        dataset.unionBesideTasks = d.unionBesideTasks ?? false
 
         let h = w.heldOut
         try check((1...256).contains(h.support) && (0...256).contains(h.query) && (0...10_000).contains(h.perTask),

@@ -25,6 +25,9 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// Set for meta-training with superpixel pseudo-tasks beside the labelled tasks, on the
     /// meta-train tasks' images (`PseudoAugmentedSource`).
     public var pseudoBesideTasks: PseudoTaskOptions? = nil
+    /// Set for meta-training with union tasks beside the labelled tasks: every two meta-train
+    /// tasks that label the same images, united (`UnionAugmentedSource`).
+    public var unionBesideTasks = false
 
     public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
         self.kind = kind
@@ -34,7 +37,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         self.identity = identity
     }
 
-    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages, pseudoBesideTasks }
+    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages, pseudoBesideTasks, unionBesideTasks }
 
     /// Fields added after the first version decode with their defaults, so older
     /// checkpoints and run specifications still load.
@@ -48,6 +51,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         pseudo = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudo)
         includeTrainingImages = try c.decodeIfPresent(Bool.self, forKey: .includeTrainingImages) ?? false
         pseudoBesideTasks = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudoBesideTasks)
+        unionBesideTasks = try c.decodeIfPresent(Bool.self, forKey: .unionBesideTasks) ?? false
     }
 
     /// This labelled dataset with superpixel pseudo-tasks beside its tasks, on the images of
@@ -56,17 +60,39 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// meta-test task is refused, naming the task and the pattern's role.
     public func addingPseudoTasks(_ options: PseudoTaskOptions, to source: TaskSource, split: TaskSplit) throws(DataError) -> (DatasetSpec, TaskSource) {
         precondition(pseudo == nil, "pseudo-tasks beside pseudo-tasks")
+        guard !unionBesideTasks else { throw .badRequest("pseudo-tasks and union tasks together: choose one kind of task augmentation") }
         let augmented = PseudoAugmentedSource(base: source, split: split, options: options)
-        let misplaced = augmented.pseudo.taskNames.map { ($0, split.role(of: $0)) }.filter { $0.1 != .train }.map { "\($0.0) (\($0.1.rawValue))" }
-        guard misplaced.isEmpty else {
-            throw .badRequest("the split's patterns make pseudo-tasks held-out tasks: \(misplaced.prefix(3).joined(separator: ", "))"
-                              + (misplaced.count > 3 ? " and \(misplaced.count - 3) more" : "")
-                              + "; pseudo-tasks are meta-train tasks, so narrow the validation and test patterns (pseudo-task names start with pseudo/)")
-        }
+        try Self.checkMetaTrain(augmented.pseudo.taskNames, kind: "pseudo-tasks", prefix: "pseudo/", split: split)
         var spec = self
         spec.pseudoBesideTasks = options
         spec.identity = augmented.identity
         return (spec, augmented)
+    }
+
+    /// This labelled dataset with union tasks beside its tasks (every two meta-train tasks of
+    /// `split` that label the same images, united): the description for workers and the
+    /// source. Union tasks are meta-train tasks; a split whose patterns would make one a
+    /// meta-validation or meta-test task is refused, as is a dataset with no tasks to unite.
+    public func addingUnionTasks(to source: TaskSource, split: TaskSplit) throws(DataError) -> (DatasetSpec, TaskSource) {
+        guard pseudo == nil, pseudoBesideTasks == nil else {
+            throw .badRequest("union tasks need labelled tasks: not beside pseudo-tasks, and not in pretraining")
+        }
+        let augmented = try UnionAugmentedSource(base: source, split: split)
+        try Self.checkMetaTrain(augmented.unionNames, kind: "union tasks", prefix: "union/", split: split)
+        var spec = self
+        spec.unionBesideTasks = true
+        spec.identity = augmented.identity
+        return (spec, augmented)
+    }
+
+    /// Added tasks are meta-train tasks: refuses a split that would hold any out.
+    private static func checkMetaTrain(_ names: [String], kind: String, prefix: String, split: TaskSplit) throws(DataError) {
+        let misplaced = names.map { ($0, split.role(of: $0)) }.filter { $0.1 != .train }.map { "\($0.0) (\($0.1.rawValue))" }
+        guard misplaced.isEmpty else {
+            throw .badRequest("the split's patterns make \(kind) held-out tasks: \(misplaced.prefix(3).joined(separator: ", "))"
+                              + (misplaced.count > 3 ? " and \(misplaced.count - 3) more" : "")
+                              + "; \(kind) are meta-train tasks, so narrow the validation and test patterns (their names start with \(prefix))")
+        }
     }
 
     /// Opens a dataset's unlabelled images as self-supervised pseudo-tasks (pretraining):
@@ -115,8 +141,8 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     }
 
     /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
-    /// coordinator's path; pseudo-tasks beside the tasks follow the run's `split`. The caller
-    /// compares `identity` (the coordinator does, on READY).
+    /// coordinator's path; pseudo-tasks or union tasks beside the tasks follow the run's
+    /// `split`. The caller compares `identity` (the coordinator does, on READY).
     public func openOnWorker(dataRoot: String?, split: TaskSplit, logger: Logger) throws -> TaskSource {
         let location = kind == .synthetic ? path : (dataRoot.map { $0 + "/" + name } ?? path)
         var source: TaskSource
@@ -127,6 +153,9 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         }
         if let besides = pseudoBesideTasks {
             source = PseudoAugmentedSource(base: source, split: split, options: besides)
+        }
+        if unionBesideTasks {
+            source = try UnionAugmentedSource(base: source, split: split)
         }
         if source.identity != identity {
             logger.error("this worker's data differs from the coordinator's", metadata: [

@@ -4,7 +4,7 @@ import MetaLearning
 
 /// A fingerprint of the numbers a machine computes for a run: the first meta-train task's
 /// first sample and its meta-gradient at the run's initial parameters, and with pseudo-tasks
-/// beside the tasks, a pseudo-task's first sample. Machines whose data
+/// or union tasks beside the tasks, one of those tasks' first sample. Machines whose data
 /// generation or matrix kernels differ get different fingerprints, and would break the
 /// bitwise reproducibility of the run, so the coordinator refuses them.
 public enum NumericsCheck {
@@ -28,10 +28,11 @@ public enum NumericsCheck {
         _ = learner.metaGradient(meta: meta, task: sample, step: 0, into: &g)
         let taskBytes = max((ProcessMemory.residentBytes() ?? 0) - (resident ?? Int.max), 0)
         var parts = [SHA256.hex(floats: sample.supportImages + sample.queryImages), SHA256.hex(floats: g)]
-        // Pseudo-tasks beside the tasks come after them, and their identity names only their
-        // options: the last meta-train task's first sample (a pseudo-task's), masks included,
-        // shows whether this machine draws the same superpixels.
-        if run.dataset.pseudoBesideTasks != nil, let last = train.last, last != first {
+        // Pseudo-tasks or union tasks beside the tasks come after them, and their identity
+        // names only their options or their pairs: the last meta-train task's first sample (a
+        // pseudo-task's or a union task's), masks included, shows whether this machine draws
+        // the same superpixels or unites the same masks.
+        if run.dataset.pseudoBesideTasks != nil || run.dataset.unionBesideTasks, let last = train.last, last != first {
             let pseudo = try source.sample(task: last, index: 0, seed: config.seed,
                                            support: config.meta.supportShots, query: config.meta.queryShots)
             parts.append(SHA256.hex(floats: pseudo.supportImages + pseudo.queryImages + pseudo.supportMasks + pseudo.queryMasks))

@@ -132,9 +132,15 @@ extension Wire {
             /// older messages; a worker that does not know it opens other data, and its
             /// dataset fingerprint in READY does not match.
             public var pseudoBesideTasks: Pseudo?
+            /// True for meta-training with union tasks beside the labelled tasks (every two
+            /// meta-train tasks that label the same images, united). Absent when false and in
+            /// older messages; a worker that does not know it opens other data, and its
+            /// dataset fingerprint in READY does not match.
+            public var unionBesideTasks: Bool?
             public init(kind: String, name: String, path: String, identityName: String, fingerprint: String, axis: String,
                         size: Int, normalisation: Normalisation, requireLabel: Bool, sameVolume: Bool, augment: Bool,
-                        skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil) {
+                        skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil,
+                        unionBesideTasks: Bool? = nil) {
                 self.kind = kind
                 self.name = name
                 self.path = path
@@ -150,6 +156,7 @@ extension Wire {
                 self.pseudo = pseudo
                 self.includeTrainingImages = includeTrainingImages
                 self.pseudoBesideTasks = pseudoBesideTasks
+                self.unionBesideTasks = unionBesideTasks
             }
         }
 
