@@ -1,6 +1,7 @@
 import Core
 import Datasets
 import Foundation
+import MetaLearning
 import Testing
 import TestSupport
 import Training
@@ -125,6 +126,27 @@ import Training
         #expect(prediction.header[252..<344] == input.header[252..<344])
         #expect(prediction.values.allSatisfy { $0 == 0 || $0 == 1 })
         #expect(p.stdout.contains("hd95"))
+    }
+
+    /// `meta-gradient` from files, as a user checking against another framework runs it:
+    /// second-order MAML, Proto-MAML and Proto-ANIL on W1 in float64 give PyTorch's
+    /// meta-gradients (the fixture of `PyTorchMAMLTests`, which is also the task file).
+    @Test func metaGradientFromFilesMatchesPyTorch() throws {
+        let layout = try MetaLayout(config: MetaConfig())
+        let params = folder.path + "/w1.safetensors"
+        let values = ReferenceFormula.parameters(layout.model, gain: 6.0.squareRoot()).map(Double.init)
+        try Safetensors.write(Safetensors.File(tensors: ParameterFile.tensors(float64: values, layout: layout)), to: params)
+        let fixture = try Safetensors.read(path: fixturePath("maml_w1.safetensors"))
+        for (prefix, flags) in [("second", []), ("proto", ["--prototype-head"]),
+                                ("proto_anil", ["--prototype-head", "--head-only-inner-loop", "--inner-lr", "0.5"])] {
+            let out = folder.path + "/\(prefix).safetensors"
+            let p = try coordinator(["meta-gradient", "--params", params, "--task", fixturePath("maml_w1.safetensors"),
+                                     "--precision", "float64", "--out", out] + flags, name: "meta-gradient-\(prefix)")
+            #expect(p.waitExit(timeout: 300) == 0, "\(p.stderr.suffix(2000))")
+            let ours = try ReferenceFormula.flat(try Safetensors.read(path: out), prefix: "", layout: layout.model)
+            let theirs = try ReferenceFormula.flat(fixture, prefix: prefix + ".", layout: layout.model)
+            #expect(relativeL2(ours, theirs) < 1e-4, "\(prefix) rel. error \(relativeL2(ours, theirs))")
+        }
     }
 
     @Test func badInputsAreOneClearLine() throws {

@@ -59,11 +59,14 @@ struct MAMLBench: ParsableCommand {
     @Option(help: "Task threads.") var threads = 2
     @Option(help: "Timed tasks.") var tasks = 16
     @Flag(help: "ANIL: the inner loop adapts only the output head.") var headOnlyInnerLoop = false
+    @Flag(help: "Proto-MAML: each task starts from its support set's prototype head.") var prototypeHead = false
 
     func run() throws {
         guard threads >= 1, tasks >= 1 else { throw ValidationError("--threads and --tasks must be positive") }
-        print("# W1 meta-gradients, order \(order.rawValue)\(headOnlyInnerLoop ? ", head-only inner loop (ANIL)" : ""), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
-        let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks, headOnlyInnerLoop: headOnlyInnerLoop).run()
+        print("# W1 meta-gradients, order \(order.rawValue)\(headOnlyInnerLoop ? ", head-only inner loop (ANIL)" : "")"
+              + "\(prototypeHead ? ", prototype head" : ""), \(threads) thread(s), 1 process, \(BLAS.kernelDescription)")
+        let rate = try MAMLBenchmark(order: order, threads: threads, tasks: tasks, headOnlyInnerLoop: headOnlyInnerLoop,
+                                     prototypeHead: prototypeHead).run()
         print(String(format: "tasks_per_second %.4f", rate))
     }
 }

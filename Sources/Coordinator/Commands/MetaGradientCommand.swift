@@ -27,6 +27,8 @@ struct MetaGradientCommand: ParsableCommand {
     @Option(help: "Outer step, for the multi-step loss weights.") var step = 0
     @Option(help: "Outer steps over which the multi-step weights anneal.") var multiStepAnnealSteps = 100
     @Flag(help: "ANIL: the inner loop adapts only the output head.") var headOnlyInnerLoop = false
+    @Flag(help: "Proto-MAML: the inner loop starts from the support set's prototype head added to the output head.")
+    var prototypeHead = false
     @Option(help: "Output gradient (safetensors).") var out: String
     @Option(help: "float32 (the engine's precision) or float64 (parameters read exactly from F64 tensors, the gradient written as F64), for exactness checks against an independent float64 implementation.")
     var precision: Precision = .float32
@@ -63,10 +65,11 @@ struct MetaGradientCommand: ParsableCommand {
         config.multiStepLoss = multiStepLoss
         config.multiStepAnnealSteps = multiStepAnnealSteps
         config.headOnlyInnerLoop = headOnlyInnerLoop
+        config.prototypeHead = prototypeHead
         config.learnedInnerRates = paramFile.tensors.contains { $0.name.hasPrefix("inner_lr.") }
         try config.validate()
         let metadata = ["order": order.rawValue, "inner_steps": "\(innerSteps)", "precision": precision.rawValue,
-                        "inner_loop": headOnlyInnerLoop ? "head" : "all"]
+                        "inner_loop": headOnlyInnerLoop ? "head" : "all", "prototype_head": "\(prototypeHead)"]
         switch precision {
         case .float32:
             let learner = try MetaLearner<Float>(config: config)

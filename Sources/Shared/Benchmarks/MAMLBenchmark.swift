@@ -7,18 +7,20 @@ import Training
 /// W1 meta-gradient throughput: `tasks` freshly generated 64x64 tasks (K = Q = 5, 5 inner
 /// steps, lr 0.01) on `threads` task threads in this process, after one warm-up task per
 /// thread. Task generation is included, as on a worker. With `headOnlyInnerLoop`, ANIL on
-/// the same tasks.
+/// the same tasks; with `prototypeHead`, Proto-MAML (or Proto-ANIL).
 public struct MAMLBenchmark {
     public var order: MetaOrder
     public var threads: Int
     public var tasks: Int
     public var headOnlyInnerLoop: Bool
+    public var prototypeHead: Bool
 
-    public init(order: MetaOrder, threads: Int, tasks: Int, headOnlyInnerLoop: Bool = false) {
+    public init(order: MetaOrder, threads: Int, tasks: Int, headOnlyInnerLoop: Bool = false, prototypeHead: Bool = false) {
         self.order = order
         self.threads = threads
         self.tasks = tasks
         self.headOnlyInnerLoop = headOnlyInnerLoop
+        self.prototypeHead = prototypeHead
     }
 
     /// Returns tasks per second.
@@ -26,6 +28,7 @@ public struct MAMLBenchmark {
         var config = TrainingConfig()
         config.meta.order = order
         config.meta.headOnlyInnerLoop = headOnlyInnerLoop
+        config.meta.prototypeHead = prototypeHead
         try config.validate()
         config.seed = 1
         let source = SyntheticFamily(size: 64)
