@@ -130,11 +130,12 @@ import TestSupport
         #expect(chosen["maml"]?["candidate"] as? String == "protomaml++-second")
     }
 
-    /// Union tasks travel to worker processes: a study of MAML++ with union tasks on the
-    /// conflicting synthetic family (its default split) gives the in-process table value for
-    /// value. On data whose tasks label different images, the plan has no union candidate.
-    @Test func unionTasksRunOnWorkers() throws {
-        let candidates = "maml++-second+union,transfer@0.001"
+    /// Union tasks and a recipe's own inner steps travel to worker processes: a study of
+    /// MAML++ with union tasks and MAML++ with 10 inner steps on the conflicting synthetic
+    /// family (its default split) gives the in-process table value for value. On data whose
+    /// tasks label different images, the plan has no union candidate.
+    @Test func unionTasksAndLongerInnerLoopsRunOnWorkers() throws {
+        let candidates = "maml++-second+union,maml++-second-10steps,transfer@0.001"
         let first = try study("synthetic-multi", out: folder.path + "/union-in-process", candidates: candidates, split: [],
                               extra: ["--in-process"])
         let second = try study("synthetic-multi", out: folder.path + "/union-distributed", candidates: candidates, split: [],
@@ -142,7 +143,8 @@ import TestSupport
         #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
         let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
             fileURLWithPath: folder.path + "/union-in-process/state.json"))) as? [String: Any])
-        #expect((state["stepCost"] as? [String: Any])?.keys.contains("meta-second+lslr+msl+union") == true)
+        let costs = try #require(state["stepCost"] as? [String: Any])
+        #expect(costs.keys.contains("meta-second+lslr+msl+union") && costs.keys.contains("meta-second+lslr+msl+steps10"))
 
         let p = try coordinator(["study", "--dataset", try fourLabelDataset(), "--out", folder.path + "/no-union",
                                  "--candidates", "maml++-second+union"] + Self.fourLabelSplit, name: "no-union")

@@ -39,10 +39,12 @@ struct StudyPlan: Codable, Sendable, Equatable {
         /// Task augmentation: union tasks (two meta-train structures labelled on the same
         /// images, united) are sampled beside the labelled tasks (`UnionAugmentedSource`).
         var unionTasks = false
+        /// Inner SGD steps in meta-training, when not the study's (`--inner-steps`).
+        var innerSteps: Int?
 
         init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
              warmStart: String? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false, prototypeHead: Bool = false,
-             unionTasks: Bool = false) {
+             unionTasks: Bool = false, innerSteps: Int? = nil) {
             self.order = order
             self.learnedInnerRates = learnedInnerRates
             self.multiStepLoss = multiStepLoss
@@ -52,11 +54,12 @@ struct StudyPlan: Codable, Sendable, Equatable {
             self.pseudoTasks = pseudoTasks
             self.prototypeHead = prototypeHead
             self.unionTasks = unionTasks
+            self.innerSteps = innerSteps
         }
 
-        /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks`, `prototypeHead` and
-        /// `unionTasks` existed resume with the full inner loop, the labelled tasks alone and
-        /// the learned head.
+        /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks`, `prototypeHead`,
+        /// `unionTasks` and `innerSteps` existed resume with the full inner loop, the labelled
+        /// tasks alone, the learned head and the study's inner steps.
         init(from decoder: Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             order = try c.decode(MetaOrder.self, forKey: .order)
@@ -68,6 +71,7 @@ struct StudyPlan: Codable, Sendable, Equatable {
             pseudoTasks = try c.decodeIfPresent(Bool.self, forKey: .pseudoTasks) ?? false
             prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
             unionTasks = try c.decodeIfPresent(Bool.self, forKey: .unionTasks) ?? false
+            innerSteps = try c.decodeIfPresent(Int.self, forKey: .innerSteps)
         }
     }
 
@@ -118,8 +122,13 @@ struct StudyPlan: Codable, Sendable, Equatable {
     /// trained (5), longer at larger rates (40 at 2x, 100 at 4x), and Adam fine-tuning of the
     /// meta-learned initialisation for 50 or 100 steps at three rates. (Its old grid, 5, 15 or
     /// 40 inner steps at 0.5-2x, under-adapted: the choice sat at its edge on meta-validation.)
-    static let mamlGrid: [Adaptation] = [(5, 1), (40, 2), (100, 4)].map { Adaptation.inner(steps: $0.0, rateScale: Float($0.1)) }
-        + [50, 100].flatMap { s in [1e-3, 3e-3, 1e-2].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
+    static let mamlGrid = mamlGrid(trainedSteps: 5)
+    /// The same for a recipe that meta-trains with `trainedSteps` inner steps: its first
+    /// setting is its own inner loop.
+    static func mamlGrid(trainedSteps: Int) -> [Adaptation] {
+        [(trainedSteps, 1), (40, 2), (100, 4)].map { Adaptation.inner(steps: $0.0, rateScale: Float($0.1)) }
+            + [50, 100].flatMap { s in [1e-3, 3e-3, 1e-2].map { Adaptation.fineTune(.init(steps: s, learningRate: Float($0))) } }
+    }
     /// The baselines': fine-tuning steps and rates.
     static func fineTuneGrid(rates: [Float]) -> [Adaptation] {
         [20, 50, 100].flatMap { s in rates.map { Adaptation.fineTune(.init(steps: s, learningRate: $0)) } }
@@ -133,15 +142,15 @@ struct StudyPlan: Codable, Sendable, Equatable {
             }
     }
 
-    /// The default plan: nine meta-training recipes (first and second order, MAML++,
-    /// meta-transfer from the per-task-heads model, ANIL: second order with a head-only
-    /// inner loop, second order with superpixel pseudo-tasks beside the labelled tasks,
-    /// Reptile: the outer step follows the adapted parameters, no query gradient,
-    /// Proto-MAML++: MAML++ from each task's prototype head, Proto-ANIL: ANIL from it, and
-    /// MAML++ with union tasks beside the labelled ones, on data whose tasks share images),
-    /// the two transfer baselines at two learning rates each, the per-task-heads one also
-    /// with its new head started from the prototype head (the same trained model, adapted
-    /// the Proto-MAML way), scratch, and (with `pretraining`) pretraining followed by
+    /// The default plan: ten meta-training recipes, eleven on data whose tasks share images
+    /// (first and second order, MAML++, meta-transfer from the per-task-heads model, ANIL:
+    /// second order with a head-only inner loop, second order with superpixel pseudo-tasks
+    /// beside the labelled tasks, Reptile: the outer step follows the adapted parameters, no
+    /// query gradient, Proto-MAML++: MAML++ from each task's prototype head, Proto-ANIL: ANIL
+    /// from it, MAML++ with 10 inner steps, and MAML++ with union tasks beside the labelled
+    /// ones), the two transfer baselines at two learning rates each, the per-task-heads one
+    /// also with its new head started from the prototype head (the same trained model,
+    /// adapted the Proto-MAML way), scratch, and (with `pretraining`) pretraining followed by
     /// meta-training.
     static func standard(pretraining: Bool, unionTasks: Bool = false) -> StudyPlan {
         var c: [Candidate] = [
@@ -162,6 +171,11 @@ struct StudyPlan: Codable, Sendable, Equatable {
             .init(name: "protoanil-second", family: "maml",
                   training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true)), grid: mamlGrid),
         ]
+        // MAML++ with twice the inner steps in meta-training (the test-time grid's best
+        // settings run far longer inner loops than the 5 it is trained with).
+        c.append(.init(name: "maml++-second-10steps", family: "maml",
+                       training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true, innerSteps: 10)),
+                       grid: mamlGrid(trainedSteps: 10)))
         if unionTasks {
             c.append(.init(name: "maml++-second+union", family: "maml",
                            training: .meta(.init(order: .second, learnedInnerRates: true, multiStepLoss: true, unionTasks: true)),

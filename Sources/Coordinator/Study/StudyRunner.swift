@@ -149,7 +149,7 @@ final class StudyRunner: @unchecked Sendable {
     static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
             + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "") + (recipe.prototypeHead ? "+proto" : "")
-            + (recipe.unionTasks ? "+union" : "")
+            + (recipe.unionTasks ? "+union" : "") + (recipe.innerSteps.map { "+steps\($0)" } ?? "")
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
@@ -244,6 +244,7 @@ final class StudyRunner: @unchecked Sendable {
         c.meta.multiStepLoss = recipe.multiStepLoss
         c.meta.headOnlyInnerLoop = recipe.headOnlyInnerLoop
         c.meta.prototypeHead = recipe.prototypeHead
+        if let innerSteps = recipe.innerSteps { c.meta.innerSteps = innerSteps }
         c.meta.multiStepAnnealSteps = max(steps / 2, 1)
         c.optimizer = Adam(learningRate: recipe.metaLearningRate)
         c.optimizer.cosineSteps = steps
@@ -517,7 +518,7 @@ final class StudyRunner: @unchecked Sendable {
            case .meta(let recipe) = pretrained.training,
            let plain = plan.candidates.first(where: {
                if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss
-                   && !r.headOnlyInnerLoop && !r.pseudoTasks && !r.prototypeHead && !r.unionTasks }
+                   && !r.headOnlyInnerLoop && !r.pseudoTasks && !r.prototypeHead && !r.unionTasks && r.innerSteps == nil }
                return false
            }), state.chosen["maml"]?.candidate != plain.name {
             let t = state.tuned[plain.name]!
