@@ -151,4 +151,30 @@ import TestSupport
         #expect(p.waitExit(timeout: 120) != 0)
         #expect(p.stderr.contains("no candidate maml++-second+union"), "\(p.stderr.suffix(2000))")
     }
+
+    /// A study starts local workers at every meta-training stage, from beside its own
+    /// executable. Replacing the installed executables during a long study (a rebuild, an
+    /// upgrade) once made every later stage fail with "no worker executable at
+    /// /proc/self/medmaml-worker": the running program's own path then reads
+    /// "<path> (deleted)".
+    @Test func aStudyOutlivesItsExecutablesBeingReplaced() throws {
+        let bin = folder.path + "/bin"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for name in ["medmaml-coordinator", "medmaml-worker"] {
+            try FileManager.default.copyItem(atPath: executable(name), toPath: bin + "/" + name)
+        }
+        let p = try ChildProcess(bin + "/medmaml-coordinator",
+                                 ["study", "--dataset", try fourLabelDataset(), "--out", folder.path + "/replaced", "--image-size", "16",
+                                  "--base-channels", "4", "--meta-batch", "2", "--budget", "1", "--candidates", "maml-first,transfer@0.001"]
+                                 + Self.fourLabelSplit
+                                 + ["--shots", "2", "--shots-curve", "2", "--validation-per-task", "2", "--test-per-task", "2", "--local-workers", "1"],
+                                 name: "replaced", folder: folder.path)
+        #expect(p.waitFor("study: calibration"))
+        // As an install does: a new file renamed over each old one.
+        for name in ["medmaml-coordinator", "medmaml-worker"] {
+            try FileManager.default.copyItem(atPath: executable(name), toPath: bin + "/" + name + ".new")
+            #expect(rename(bin + "/" + name + ".new", bin + "/" + name) == 0)
+        }
+        #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
+    }
 }

@@ -36,9 +36,13 @@ final class LocalWorkers: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// `medmaml-worker` beside this program. When the installed executables are replaced
+    /// during a run (a rebuild, an upgrade), the kernel names the running file
+    /// "<path> (deleted)"; the folder is the same, and so is the worker's place in it.
     static var workerExecutable: String {
-        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        return me.deletingLastPathComponent().appendingPathComponent("medmaml-worker").path
+        var me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        if me.hasSuffix(" (deleted)") { me.removeLast(" (deleted)".count) }
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("medmaml-worker").path
     }
 
     func start(endpoint: String) throws {
