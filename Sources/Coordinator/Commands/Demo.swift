@@ -63,12 +63,15 @@ struct Demo: ParsableCommand {
     /// 0.760 against 0.727 core-seconds (summed), so 0.862 x 0.760 / 0.727 = 0.901. Proto-ANIL
     /// runs the same passes as ANIL (the prototypes are arithmetic on the support features)
     /// and measured the same (0.101 against 0.102 core-seconds in three calibrations side by
-    /// side), so it takes ANIL's 0.090.
+    /// side), so it takes ANIL's 0.090. MAML++ with 10 inner steps and MAML++ with union tasks
+    /// are scaled by their ratio to MAML++ in three training runs side by side (median step
+    /// seconds, one thread): 1.935 and 1.018, so 0.862 x 1.935 = 1.668 and 0.862 x 1.018 =
+    /// 0.878 (a union task renders its images twice).
     static let referenceCosts: [String: Double] = [
         "joint-perTask": 0.078, "joint-shared": 0.0754, "meta-first": 0.2065, "meta-second": 0.589,
         "meta-second+lslr+msl": 0.862, "pretrain": 0.606, "meta-second+head": 0.090,
         "meta-second+pseudo": 0.589, "meta-reptile": 0.208, "meta-second+lslr+msl+proto": 0.901,
-        "meta-second+head+proto": 0.090,
+        "meta-second+head+proto": 0.090, "meta-second+lslr+msl+steps10": 1.668, "meta-second+lslr+msl+union": 0.878,
     ]
 
     /// The demo's two comparisons: a name, the dataset, and what it shows.
