@@ -16,9 +16,8 @@ struct Study: ParsableCommand {
             meta-transfer from a jointly trained model, ANIL (a head-only inner loop), task augmentation \
             (superpixel pseudo-tasks beside the tasks), Reptile, Proto-MAML++ and Proto-ANIL (each task \
             starting from its prototype head), MAML++ with 10 inner steps, MAML++ with union tasks \
-            beside the tasks (every two \
-            meta-train structures labelled on the same images, united; when the data has such tasks), \
-            transfer with one shared head and with a head per task \
+            beside the tasks (every two meta-train structures labelled on the same images, united; \
+            when the data has such tasks), transfer with one shared head and with a head per task \
             (adapted from the mean head or from the prototype head), scratch; with --pretraining also \
             pretraining followed by MAML) for \
             the same budget of core-seconds, tunes every candidate's snapshot and adaptation \

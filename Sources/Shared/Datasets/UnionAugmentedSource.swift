@@ -10,8 +10,8 @@ import Core
 /// meta-validation or meta-test structure is never a target, and they draw no other images.
 ///
 /// Which tasks share images is read from the data, not assumed: the meta-train tasks whose
-/// first sample (under a fixed seed) has the same images form a group, and every pair in a
-/// group is a union task. Every sample checks it again: two tasks whose images differ for a
+/// first sample (under a fixed seed) has the same image (by its SHA-256) form a group, and
+/// every pair in a group is a union task. Every sample checks it again: two tasks whose images differ for a
 /// sample give an error naming both, never a mask on the wrong image.
 ///
 /// Task numbers: the base's first, then the union tasks, named `union/<first>+<second>`.
@@ -32,12 +32,13 @@ public struct UnionAugmentedSource: TaskSource {
         self.base = base
         let names = base.taskNames
         labelled = names.count
-        var groups: [[Float]: [Int]] = [:]
-        var order: [[Float]] = []
+        // Grouped by a hash of the image, not the image: one key per task whatever the size.
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
         for task in split.partition(names).train {
-            let images = try base.sample(task: task, index: 0, seed: Self.groupingSeed, support: 1, query: 0).supportImages
-            if groups[images] == nil { order.append(images) }
-            groups[images, default: []].append(task)
+            let image = SHA256.hex(floats: try base.sample(task: task, index: 0, seed: Self.groupingSeed, support: 1, query: 0).supportImages)
+            if groups[image] == nil { order.append(image) }
+            groups[image, default: []].append(task)
         }
         var pairs: [(Int, Int)] = []
         for key in order {
