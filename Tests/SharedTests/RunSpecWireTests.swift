@@ -99,6 +99,31 @@ import Wire
     /// opens the run's dataset with the run's split loads the coordinator's data. A worker
     /// that did not know the field would open the labelled tasks alone, whose fingerprint
     /// differs: the coordinator refuses it at READY.
+    /// A 32x32 run on `dataset` with `split`.
+    static func spec(of dataset: DatasetSpec, split: TaskSplit) -> RunSpec {
+        var run = spec()
+        run.dataset = dataset
+        run.split = split
+        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
+        return run
+    }
+
+    /// Tasks added beside the labelled ones travel: the run's description survives the wire,
+    /// a worker opens the same tasks (task `addedTask`, an added one, gives the same sample),
+    /// and a worker that ignores the addition opens data with another fingerprint. Returns
+    /// the run.
+    func expectTravels(_ spec: DatasetSpec, _ augmented: TaskSource, plain: DatasetSpec, split: TaskSplit, addedTask: Int) throws -> RunSpec {
+        let run = Self.spec(of: spec, split: split)
+        let rebuilt = try RunSpec(wire: run.wireForm)
+        #expect(rebuilt.dataset == spec)
+        let opened = try rebuilt.dataset.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test"))
+        #expect(opened.identity == augmented.identity && opened.taskNames == augmented.taskNames)
+        #expect(try opened.sample(task: addedTask, index: 1, seed: 2, support: 2, query: 2)
+                == augmented.sample(task: addedTask, index: 1, seed: 2, support: 2, query: 2))
+        #expect(try plain.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test")).identity != augmented.identity)
+        return run
+    }
+
     @Test func pseudoTasksBesideTheLabelledTasksTravel() throws {
         var options = VolumeOptions()
         options.size = 32
@@ -106,17 +131,8 @@ import Wire
         var p = PseudoTaskOptions()
         p.superpixels = 30
         let (spec, augmented) = try plain.addingPseudoTasks(p, to: source, split: source.defaultSplit)
-        var run = Self.spec()
-        run.dataset = spec
-        run.split = source.defaultSplit
-        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
-        let rebuilt = try RunSpec(wire: run.wireForm)
-        #expect(rebuilt.dataset == spec && rebuilt.dataset.pseudoBesideTasks == p && rebuilt.dataset.pseudo == nil)
-        let opened = try rebuilt.dataset.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test"))
-        #expect(opened.identity == augmented.identity && opened.taskNames == augmented.taskNames)
-        #expect(try opened.sample(task: 20, index: 1, seed: 2, support: 2, query: 2)
-                == augmented.sample(task: 20, index: 1, seed: 2, support: 2, query: 2))
-        #expect(try plain.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test")).identity != augmented.identity)
+        let run = try expectTravels(spec, augmented, plain: plain, split: source.defaultSplit, addedTask: 20)
+        #expect(try RunSpec(wire: run.wireForm).dataset.pseudoBesideTasks == p && RunSpec(wire: run.wireForm).dataset.pseudo == nil)
         // Without pseudo-tasks the field is absent from the message, as in older ones.
         #expect(!String(decoding: try JSONEncoder().encode(Self.spec().wireForm), as: UTF8.self).contains("pseudoBesideTasks"))
 
@@ -140,10 +156,7 @@ import Wire
         options.size = 32
         let (plain, source) = try DatasetSpec.open("synthetic", options: options, logger: .init(label: "test"))
         let (spec, augmented) = try plain.addingPseudoTasks(PseudoTaskOptions(), to: source, split: source.defaultSplit)
-        var run = Self.spec()
-        run.dataset = spec
-        run.split = source.defaultSplit
-        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
+        let run = Self.spec(of: spec, split: source.defaultSplit)
         let masks = OtherPseudoTasks(base: augmented, labelled: source.taskNames.count, alter: { $0.queryMasks[0] = 1 - $0.queryMasks[0] })
         let images = OtherPseudoTasks(base: augmented, labelled: source.taskNames.count, alter: { $0.supportImages[5] += 0.25 })
         #expect(masks.identity == augmented.identity)
@@ -158,18 +171,8 @@ import Wire
         options.size = 32
         let (plain, source) = try DatasetSpec.open("synthetic-multi", options: options, logger: .init(label: "test"))
         let (spec, augmented) = try plain.addingUnionTasks(to: source, split: source.defaultSplit)
-        var run = Self.spec()
-        run.dataset = spec
-        run.split = source.defaultSplit
-        run.training.meta.model = UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec
-        let rebuilt = try RunSpec(wire: run.wireForm)
-        #expect(rebuilt.dataset == spec && rebuilt.dataset.unionBesideTasks)
-        let opened = try rebuilt.dataset.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test"))
-        #expect(opened.identity == augmented.identity && opened.taskNames == augmented.taskNames)
-        #expect(try opened.sample(task: 22, index: 1, seed: 2, support: 2, query: 2)
-                == augmented.sample(task: 22, index: 1, seed: 2, support: 2, query: 2))
-        // A worker that ignores the field opens the labelled tasks alone, and its fingerprint differs.
-        #expect(try plain.openOnWorker(dataRoot: nil, split: rebuilt.split, logger: .init(label: "test")).identity != augmented.identity)
+        let run = try expectTravels(spec, augmented, plain: plain, split: source.defaultSplit, addedTask: 22)
+        #expect(try RunSpec(wire: run.wireForm).dataset.unionBesideTasks)
         #expect(!String(decoding: try JSONEncoder().encode(Self.spec().wireForm), as: UTF8.self).contains("unionBesideTasks"))
 
         var bad = run.wireForm
