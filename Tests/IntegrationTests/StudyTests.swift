@@ -177,4 +177,20 @@ import TestSupport
         }
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
     }
+
+    /// A budget worth fewer outer steps than there are snapshots (a slow machine, a costly
+    /// recipe, a tiny budget) snapshots every fraction at the steps it has, and says what
+    /// each cost. It once trained and then stopped with "a snapshot is missing": two
+    /// fractions fell on one step, and the step kept only one of them.
+    @Test func aBudgetOfFewerStepsThanSnapshotsStillTakesEverySnapshot() throws {
+        let out = folder.path + "/one-step"
+        _ = try study(try fourLabelDataset(), out: out, extra: ["--in-process", "--budget", "0.001"])
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
+                                 as? [String: Any])
+        let trained = try #require(state["trained"] as? [String: [String: Any]])
+        for name in ["maml-first", "transfer@0.001"] {
+            #expect(trained[name]?["fractions"] as? [Double] == [0.25, 0.5, 0.75, 1], "\(name): \(trained[name] ?? [:])")
+            #expect(trained[name]?["steps"] as? [Int] == [1, 1, 1, 1], "\(name): \(trained[name] ?? [:])")
+        }
+    }
 }

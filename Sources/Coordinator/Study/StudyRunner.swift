@@ -295,7 +295,7 @@ final class StudyRunner: @unchecked Sendable {
             let total = steps(cost, seconds: budget)
             let marks = snapshotSteps(total)
             _ = try jointTraining(heads: heads, rate: rate, steps: total, source: jointSource ?? source) { step, model in
-                if let f = marks[step] {
+                for f in marks[step] ?? [] {
                     record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                 }
             }
@@ -315,7 +315,7 @@ final class StudyRunner: @unchecked Sendable {
                     total = steps(cost, seconds: half)
                     let marks = snapshotSteps(total, within: 0.5)
                     initial = try jointTraining(heads: .perTask, rate: 1e-3, steps: total, source: source) { step, model in
-                        if let f = marks[step] {
+                        for f in marks[step] ?? [] {
                             record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                         }
                     }.parameters
@@ -331,7 +331,7 @@ final class StudyRunner: @unchecked Sendable {
                     config.initSeed = settings.base.initSeed ?? settings.base.seed
                     let model = try metaTrain(config: config, dataset: spec, source: pseudo, split: pseudo.defaultSplit,
                                               initial: nil, folder: "pretrain-\(name)") { step, meta, metaLayout in
-                        if let f = marks[step] {
+                        for f in marks[step] ?? [] {
                             record(f, Array(meta.prefix(metaLayout.model.count)), layout: modelLayout,
                                    spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                         }
@@ -354,7 +354,7 @@ final class StudyRunner: @unchecked Sendable {
             let (dataset, metaSource) = try metaTrainingData(recipe)
             _ = try metaTrain(config: config, dataset: dataset, source: metaSource, split: settings.split,
                               initial: start, folder: "train-\(name)") { step, meta, _ in
-                if let f = marks[step] {
+                for f in marks[step] ?? [] {
                     record(f, meta, layout: layout, spent: spentBefore + Double(step) * cost,
                            samples: samplesBefore + step * metaBatch, steps: stepsBefore + step)
                 }
@@ -372,13 +372,15 @@ final class StudyRunner: @unchecked Sendable {
     /// Guards `state` while candidates train side by side.
     private let stateLock = NSLock()
 
-    /// The step at which each budget fraction is reached, for a phase of `total` steps that
-    /// covers the fractions in `from...within` (`from` + (`within` - `from`) x step / total).
-    private func snapshotSteps(_ total: Int, from: Double = 0, within: Double = 1) -> [Int: Double] {
-        var marks: [Int: Double] = [:]
+    /// The budget fractions reached at each step, for a phase of `total` steps that covers the
+    /// fractions in `from...within` (`from` + (`within` - `from`) x step / total). A phase of
+    /// fewer steps than fractions reaches several at one step: each is a snapshot of the same
+    /// model, recorded with what that step really cost.
+    private func snapshotSteps(_ total: Int, from: Double = 0, within: Double = 1) -> [Int: [Double]] {
+        var marks: [Int: [Double]] = [:]
         for f in settings.fractions where f > from && f <= within + 1e-9 {
             let step = max(Int(((f - from) / (within - from) * Double(total)).rounded()), 1)
-            marks[min(step, total)] = f
+            marks[min(step, total), default: []].append(f)
         }
         return marks
     }
