@@ -47,7 +47,8 @@ public struct UnionAugmentedSource: TaskSource {
         }
         guard !pairs.isEmpty else {
             throw .badRequest("no two meta-train tasks label the same images, so there are no union tasks to add"
-                              + " (they need several structures labelled on one image, as synthetic-multi or a multi-label Decathlon task has)")
+                              + " (they need tasks labelling different structures on the same images, as synthetic-multi's do;"
+                              + " a Decathlon dataset's label tasks draw their own slices)")
         }
         self.pairs = pairs
         unionNames = pairs.map { "union/\(names[$0.0])+\(names[$0.1])" }
