@@ -11,8 +11,8 @@ import Core
 ///
 /// Which tasks share images is read from the data, not assumed: the meta-train tasks whose
 /// first sample (under a fixed seed) has the same image (by its SHA-256) form a group, and
-/// every pair in a group is a union task. Every sample checks it again: two tasks whose images differ for a
-/// sample give an error naming both, never a mask on the wrong image.
+/// every pair in a group is a union task. Every sample checks it again: two tasks whose
+/// images differ for a sample give an error naming both, never a mask on the wrong image.
 ///
 /// Task numbers: the base's first, then the union tasks, named `union/<first>+<second>`.
 public struct UnionAugmentedSource: TaskSource {
