@@ -52,12 +52,17 @@ import TestSupport
     /// The four-label dataset's split: label 3 for meta-validation, label 4 for meta-test.
     static let fourLabelSplit = ["--validate", "*/label-3/*", "--hold-out", "*/label-4/*", "--across-volumes"]
 
+    /// A small study's command line; `extra` options override the ones before them.
+    static func studyArguments(_ dataset: String, out: String, candidates: String = "maml-first,transfer@0.001,scratch",
+                               split: [String] = fourLabelSplit, extra: [String]) -> [String] {
+        ["study", "--dataset", dataset, "--out", out, "--image-size", "16", "--base-channels", "4",
+         "--meta-batch", "2", "--budget", "1", "--candidates", candidates] + split
+            + ["--shots", "2", "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra
+    }
+
     func study(_ dataset: String, out: String, candidates: String = "maml-first,transfer@0.001,scratch",
                split: [String] = fourLabelSplit, extra: [String]) throws -> [String: Any] {
-        let p = try coordinator(["study", "--dataset", dataset, "--out", out, "--image-size", "16", "--base-channels", "4",
-                                 "--meta-batch", "2", "--budget", "1", "--candidates", candidates] + split
-                                + ["--shots", "2", "--shots-curve", "1,2", "--validation-per-task", "2", "--test-per-task", "3"] + extra,
-                                name: "study")
+        let p = try coordinator(Self.studyArguments(dataset, out: out, candidates: candidates, split: split, extra: extra), name: "study")
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
         return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
     }
@@ -191,6 +196,35 @@ import TestSupport
         for name in ["maml-first", "transfer@0.001"] {
             #expect(trained[name]?["fractions"] as? [Double] == [0.25, 0.5, 0.75, 1], "\(name): \(trained[name] ?? [:])")
             #expect(trained[name]?["steps"] as? [Int] == [1, 1, 1, 1], "\(name): \(trained[name] ?? [:])")
+        }
+    }
+
+    /// SIGINT during a tuning stage stops the study at the next adaptation, before the stage
+    /// is recorded, and the same command then continues it to the table of a study never
+    /// stopped. The signal was once honoured only when the stage ended, minutes later.
+    @Test func aStudyStoppedWhileTuningStopsThereAndContinuesToTheSameTable() throws {
+        let dataset = try fourLabelDataset()
+        // Enough meta-validation instances that tuning one candidate takes seconds.
+        let options = ["--in-process", "--validation-per-task", "8", "--shots-curve", "2"]
+        let whole = try study(dataset, out: folder.path + "/whole", extra: options)
+        // The first study's step costs, so the same step counts.
+        let extra = options + ["--costs-from", folder.path + "/whole/state.json"]
+        let out = folder.path + "/stopped"
+        let p = try coordinator(Self.studyArguments(dataset, out: out, extra: extra), name: "stopped")
+        #expect(p.waitFor("study: tuning maml-first", timeout: 600))
+        p.signal(SIGINT)
+        #expect(p.waitExit(timeout: 600) == 128 + SIGINT, "\(p.stderr.suffix(3000))")
+        #expect(p.stderr.contains("stopped by signal 2; run the same command to continue"))
+        #expect(!p.stderr.contains("maml-first: best on meta-validation"), "\(p.stderr.suffix(2000))")
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
+                                 as? [String: Any])
+        #expect((state["trained"] as? [String: Any])?["maml-first"] != nil)
+        #expect((state["tuned"] as? [String: Any])?["maml-first"] == nil, "the interrupted stage was recorded")
+
+        let resumed = try study(dataset, out: out, extra: extra)
+        for key in ["chosen", "meta_test", "paired_differences", "dice_vs_budget", "dice_vs_shots"] {
+            #expect(NSDictionary(dictionary: whole[key] as? [String: Any] ?? [:]) == NSDictionary(dictionary: resumed[key] as? [String: Any] ?? ["missing": key]),
+                    "\(key)")
         }
     }
 }

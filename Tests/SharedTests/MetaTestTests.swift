@@ -81,4 +81,26 @@ import Testing
         }
         #expect(tuned[1] == start && tuned[0] != tuned[2])
     }
+
+    /// A stop request (SIGINT to a study) ends a run at the next adaptation, with an error that
+    /// says so, instead of after every adaptation: a study's tuning stage once ran on for
+    /// minutes after its signal.
+    @Test func aStopRequestEndsTheRunAtTheNextAdaptation() throws {
+        let (config, meta) = try Self.meta()
+        let methods = (1...4).map { MetaTest.Method(name: "x\($0)", adaptation: .maml(meta: meta, config: config, steps: 2, rateScale: Float($0))) }
+        let jobs = 4 * Self.test().instances.count
+        let asked = Locked(0), adapted = Locked(0)
+        #expect(throws: MetaTest.Stopped.self) {
+            _ = try Self.test().run(methods, threads: 2) { _, _ in
+                adapted.withLock { $0 += 1 }
+            } stop: {
+                asked.withLock { $0 += 1; return $0 > 3 }
+            }
+        }
+        // Every job asked, only those before the request adapted and reported progress.
+        #expect(asked.withLock { $0 } == jobs)
+        #expect(adapted.withLock { $0 } == 3)
+        // Without a request the same run completes.
+        #expect(try Self.test().run(methods, threads: 2, stop: { false }).count == 4)
+    }
 }

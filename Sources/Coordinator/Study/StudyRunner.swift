@@ -481,8 +481,16 @@ final class StudyRunner: @unchecked Sendable {
         let instances = TaskSampler.evaluation(seed: seed, pool: tasks, perTask: perTask)
         let test = MetaTest(source: source, model: settings.base.meta.model, instances: instances, seed: seed, support: shots, query: settings.query)
         let progress = Throttle(every: 15), say = self.say
-        return try test.run(methods, threads: settings.threads) { done, total in
-            if progress.due() && done > 1 { say("  \(done)/\(total) adaptations  ETA \(ProgressLine.duration(progress.eta(done: done, total: total)))") }
+        do {
+            // SIGINT or SIGTERM ends the stage at the next adaptation; it is not recorded, so
+            // running the same command again does it whole.
+            return try test.run(methods, threads: settings.threads) { done, total in
+                if progress.due() && done > 1 { say("  \(done)/\(total) adaptations  ETA \(ProgressLine.duration(progress.eta(done: done, total: total)))") }
+            } stop: {
+                StopSignal.received != nil
+            }
+        } catch is MetaTest.Stopped {
+            throw StudyStopped(signal: StopSignal.received ?? SIGINT)
         }
     }
 

@@ -204,12 +204,20 @@ public struct MetaTest {
         return out
     }
 
+    /// What `run` throws when `stop` asked it to end early.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var description: String { "the meta-test was stopped before every adaptation ran" }
+    }
+
     /// Runs every method on every instance on `threads` threads; results in method order.
     /// Methods that differ only in their number of steps (the same start, rates and kind of
     /// adaptation) share one run per instance, to the longest, scored at each one's count:
     /// the results are those of running each alone, for the cost of the longest.
-    public func run(_ methods: [Method], threads: Int, progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in })
-        throws -> [MethodResult]
+    ///
+    /// `stop` is asked before each adaptation: once it says yes, the adaptations not yet
+    /// started are skipped (without progress) and the run throws `Stopped`.
+    public func run(_ methods: [Method], threads: Int, progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
+                    stop: @escaping @Sendable () -> Bool = { false }) throws -> [MethodResult]
     {
         let model = self.model, source = self.source, seed = self.seed, support = self.support, query = self.query
         let instances = self.instances
@@ -220,6 +228,7 @@ public struct MetaTest {
             try Scorer(model: model, capacity: max(support, query))
         }
         let scored = pool.run(jobs) { scorer, job, _ in
+            if stop() { return .failure(Stopped()) }
             defer { progress(done.withLock { $0 += 1; return $0 }, jobs.count) }
             return Result {
                 let ref = instances[job.instance], trajectory = trajectories[job.trajectory]
@@ -228,6 +237,7 @@ public struct MetaTest {
                     .map { scorer.score(parameters: $0, sample: sample) }
             }
         }
+        if scored.contains(where: { if case .failure(let e) = $0 { e is Stopped } else { false } }) { throw Stopped() }
         var results = [Result<InstanceScore, Error>?](repeating: nil, count: methods.count * instances.count)
         for (j, job) in jobs.enumerated() {
             for (c, m) in trajectories[job.trajectory].methods.enumerated() {
