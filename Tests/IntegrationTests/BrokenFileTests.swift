@@ -126,7 +126,7 @@ import Training
     @Test func localWorkersThatCannotStartAreAClearError() throws {
         let bin = folder.path + "/lonely"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: executable("medmaml-coordinator"), toPath: bin + "/medmaml-coordinator")
+        try copyExecutable(executable("medmaml-coordinator"), to: bin + "/medmaml-coordinator")
         let c = try ChildProcess(bin + "/medmaml-coordinator",
                                  ["train"] + Self.tiny + ["--steps", "3", "--local-workers", "1", "--checkpoint-dir", folder.path + "/lonely-run"],
                                  name: "lonely", folder: folder.path)

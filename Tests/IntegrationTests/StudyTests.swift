@@ -166,7 +166,7 @@ import TestSupport
         let bin = folder.path + "/bin"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         for name in ["medmaml-coordinator", "medmaml-worker"] {
-            try Self.copyExecutable(executable(name), to: bin + "/" + name)
+            try copyExecutable(executable(name), to: bin + "/" + name)
         }
         let p = try ChildProcess(bin + "/medmaml-coordinator",
                                  ["study", "--dataset", try fourLabelDataset(), "--out", folder.path + "/replaced", "--image-size", "16",
@@ -177,29 +177,10 @@ import TestSupport
         #expect(p.waitFor("study: calibration"))
         // As an install does: a new file renamed over each old one.
         for name in ["medmaml-coordinator", "medmaml-worker"] {
-            try Self.copyExecutable(executable(name), to: bin + "/" + name + ".new")
+            try copyExecutable(executable(name), to: bin + "/" + name + ".new")
             #expect(rename(bin + "/" + name + ".new", bin + "/" + name) == 0)
         }
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
-    }
-
-    /// Copies an executable through a close-on-exec descriptor. A process that another test
-    /// spawns while the copy is written would otherwise inherit the write descriptor and keep
-    /// it for its life, and executing the copy then fails with "Text file busy" (it did once,
-    /// in CI, for this file's test of replaced executables).
-    static func copyExecutable(_ from: String, to: String) throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: from))
-        let fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        defer { close(fd) }
-        try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            var offset = 0
-            while offset < bytes.count {
-                let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-                offset += n
-            }
-        }
     }
 
     /// A budget worth fewer outer steps than there are snapshots (a slow machine, a costly

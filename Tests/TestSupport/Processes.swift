@@ -7,6 +7,25 @@ public var executablesFolder: String {
 
 public func executable(_ name: String) -> String { executablesFolder + "/" + name }
 
+/// Copies an executable through a close-on-exec descriptor. A process that another test
+/// spawns while the copy is written would otherwise inherit the write descriptor and keep
+/// it for its life, and executing the copy then fails with "Text file busy" (it did once,
+/// in CI, for `StudyTests`' replaced executables).
+public func copyExecutable(_ from: String, to: String) throws {
+    let data = try Data(contentsOf: URL(fileURLWithPath: from))
+    let fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+    guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    defer { close(fd) }
+    try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            guard n > 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            offset += n
+        }
+    }
+}
+
 /// A child process whose output goes to files, with helpers to wait for lines and signal it.
 /// Killed (SIGKILL) when released, so a failing test leaves nothing running.
 ///
