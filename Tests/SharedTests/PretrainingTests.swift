@@ -1,5 +1,9 @@
+import Core
 import Datasets
+import Engine
+import Evaluation
 import Foundation
+import MetaLearning
 import Pretraining
 import Testing
 import TestSupport
@@ -110,5 +114,91 @@ import TestSupport
         let other = PseudoAugmentedSource(base: Self.family, split: TaskSplit(testPatterns: ["synthetic/paired/*"]), options: PseudoTaskOptions())
         #expect(other.identity != augmented.identity && augmented.identity != Self.family.identity)
         #expect(augmented.identity == PseudoAugmentedSource(base: Self.family, split: split, options: PseudoTaskOptions()).identity)
+    }
+
+    // MARK: Masked-image reconstruction
+
+    @Test func maskedReconstructionSamplesAreDeterministicWithTargetsScaledToTheUnitRange() throws {
+        let source = try MaskedReconstructionSource(images: SyntheticUnlabelled(size: 32))
+        #expect(source.taskNames == ["masked/synthetic/ct", "masked/synthetic/mr", "masked/synthetic/ultrasound", "masked/synthetic/xray"])
+        #expect(source.patch == 4)
+        let s = try source.sample(task: 1, index: 3, seed: 4, support: 2, query: 3)
+        #expect(s.supportImages.count == 2 * 1024 && s.supportMasks.count == 2 * 1024)
+        #expect(s.queryImages.count == 3 * 1024 && s.queryMasks.count == 3 * 1024)
+        for b in 0..<5 {
+            let target = (s.supportMasks + s.queryMasks)[(b * 1024)..<((b + 1) * 1024)]
+            #expect(target.min() == 0 && target.max() == 1, "image \(b): the target spans [0, 1]")
+            let input = (s.supportImages + s.queryImages)[(b * 1024)..<((b + 1) * 1024)]
+            #expect(input.allSatisfy { $0.isFinite })
+        }
+        #expect(s == (try source.sample(task: 1, index: 3, seed: 4, support: 2, query: 3)))
+        #expect(s != (try source.sample(task: 1, index: 4, seed: 4, support: 2, query: 3)))
+        #expect(s != (try source.sample(task: 1, index: 3, seed: 5, support: 2, query: 3)))
+        #expect(throws: DataError.self) { try source.sample(task: 4, index: 0, seed: 0, support: 1, query: 1) }
+    }
+
+    /// Without noise, the input is the clean view with exactly the masked share of the patch
+    /// grid set to zero (the z-scored mean), and the target is the clean view rescaled.
+    @Test func corruptionBlanksTheMaskedShareOfPatchesAndTheTargetIsTheCleanView() throws {
+        var options = MaskedReconstructionSource.Options()
+        options.noise = 0
+        let source = try MaskedReconstructionSource(images: SyntheticUnlabelled(size: 32), options: options)
+        var rng = RandomStream(seed: 9)
+        let view = (0..<1024).map { Float($0 % 97) / 10 + 0.05 }  // no pixel is zero
+        let (input, target) = source.corrupt(view, rng: &rng)
+        var blanked = 0
+        for cy in 0..<8 {
+            for cx in 0..<8 {
+                let pixels = (0..<16).map { (cy * 4 + $0 / 4) * 32 + cx * 4 + $0 % 4 }
+                if pixels.allSatisfy({ input[$0] == 0 }) {
+                    blanked += 1
+                } else {
+                    #expect(pixels.allSatisfy { input[$0] == view[$0] }, "cell \(cy),\(cx) is partly blanked")
+                }
+            }
+        }
+        #expect(blanked == 32)
+        let lo = view.min()!, span = view.max()! - lo
+        #expect(target == view.map { ($0 - lo) / span })
+    }
+
+    @Test func maskedReconstructionRejectsWhatItCannotServe() throws {
+        var options = MaskedReconstructionSource.Options()
+        options.maskedFraction = 1.5
+        #expect(throws: DataError.self) { try MaskedReconstructionSource(images: SyntheticUnlabelled(size: 32), options: options) }
+        options = MaskedReconstructionSource.Options()
+        options.noise = .nan
+        #expect(throws: DataError.self) { try MaskedReconstructionSource(images: SyntheticUnlabelled(size: 32), options: options) }
+    }
+
+    /// The pretext is learnable with the segmentation loss: joint training on it brings the
+    /// network's reconstruction of held-out views (blanked patches included) far closer to the
+    /// targets than the untrained network's.
+    @Test func jointTrainingOnTheReconstructionPretextLearnsToReconstruct() throws {
+        let source = try MaskedReconstructionSource(images: SyntheticUnlabelled(size: 16))
+        var config = TrainingConfig()
+        config.meta = MetaConfig(model: UNetConfig(height: 16, width: 16, depth: 2, baseChannels: 4, groups: 2).spec)
+        config.metaBatch = 2
+        config.seed = 3
+        let tasks = Array(source.taskNames.indices)
+        let initial = try MetaLayout(config: config.meta).model.initialValues(seed: 1)
+        let joint = JointTraining(config: config, source: source, trainTasks: tasks,
+                                  settings: .init(heads: .shared, learningRate: 3e-3, steps: 150))
+        let trained = try joint.train(initial: initial).parameters
+        let network = try Network<Float>(spec: config.meta.model, capacity: 5)
+        func error(_ parameters: [Float]) throws -> Double {
+            var total = 0.0, count = 0
+            for task in tasks {
+                let s = try source.sample(task: task, index: 1 << 30, seed: 99, support: 5, query: 0)
+                let z = network.forward(parameters: parameters, images: s.supportImages, batch: 5)
+                for i in s.supportMasks.indices {
+                    total += Double(abs(1 / (1 + Float.exp(-z[i])) - s.supportMasks[i]))
+                    count += 1
+                }
+            }
+            return total / Double(count)
+        }
+        let before = try error(initial), after = try error(trained)
+        #expect(after < 0.5 * before, "mean absolute reconstruction error \(before) -> \(after)")
     }
 }
