@@ -27,6 +27,40 @@ import TestSupport
         #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
     }
 
+    /// The masked-reconstruction pretext through the real command: deterministic, a start
+    /// that `train --init-from` takes, and clear errors for what it cannot do.
+    @Test func maskedReconstructionPretrainThenTrain() throws {
+        func pretrain(_ out: String, _ extra: [String] = []) throws -> ChildProcess {
+            try coordinator(["pretrain", "--pretext", "masked"] + Self.common + ["--steps", "6", "--checkpoint-dir", folder.path + "/" + out] + extra,
+                            name: "masked-" + out)
+        }
+        let first = try pretrain("masked")
+        #expect(first.waitExit() == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("masked reconstruction on 4 group(s)"), "\(first.stderr)")
+        let again = try pretrain("masked-again")
+        #expect(again.waitExit() == 0)
+        #expect(first.finalHash != nil && first.finalHash == again.finalHash, "the same command gave other parameters")
+        let noisier = try pretrain("noisier", ["--noise", "0.3"])
+        #expect(noisier.waitExit() == 0)
+        #expect(noisier.finalHash != first.finalHash, "--noise made no difference")
+
+        let train = try coordinator(["train"] + Self.common + ["--steps", "2", "--in-process", "--threads", "2",
+                                                               "--init-from", folder.path + "/masked/final.safetensors",
+                                                               "--checkpoint-dir", folder.path + "/from-masked"], name: "train-from-masked")
+        #expect(train.waitExit() == 0, "\(train.stderr)")
+        let scratch = try coordinator(["train"] + Self.common + ["--steps", "2", "--in-process", "--threads", "2",
+                                                                 "--checkpoint-dir", folder.path + "/masked-scratch"], name: "masked-scratch")
+        #expect(scratch.waitExit() == 0)
+        #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
+
+        let bad = try pretrain("bad", ["--masked-fraction", "1.5"])
+        #expect(bad.waitExit() != 0)
+        #expect(bad.stderr.contains("--masked-fraction"), "\(bad.stderr)")
+        let resume = try pretrain("masked", ["--resume"])
+        #expect(resume.waitExit() != 0)
+        #expect(resume.stderr.contains("keeps no checkpoints"), "\(resume.stderr)")
+    }
+
     /// Meta-training with pseudo-tasks beside the labelled tasks: the same result in this
     /// process and on a worker process (which rebuilds the pseudo-tasks from the run's
     /// description and split), and not the result without them.
