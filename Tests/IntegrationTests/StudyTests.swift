@@ -199,6 +199,40 @@ import TestSupport
         }
     }
 
+    /// With --pretraining the plan has both pretexts (superpixel pseudo-tasks, masked-image
+    /// reconstruction), each for half the budget before second-order MAML from its result.
+    /// Both are trained and tuned; the pretraining family's choice is the better of the two on
+    /// meta-validation, and the meta-test pairs it with MAML from the random start.
+    @Test func bothPretextsAreTrainedAndThePretrainingFamilyChoosesOnMetaValidation() throws {
+        let out = folder.path + "/pretexts"
+        let results = try study(try fourLabelDataset(), out: out,
+                                candidates: "maml-second,pretrained-maml-second,pretrained-masked-maml-second",
+                                extra: ["--in-process", "--pretraining"])
+        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
+                                 as? [String: Any])
+        let costs = try #require(state["stepCost"] as? [String: Double])
+        #expect(costs["pretrain"] != nil && costs["pretrain-masked"] != nil, "\(costs)")
+        let trained = try #require(state["trained"] as? [String: [String: Any]])
+        let tuned = try #require(state["tuned"] as? [String: [String: Any]])
+        var best: [String: Double] = [:]
+        for name in ["pretrained-maml-second", "pretrained-masked-maml-second"] {
+            #expect(trained[name]?["fractions"] as? [Double] == [0.25, 0.5, 0.75, 1], "\(name): \(trained[name] ?? [:])")
+            let t = try #require(tuned[name])
+            let dice = try #require(t["dice"] as? [[Double]])
+            best[name] = dice[t["bestSnapshot"] as! Int][t["bestSetting"] as! Int]
+        }
+        // The two pretexts start from the same random draw but train different models.
+        let files = ["pretrained-maml-second", "pretrained-masked-maml-second"].map { (trained[$0]!["files"] as! [String])[1] }
+        let models = try files.map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
+        #expect(models[0] != models[1])
+        let chosen = try #require(results["chosen"] as? [String: [String: Any]])
+        let expected = best["pretrained-masked-maml-second"]! > best["pretrained-maml-second"]!
+            ? "pretrained-masked-maml-second" : "pretrained-maml-second"
+        #expect(chosen["pretrained-maml"]?["candidate"] as? String == expected, "\(chosen) \(best)")
+        let differences = try #require(results["paired_differences"] as? [String: Any])
+        #expect(differences.keys.contains("pretrained-maml - maml"), "\(differences.keys)")
+    }
+
     /// SIGINT during a tuning stage stops the study at the next adaptation, before the stage
     /// is recorded, and the same command then continues it to the table of a study never
     /// stopped. The signal was once honoured only when the stage ended, minutes later.

@@ -19,7 +19,8 @@ struct Study: ParsableCommand {
             beside the tasks (every two meta-train structures labelled on the same images, united; \
             when the data has such tasks), transfer with one shared head and with a head per task \
             (adapted from the mean head or from the prototype head), scratch; with --pretraining also \
-            pretraining followed by MAML) for \
+            pretraining followed by MAML, with superpixel pseudo-tasks or masked-image \
+            reconstruction as the pretext) for \
             the same budget of core-seconds, tunes every candidate's snapshot and adaptation \
             settings on the meta-validation tasks with the same number of settings each, picks \
             the best candidate of each family there, and only then meets the meta-test tasks, \
@@ -36,7 +37,7 @@ struct Study: ParsableCommand {
     @Option(help: "Output folder (continued if it holds a study with the same settings).") var out = "study"
     @Option(help: "Training budget of every candidate, in core-seconds on this machine.") var budget = 600.0
     @Option(help: "Comma-separated candidate names to run (default: the whole plan).") var candidates: String?
-    @Flag(help: "Also pretrain (superpixel pseudo-tasks) for half the budget, then meta-train.") var pretraining = false
+    @Flag(help: "Also pretrain for half the budget (superpixel pseudo-tasks, or masked-image reconstruction: two candidates), then meta-train.") var pretraining = false
     @Option(help: "Tasks per meta-batch (and per joint-training step).") var metaBatch = 4
     @Option(help: "Inner SGD steps in meta-training.") var innerSteps = 5
     @Option(help: "Inner learning rate (initial value when learned).") var innerLr: Float = 0.01

@@ -26,7 +26,8 @@ struct StudyPlan: Codable, Sendable, Equatable {
         var multiStepLoss = false
         var metaLearningRate: Float = 1e-3
         /// Spend the first half of the budget on this before meta-training from its result:
-        /// `transfer-heads` (meta-transfer) or `pretrain` (self-supervised superpixel tasks).
+        /// `transfer-heads` (meta-transfer), `pretrain` (self-supervised superpixel tasks) or
+        /// `pretrain-masked` (masked-image reconstruction with denoising).
         var warmStart: String?
         /// ANIL: the inner loop adapts only the output head.
         var headOnlyInnerLoop = false
@@ -151,7 +152,8 @@ struct StudyPlan: Codable, Sendable, Equatable {
     /// ones), the two transfer baselines at two learning rates each, the per-task-heads one
     /// also with its new head started from the prototype head (the same trained model,
     /// adapted the Proto-MAML way), scratch, and (with `pretraining`) pretraining followed by
-    /// meta-training.
+    /// meta-training, with either pretext (superpixel pseudo-tasks, masked reconstruction;
+    /// the family's choice is made on meta-validation).
     static func standard(pretraining: Bool, unionTasks: Bool = false) -> StudyPlan {
         var c: [Candidate] = [
             .init(name: "maml-second", family: "maml", training: .meta(.init(order: .second)), grid: mamlGrid),
@@ -190,6 +192,8 @@ struct StudyPlan: Codable, Sendable, Equatable {
         if pretraining {
             c.append(.init(name: "pretrained-maml-second", family: "pretrained-maml",
                            training: .meta(.init(order: .second, warmStart: "pretrain")), grid: mamlGrid))
+            c.append(.init(name: "pretrained-masked-maml-second", family: "pretrained-maml",
+                           training: .meta(.init(order: .second, warmStart: "pretrain-masked")), grid: mamlGrid))
         }
         return StudyPlan(candidates: c)
     }

@@ -153,6 +153,7 @@ final class StudyRunner: @unchecked Sendable {
     }
     static func costKey(joint heads: JointTraining.Heads) -> String { "joint-\(heads.rawValue)" }
     static let pretrainKey = "pretrain"
+    static let maskedPretrainKey = "pretrain-masked"
 
     private func calibrate() throws {
         if let given = settings.costs {
@@ -170,6 +171,12 @@ final class StudyRunner: @unchecked Sendable {
                 }
                 if recipe.warmStart == "transfer-heads" { keys[Self.costKey(joint: .perTask)] = { try self.measureJoint(.perTask) } }
                 if recipe.warmStart == "pretrain" { keys[Self.pretrainKey] = { try self.measurePretrain() } }
+                if recipe.warmStart == "pretrain-masked" {
+                    keys[Self.maskedPretrainKey] = {
+                        let masked = try self.reconstructionSource()
+                        return try self.measureJoint(.shared, source: masked, tasks: Array(masked.taskNames.indices))
+                    }
+                }
             }
         }
         for key in keys.keys.sorted() where state.stepCost[key] == nil {
@@ -198,8 +205,8 @@ final class StudyRunner: @unchecked Sendable {
         return try median(Array(times.dropFirst()))
     }
 
-    private func measureJoint(_ heads: JointTraining.Heads) throws -> Double {
-        let joint = JointTraining(config: settings.base, source: source, trainTasks: partition.train,
+    private func measureJoint(_ heads: JointTraining.Heads, source: TaskSource? = nil, tasks: [Int]? = nil) throws -> Double {
+        let joint = JointTraining(config: settings.base, source: source ?? self.source, trainTasks: tasks ?? partition.train,
                                   settings: .init(heads: heads, learningRate: 1e-3, steps: 4))
         var times: [Double] = []
         var clock = MonotonicClock()
@@ -228,6 +235,12 @@ final class StudyRunner: @unchecked Sendable {
         let path = settings.dataset.kind == .synthetic ? settings.dataset.name : settings.dataset.path
         return try DatasetSpec.openPseudo(path, options: settings.dataset.options, pseudo: PseudoTaskOptions(),
                                           includeTraining: true, logger: logger)
+    }
+
+    /// The masked-reconstruction pretext on the same unlabelled images as the pseudo-tasks.
+    private func reconstructionSource() throws -> MaskedReconstructionSource {
+        guard let pseudo = try pretrainingSource().1 as? PseudoTaskSource else { throw StudyError("no unlabelled images to pretrain on") }
+        return try MaskedReconstructionSource(images: pseudo.images)
     }
 
     // MARK: 2. Training
@@ -337,6 +350,21 @@ final class StudyRunner: @unchecked Sendable {
                         }
                     }
                     initial = Array(model.prefix(modelLayout.model.count))
+                case "pretrain-masked":
+                    cost = costs[Self.maskedPretrainKey]!
+                    total = steps(cost, seconds: half)
+                    let marks = snapshotSteps(total, within: 0.5)
+                    let masked = try reconstructionSource()
+                    // Its own stream of images, from the same random initialisation as every
+                    // other candidate (as the superpixel pretext's).
+                    var config = settings.base
+                    config.seed = settings.base.seed &+ 0x5eed
+                    initial = try jointTraining(heads: .shared, rate: 1e-3, steps: total, source: masked,
+                                                tasks: Array(masked.taskNames.indices), config: config) { step, model in
+                        for f in marks[step] ?? [] {
+                            record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
+                        }
+                    }.parameters
                 default:
                     throw StudyError("unknown warm start \(warm)")
                 }
@@ -385,11 +413,14 @@ final class StudyRunner: @unchecked Sendable {
         return marks
     }
 
-    private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int, source: TaskSource,
+    /// Joint training from the random initialisation on the meta-train tasks, or on `tasks` of
+    /// `source` with `config` (a pretext's).
+    private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int, source: TaskSource, tasks: [Int]? = nil,
+                               config: TrainingConfig? = nil,
                                snapshot: (Int, JointTraining.Model) -> Void) throws -> JointTraining.Model {
         var s = JointTraining.Settings(heads: heads, learningRate: rate, steps: steps)
         s.cosine = true
-        let joint = JointTraining(config: settings.base, source: source, trainTasks: partition.train, settings: s)
+        let joint = JointTraining(config: config ?? settings.base, source: source, trainTasks: tasks ?? partition.train, settings: s)
         let progress = Throttle(every: 10)
         return try joint.train(initial: randomInitial()) { step, model in
             snapshot(step, model)
@@ -524,8 +555,7 @@ final class StudyRunner: @unchecked Sendable {
         }
         // The pretraining comparison is recipe against the same recipe: pretrained MAML
         // against MAML from the random initialisation with the same order and settings.
-        if let pretrained = plan.candidates.first(where: { $0.family == "pretrained-maml" }),
-           case .meta(let recipe) = pretrained.training,
+        if let chosen = state.chosen["pretrained-maml"], case .meta(let recipe) = candidate(chosen.candidate).training,
            let plain = plan.candidates.first(where: {
                if case .meta(let r) = $0.training { return r.warmStart == nil && r.order == recipe.order && !r.learnedInnerRates && !r.multiStepLoss
                    && !r.headOnlyInnerLoop && !r.pseudoTasks && !r.prototypeHead && !r.unionTasks && r.innerSteps == nil }
