@@ -360,7 +360,8 @@ final class StudyRunner: @unchecked Sendable {
                     var config = settings.base
                     config.seed = settings.base.seed &+ 0x5eed
                     initial = try jointTraining(heads: .shared, rate: 1e-3, steps: total, source: masked,
-                                                tasks: Array(masked.taskNames.indices), config: config) { step, model in
+                                                tasks: Array(masked.taskNames.indices), config: config,
+                                                label: "masked reconstruction") { step, model in
                         for f in marks[step] ?? [] {
                             record(f, model.parameters, layout: modelLayout, spent: Double(step) * cost, samples: step * metaBatch, steps: step)
                         }
@@ -416,7 +417,7 @@ final class StudyRunner: @unchecked Sendable {
     /// Joint training from the random initialisation on the meta-train tasks, or on `tasks` of
     /// `source` with `config` (a pretext's).
     private func jointTraining(heads: JointTraining.Heads, rate: Float, steps: Int, source: TaskSource, tasks: [Int]? = nil,
-                               config: TrainingConfig? = nil,
+                               config: TrainingConfig? = nil, label: String? = nil,
                                snapshot: (Int, JointTraining.Model) -> Void) throws -> JointTraining.Model {
         var s = JointTraining.Settings(heads: heads, learningRate: rate, steps: steps)
         s.cosine = true
@@ -425,7 +426,7 @@ final class StudyRunner: @unchecked Sendable {
         return try joint.train(initial: randomInitial()) { step, model in
             snapshot(step, model)
             if progress.due() || step == steps {
-                say("joint training (\(heads.rawValue) heads): step \(step)/\(steps)  ETA \(ProgressLine.duration(progress.eta(done: step, total: steps)))")
+                say("\(label ?? "joint training (\(heads.rawValue) heads)"): step \(step)/\(steps)  ETA \(ProgressLine.duration(progress.eta(done: step, total: steps)))")
             }
             return StopSignal.received == nil
         }
