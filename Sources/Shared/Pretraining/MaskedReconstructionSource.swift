@@ -39,12 +39,7 @@ public struct MaskedReconstructionSource: TaskSource {
         self.options = options
     }
 
-    public var identity: DatasetIdentity {
-        // Plain numbers: the options always encode.
-        guard let json = try? canonicalJSON(options) else { preconditionFailure("reconstruction options do not encode") }
-        return DatasetIdentity(name: "masked:" + images.identity.name,
-                               fingerprint: SHA256.hex(Array((images.identity.fingerprint + String(decoding: json, as: UTF8.self)).utf8)))
-    }
+    public var identity: DatasetIdentity { images.pretextIdentity("masked", options: options) }
     public var imageShape: FeatureShape { images.imageShape }
     public var taskNames: [String] { images.groups.map { "masked/" + $0 } }
     public var defaultSplit: TaskSplit { TaskSplit(testPatterns: []) }

@@ -17,12 +17,7 @@ public struct PseudoTaskSource: TaskSource {
         self.options = options
     }
 
-    public var identity: DatasetIdentity {
-        // Plain numbers and integers: the options always encode.
-        guard let json = try? canonicalJSON(options) else { preconditionFailure("pseudo-task options do not encode") }
-        return DatasetIdentity(name: "pseudo:" + images.identity.name,
-                               fingerprint: SHA256.hex(Array((images.identity.fingerprint + String(decoding: json, as: UTF8.self)).utf8)))
-    }
+    public var identity: DatasetIdentity { images.pretextIdentity("pseudo", options: options) }
     public var imageShape: FeatureShape { images.imageShape }
     public var taskNames: [String] { images.groups.map { "pseudo/" + $0 } }
     public var defaultSplit: TaskSplit { TaskSplit(testPatterns: []) }
