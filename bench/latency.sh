@@ -47,7 +47,7 @@ netem() { # delay or "none"
 }
 
 run() { # name, prefetch; workers connect to $TARGET
-    ip netns exec mmc "$BIN/medmaml-coordinator" train --steps "$STEPS" --order "$ORDER" --meta-batch 8 --seed 3 --prefetch "$2" \
+    ip netns exec mmc "$BIN/medmaml-coordinator" train --outer-steps "$STEPS" --order "$ORDER" --meta-batch 8 --seed 3 --prefetch "$2" \
         --checkpoint-every 0 --bind tcp://10.77.0.1:5555 --min-workers 2 \
         --secret-key "$WORK/coordinator.key" --authorized-keys "$WORK/worker.pub" \
         --checkpoint-dir "$WORK/$1" --metrics "$WORK/$1.jsonl" >"$WORK/$1.out" 2>"$WORK/$1.log" & local coordinator=$!

@@ -11,7 +11,7 @@ B=.build/release/medmaml-coordinator
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 per_step() { python3 -c "import json,sys; s=[json.loads(l)['seconds'] for l in open(sys.argv[1])][1:]; print(f'{sum(s)/len(s):.4f}')" "$1"; }
 run() { # name, extra args
-  $B train --steps "$STEPS" --order "$ORDER" --meta-batch 8 --checkpoint-every 0 \
+  $B train --outer-steps "$STEPS" --order "$ORDER" --meta-batch 8 --checkpoint-every 0 \
      --checkpoint-dir "$tmp/$1" --metrics "$tmp/$1.jsonl" "${@:2}" >/dev/null 2>"$tmp/$1.log"
   echo "$1 $(per_step "$tmp/$1.jsonl")"
 }

@@ -12,12 +12,12 @@ B=.build/release/medmaml-coordinator
 mkdir -p "$OUT"
 common="--meta-batch 4 --in-process --threads 2 --checkpoint-every 0"
 echo "pretraining on unlabelled images ($STEPS steps)..." >&2
-$B pretrain --steps "$STEPS" $common --checkpoint-dir "$OUT/pretrain" >/dev/null 2>"$OUT/pretrain.log"
+$B pretrain --outer-steps "$STEPS" $common --checkpoint-dir "$OUT/pretrain" >/dev/null 2>"$OUT/pretrain.log"
 echo "meta-training from random init..." >&2
-$B train --steps "$STEPS" $common --checkpoint-dir "$OUT/random-meta" >/dev/null 2>"$OUT/random-meta.log"
+$B train --outer-steps "$STEPS" $common --checkpoint-dir "$OUT/random-meta" >/dev/null 2>"$OUT/random-meta.log"
 echo "meta-training from the pretrained init..." >&2
-$B train --steps "$STEPS" $common --init-from "$OUT/pretrain/final.safetensors" --checkpoint-dir "$OUT/pretrained-meta" >/dev/null 2>"$OUT/pretrained-meta.log"
-$B train --steps 0 $common --checkpoint-dir "$OUT/random" >/dev/null 2>&1
+$B train --outer-steps "$STEPS" $common --init-from "$OUT/pretrain/final.safetensors" --checkpoint-dir "$OUT/pretrained-meta" >/dev/null 2>"$OUT/pretrained-meta.log"
+$B train --outer-steps 0 $common --checkpoint-dir "$OUT/random" >/dev/null 2>&1
 echo "# held-out synthetic tasks, 5-shot, 20 inner steps at test, 8 instances per task, seed 7919"
 printf "%-40s %s\n" "model" "Dice (95% CI)"
 for m in random-meta:"random init + meta-training" pretrained-meta:"pretrained init + meta-training" \

@@ -4,7 +4,7 @@ BIN=${1:-$(dirname "$0")/../.build/release}; STEPS=${2:-16}
 for round in 1 2; do
   for v in 0 0.05; do
     d=$(mktemp -d)
-    "$BIN/medmaml-coordinator" train --steps $STEPS --meta-batch 8 --local-workers 2 --threads 1 --verify $v --checkpoint-every 0 \
+    "$BIN/medmaml-coordinator" train --outer-steps $STEPS --meta-batch 8 --local-workers 2 --threads 1 --verify $v --checkpoint-every 0 \
         --checkpoint-dir $d --metrics $d/m.jsonl --log-level warning >/dev/null 2>$d/err
     python3 - "$d/m.jsonl" "$v" "$round" <<'PY'
 import json, sys

@@ -36,8 +36,8 @@ import Training
     /// A metrics file that cannot be written (a full disk) is a warning: the run completes,
     /// with its final checkpoint and hash.
     @Test func unwritableMetricsFileIsAWarning() throws {
-        let p = try coordinator(["train", "--in-process", "--image-size", "16", "--base-channels", "4", "--support", "2", "--query", "1",
-                                 "--meta-batch", "2", "--steps", "3", "--metrics", "/dev/full",
+        let p = try coordinator(["train", "--in-process", "--image-size", "16", "--base-channels", "4", "--shots", "2", "--query", "1",
+                                 "--meta-batch", "2", "--outer-steps", "3", "--metrics", "/dev/full",
                                  "--checkpoint-dir", folder.path + "/full"], name: "metrics-full")
         #expect(p.waitExit(timeout: 120) == 0, "\(p.stderr)")
         #expect(p.finalHash != nil)
@@ -45,17 +45,17 @@ import Training
         #expect(FileManager.default.fileExists(atPath: folder.path + "/full/final.safetensors"))
     }
 
-    static let tiny = ["--image-size", "16", "--base-channels", "4", "--support", "2", "--query", "1", "--meta-batch", "2", "--seed", "9"]
+    static let tiny = ["--image-size", "16", "--base-channels", "4", "--shots", "2", "--query", "1", "--meta-batch", "2", "--seed", "9"]
 
     /// Resume skips an unreadable newest checkpoint (saying so) and continues from the one
     /// before; the resumed run ends with the uninterrupted run's hash, and its metrics file has
     /// each step once.
     @Test func resumeFallsBackPastAnUnreadableCheckpointAndKeepsMetricsOnce() throws {
-        let full = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "0",
+        let full = try coordinator(["train", "--in-process"] + Self.tiny + ["--outer-steps", "8", "--checkpoint-every", "0",
                                                                              "--checkpoint-dir", folder.path + "/full"], name: "full")
         #expect(full.waitExit() == 0, "\(full.stderr)")
         let dir = folder.path + "/resumed", metrics = dir + "/metrics.jsonl"
-        let first = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
+        let first = try coordinator(["train", "--in-process"] + Self.tiny + ["--outer-steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
                                                                               "--checkpoint-dir", dir], name: "first")
         #expect(first.waitExit() == 0)
         // Damage the newest checkpoints: the final one's step-8 file, and the step-6 one.
@@ -63,7 +63,7 @@ import Training
         #expect(files.count >= 2)
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: files[0]))
         try FileManager.default.removeItem(atPath: dir + "/final.safetensors")
-        let resumed = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
+        let resumed = try coordinator(["train", "--in-process"] + Self.tiny + ["--outer-steps", "8", "--checkpoint-every", "2", "--metrics", metrics,
                                                                                 "--checkpoint-dir", dir, "--resume"], name: "resumed")
         #expect(resumed.waitExit() == 0, "\(resumed.stderr)")
         #expect(resumed.stderr.contains("checkpoint unusable; falling back"), "\(resumed.stderr)")
@@ -77,7 +77,7 @@ import Training
     /// Training that diverges in process says so, checkpoints its last good state and exits
     /// non-zero.
     @Test func divergenceInProcessIsReported() throws {
-        let p = try coordinator(["train", "--in-process"] + Self.tiny + ["--steps", "30", "--meta-lr", "1e30", "--checkpoint-every", "0",
+        let p = try coordinator(["train", "--in-process"] + Self.tiny + ["--outer-steps", "30", "--meta-lr", "1e30", "--checkpoint-every", "0",
                                                                           "--checkpoint-dir", folder.path + "/diverged"], name: "diverged")
         expectClearError(p, mentioning: "training diverged; lower --meta-lr or use --clip-norm", "divergence")
         let checkpoint = try #require(Checkpoint.files(in: folder.path + "/diverged").first)
@@ -90,7 +90,7 @@ import Training
                       ("MEDMAML_KEEP_STEPS", "-1")])
     func unknownNumericsChoiceIsAClearError(variable: String, value: String) throws {
         for exe in ["medmaml-coordinator", "medmaml-worker"] {
-            let args = exe == "medmaml-worker" ? ["--connect", "tcp://127.0.0.1:9"] : ["train", "--in-process", "--steps", "1"]
+            let args = exe == "medmaml-worker" ? ["--connect", "tcp://127.0.0.1:9"] : ["train", "--in-process", "--outer-steps", "1"]
             let p = try ChildProcess(executable(exe), args, name: "\(variable)-\(exe)", folder: folder.path, environment: [variable: value])
             expectClearError(p, mentioning: variable, exe)
         }
@@ -107,7 +107,7 @@ import Training
     /// and no key file behind.
     @Test func localWorkersDieWithTheirCoordinator() throws {
         let before = Set((try? FileManager.default.contentsOfDirectory(atPath: NSTemporaryDirectory())) ?? []).filter { $0.hasPrefix("medmaml-keys") }
-        let c = try coordinator(["train"] + Self.tiny + ["--steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/local"],
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/local"],
                                 name: "local")
         #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
         let workers = childProcesses(of: c.pid)
@@ -128,7 +128,7 @@ import Training
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         try copyExecutable(executable("medmaml-coordinator"), to: bin + "/medmaml-coordinator")
         let c = try ChildProcess(bin + "/medmaml-coordinator",
-                                 ["train"] + Self.tiny + ["--steps", "3", "--local-workers", "1", "--checkpoint-dir", folder.path + "/lonely-run"],
+                                 ["train"] + Self.tiny + ["--outer-steps", "3", "--local-workers", "1", "--checkpoint-dir", folder.path + "/lonely-run"],
                                  name: "lonely", folder: folder.path)
         expectClearError(c, mentioning: "cannot start local workers: no worker executable at \(bin)/medmaml-worker", "no worker executable")
         #expect(c.stderr.contains("no worker can compute"), "\(c.stderr)")
@@ -137,7 +137,7 @@ import Training
     /// When every local worker has died, the coordinator exits with a clear error rather
     /// than waiting forever for workers that cannot come.
     @Test func losingEveryLocalWorkerIsAClearError() throws {
-        let c = try coordinator(["train"] + Self.tiny + ["--steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/orphan"],
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/orphan"],
                                 name: "orphan")
         #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
         let workers = childProcesses(of: c.pid)
@@ -149,7 +149,7 @@ import Training
     /// More workers asked for than the local workers, on the loopback endpoint where no other
     /// worker can connect, is a clear error at once rather than a wait that never ends.
     @Test func minimumWorkersAboveTheLocalWorkersIsAClearError() throws {
-        let c = try coordinator(["train"] + Self.tiny + ["--steps", "3", "--local-workers", "1", "--min-workers", "2",
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "3", "--local-workers", "1", "--min-workers", "2",
                                                          "--checkpoint-dir", folder.path + "/too-few"],
                                 name: "too-few")
         expectClearError(c, mentioning: "--min-workers 2", "more workers than local workers")
@@ -221,7 +221,7 @@ import Training
     @Test func localWorkersWaitForASilentCoordinator() throws {
         let metrics = folder.path + "/silent-metrics.jsonl"
         let args = ["train"] + BrokenFileTests.tiny
-            + ["--steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent", "--metrics", metrics]
+            + ["--outer-steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent", "--metrics", metrics]
         let c = try ChildProcess(executable("medmaml-coordinator"), args, name: "silent", folder: folder.path)
         #expect(c.waitFor("step 2/100000", timeout: 120), "\(c.stderr)")
         let workers = childProcesses(of: c.pid)

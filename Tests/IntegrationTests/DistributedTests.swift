@@ -20,7 +20,7 @@ import Wire
     func reference(steps: Int) throws -> String {
         if let h = Self.references.value[steps] { return h }
         let p = try ChildProcess(executable("medmaml-coordinator"),
-                                 ["train"] + Self.common + ["--steps", "\(steps)", "--in-process", "--threads", "2",
+                                 ["train"] + Self.common + ["--outer-steps", "\(steps)", "--in-process", "--threads", "2",
                                                             "--checkpoint-dir", folder.path + "/reference-\(steps)"],
                                  name: "reference-\(steps)", folder: folder.path)
         #expect(p.waitExit() == 0, "\(p.stderr)")
@@ -31,7 +31,7 @@ import Wire
 
     func coordinator(steps: Int, port: Int, name: String = "coordinator", extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(executable("medmaml-coordinator"),
-                         ["train"] + Self.common + ["--steps", "\(steps)", "--bind", "tcp://127.0.0.1:\(port)",
+                         ["train"] + Self.common + ["--outer-steps", "\(steps)", "--bind", "tcp://127.0.0.1:\(port)",
                                                     "--checkpoint-dir", folder.path + "/run"] + extra,
                          name: name, folder: folder.path)
     }
@@ -179,8 +179,8 @@ import Wire
         try png.write(to: URL(fileURLWithPath: changed + "/discs8/images/im0.png"))
         let port = freePort()
         let c = try ChildProcess(executable("medmaml-coordinator"),
-                                 ["train", "--dataset", data, "--image-size", "16", "--base-channels", "4", "--support", "2",
-                                  "--query", "1", "--meta-batch", "2", "--steps", "3", "--bind", "tcp://127.0.0.1:\(port)",
+                                 ["train", "--dataset", data, "--image-size", "16", "--base-channels", "4", "--shots", "2",
+                                  "--query", "1", "--meta-batch", "2", "--outer-steps", "3", "--bind", "tcp://127.0.0.1:\(port)",
                                   "--checkpoint-dir", folder.path + "/png-run"],
                                  name: "png-coordinator", folder: folder.path)
         let bad = try worker(port: port, name: "bad", extra: ["--data-root", other])

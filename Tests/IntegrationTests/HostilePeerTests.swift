@@ -20,7 +20,7 @@ import Wire
     func reference(steps: Int) throws -> String {
         if let h = Self.references.value[steps] { return h }
         let p = try ChildProcess(executable("medmaml-coordinator"),
-                                 ["train"] + Self.common + ["--steps", "\(steps)", "--in-process", "--threads", "2", "--checkpoint-every", "0",
+                                 ["train"] + Self.common + ["--outer-steps", "\(steps)", "--in-process", "--threads", "2", "--checkpoint-every", "0",
                                                             "--checkpoint-dir", folder.path + "/reference-\(steps)"],
                                  name: "reference-\(steps)", folder: folder.path)
         #expect(p.waitExit() == 0, "\(p.stderr)")
@@ -31,7 +31,7 @@ import Wire
 
     func coordinator(steps: Int, port: Int, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(executable("medmaml-coordinator"),
-                         ["train"] + Self.common + ["--steps", "\(steps)", "--bind", "tcp://127.0.0.1:\(port)",
+                         ["train"] + Self.common + ["--outer-steps", "\(steps)", "--bind", "tcp://127.0.0.1:\(port)",
                                                     "--checkpoint-dir", folder.path + "/run"] + extra,
                          name: "coordinator", folder: folder.path)
     }

@@ -1,7 +1,9 @@
 import Core
 import Datasets
+import Evaluation
 import Foundation
 import MetaLearning
+import Study
 import Testing
 import TestSupport
 import Training
@@ -25,27 +27,23 @@ import Training
         #expect(p.stdout.contains("conflicting") && p.stdout.contains("structure-style"))
         // results.json: per scenario, the four families with mean, CI and instance count, and
         // MAML's paired difference against each baseline.
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
-        #expect(json["recipe"] as? String == "maml-first")
+        let json = try JSONFile.read(DemoResults.self, from: out + "/results.json")
+        #expect(json.recipe == "maml-first")
         for (scenario, testTasks) in [("conflicting", 4), ("structure-style", 8)] {
-            let s = try #require(json[scenario] as? [String: Any])
-            let methods = try #require(s["methods"] as? [String: [String: Any]])
-            #expect(Set(methods.keys) == ["maml", "transfer-heads", "transfer", "scratch"])
-            for (_, m) in methods {
-                let dice = try #require(m["dice"] as? Double)
-                #expect((0...1).contains(dice))
-                #expect(m["ci95"] is Double)
-                #expect(m["instances"] as? Int == testTasks)
-                #expect((m["dice_by_shots"] as? [String: Double])?.keys.sorted() == ["1", "5"])
+            let s = try #require(json.scenarios[scenario])
+            #expect(Set(s.methods.keys) == Set(Family.main))
+            for (_, m) in s.methods {
+                #expect((0...1).contains(m.dice.mean))
+                #expect(m.dice.halfWidth.isFinite)
+                #expect(m.dice.count == testTasks)
+                #expect(m.diceByShots.keys.sorted() == [1, 5])
             }
-            let differences = try #require(s["paired_differences"] as? [String: [String: Double]])
-            #expect(Set(differences.keys) == ["maml - transfer-heads", "maml - transfer", "maml - scratch"])
+            #expect(Set(s.pairedDifferences.keys) == ["maml - transfer-heads", "maml - transfer", "maml - scratch"])
             // Each study's own outputs; the pictures decode.
-            let study = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(out)/\(scenario)/results.json"))) as! [String: Any]
-            let split = try #require(study["split"] as? [String: [String]])
-            #expect(split["meta_test"]?.count == testTasks)
-            #expect(Set(split["meta_train"]!).isDisjoint(with: split["meta_validation"]!))
-            #expect(Set(split["meta_train"]!).isDisjoint(with: split["meta_test"]!))
+            let split = try JSONFile.read(StudyResults.self, from: "\(out)/\(scenario)/results.json").split
+            #expect(split.metaTest.count == testTasks)
+            #expect(Set(split.metaTrain).isDisjoint(with: split.metaValidation))
+            #expect(Set(split.metaTrain).isDisjoint(with: split.metaTest))
             for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png", "adaptation.png"] {
                 let g = try PNG.read(path: "\(out)/\(scenario)/\(png)")
                 #expect(g.width > 100 && g.height > 100, "\(png)")
@@ -58,8 +56,8 @@ import Training
     /// Trains a tiny model on PNG-sized images for the commands below.
     func tinyModel(size: Int) throws -> String {
         let dir = folder.path + "/tiny-\(size)"
-        let p = try coordinator(["train", "--image-size", "\(size)", "--base-channels", "4", "--steps", "3", "--meta-batch", "2",
-                                 "--support", "2", "--query", "1", "--in-process", "--checkpoint-dir", dir], name: "tiny-\(size)")
+        let p = try coordinator(["train", "--image-size", "\(size)", "--base-channels", "4", "--outer-steps", "3", "--meta-batch", "2",
+                                 "--shots", "2", "--query", "1", "--in-process", "--checkpoint-dir", dir], name: "tiny-\(size)")
         #expect(p.waitExit() == 0, "\(p.stderr)")
         return dir + "/final.safetensors"
     }
@@ -73,8 +71,9 @@ import Training
         #expect(p.waitExit() == 0, "\(p.stderr)")
         #expect(p.stdout.contains("maml") && p.stdout.contains("scratch") && p.stdout.contains("transfer"))
         #expect(p.stdout.contains("HD95 (mm)"), "voxel size known: HD95 in mm\n\(p.stdout)")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
-        #expect((json["methods"] as? [String: Any])?.count == 3)
+        let report = try JSONFile.read(EvaluationReport.self, from: out)
+        #expect(report.methods.map(\.name) == ["maml", "scratch", "transfer"])
+        #expect(report.baselineNote != nil && p.stdout.contains("fixed preset"))
     }
 
     @Test func adaptPNGsWritesMasksAtTheImagesOwnSize() throws {
@@ -87,7 +86,7 @@ import Training
         #expect(p.waitExit() == 0, "\(p.stderr)")
         #expect(p.stdout.contains("dice "))
         // The study's other kinds of setting: the inner rule at scaled rates, and Adam.
-        for (extra, said) in [(["--steps", "7", "--rate-scale", "4"], "7 inner steps at 4.0x its rates"), (["--adam-rate", "3e-3", "--steps", "4"], "4 Adam steps at 0.003")] {
+        for (extra, said) in [(["--steps", "7", "--rate-scale", "4"], "7 inner steps, rates x4.0"), (["--adam-rate", "3e-3", "--steps", "4"], "Adam 4 steps at 0.003")] {
             let q = try coordinator(["adapt", "--checkpoint", model, "--support", tasks + "/discs8/images",
                                      "--support-masks", tasks + "/discs8/masks", "--images", tasks + "/discs16/images",
                                      "--out", out + "-\(extra[0])", "--shots", "3"] + extra, name: "adapt-png\(extra[0])")
@@ -158,8 +157,8 @@ import Training
         for (args, fragment) in [
             (["evaluate", "--checkpoint", bad], "bad.safetensors"),
             (["adapt", "--checkpoint", "/nonexistent.safetensors", "--support", "x", "--support-masks", "y", "--images", "z", "--out", folder.path + "/o"], "nonexistent"),
-            (["train", "--steps", "-3", "--in-process"], "steps"),
-            (["evaluate", "--checkpoint", bad, "--inner-steps=-2"], "--inner-steps"),
+            (["train", "--outer-steps", "-3", "--in-process"], "steps"),
+            (["evaluate", "--checkpoint", bad, "--steps=-2"], "--steps"),
             (["evaluate", "--checkpoint", bad, "--instances-per-task=-1"], "--instances-per-task"),
             (["evaluate", "--checkpoint", bad, "--baselines", "--fine-tune-steps=-1"], "--fine-tune-steps"),
             (["evaluate", "--checkpoint", bad, "--baselines", "--transfer-steps=-1"], "--transfer-steps"),
@@ -169,7 +168,7 @@ import Training
             (["train", "--image-size", "30", "--in-process"], "multiple of 4"),
             (["demo", "--out", folder.path + "/d", "--image-size=0"], "multiple of 4"),
             (["study", "--out", held, "--budget", "1"], "another process is using"),
-            (["train", "--in-process", "--steps", "2", "--checkpoint-dir", held], "another process is using"),
+            (["train", "--in-process", "--outer-steps", "2", "--checkpoint-dir", held], "another process is using"),
             (["meta-gradient", "--params", bad, "--task", bad, "--out", folder.path + "/g.safetensors"], "bad.safetensors"),
         ] {
             let p = try coordinator(args, name: "bad-\(args[0])-\(fragment.count)")

@@ -12,16 +12,16 @@ import TestSupport
 
     /// Pretraining then meta-training from its result, through the real commands.
     @Test func miniaturePretrainThenTrain() throws {
-        let pre = try coordinator(["pretrain"] + Self.common + ["--steps", "4", "--in-process", "--threads", "2",
+        let pre = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "4", "--in-process", "--threads", "2",
                                                                 "--checkpoint-dir", folder.path + "/pre"], name: "pretrain")
         #expect(pre.waitExit() == 0, "\(pre.stderr)")
         #expect(pre.stderr.contains("pseudo/synthetic/ct"))
-        let train = try coordinator(["train"] + Self.common + ["--steps", "3", "--in-process", "--threads", "2",
+        let train = try coordinator(["train"] + Self.common + ["--outer-steps", "3", "--in-process", "--threads", "2",
                                                                "--init-from", folder.path + "/pre/final.safetensors",
                                                                "--checkpoint-dir", folder.path + "/train"], name: "train-from-pretrained")
         #expect(train.waitExit() == 0, "\(train.stderr)")
         #expect(train.stderr.contains("initial parameters from"))
-        let scratch = try coordinator(["train"] + Self.common + ["--steps", "3", "--in-process", "--threads", "2",
+        let scratch = try coordinator(["train"] + Self.common + ["--outer-steps", "3", "--in-process", "--threads", "2",
                                                                  "--checkpoint-dir", folder.path + "/scratch"], name: "train-from-scratch")
         #expect(scratch.waitExit() == 0)
         #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
@@ -31,7 +31,7 @@ import TestSupport
     /// that `train --init-from` takes, and clear errors for what it cannot do.
     @Test func maskedReconstructionPretrainThenTrain() throws {
         func pretrain(_ out: String, _ extra: [String] = []) throws -> ChildProcess {
-            try coordinator(["pretrain", "--pretext", "masked"] + Self.common + ["--steps", "6", "--checkpoint-dir", folder.path + "/" + out] + extra,
+            try coordinator(["pretrain", "--pretext", "masked"] + Self.common + ["--outer-steps", "6", "--checkpoint-dir", folder.path + "/" + out] + extra,
                             name: "masked-" + out)
         }
         let first = try pretrain("masked")
@@ -44,11 +44,11 @@ import TestSupport
         #expect(noisier.waitExit() == 0)
         #expect(noisier.finalHash != first.finalHash, "--noise made no difference")
 
-        let train = try coordinator(["train"] + Self.common + ["--steps", "2", "--in-process", "--threads", "2",
+        let train = try coordinator(["train"] + Self.common + ["--outer-steps", "2", "--in-process", "--threads", "2",
                                                                "--init-from", folder.path + "/masked/final.safetensors",
                                                                "--checkpoint-dir", folder.path + "/from-masked"], name: "train-from-masked")
         #expect(train.waitExit() == 0, "\(train.stderr)")
-        let scratch = try coordinator(["train"] + Self.common + ["--steps", "2", "--in-process", "--threads", "2",
+        let scratch = try coordinator(["train"] + Self.common + ["--outer-steps", "2", "--in-process", "--threads", "2",
                                                                  "--checkpoint-dir", folder.path + "/masked-scratch"], name: "masked-scratch")
         #expect(scratch.waitExit() == 0)
         #expect(train.finalHash != nil && train.finalHash != scratch.finalHash, "the pretrained start made no difference")
@@ -65,12 +65,12 @@ import TestSupport
     /// process and on a worker process (which rebuilds the pseudo-tasks from the run's
     /// description and split), and not the result without them.
     @Test func pseudoTasksBesideTheLabelledTasksOnAWorker() throws {
-        let args = ["train"] + Self.common + ["--steps", "4", "--pseudo-tasks"]
+        let args = ["train"] + Self.common + ["--outer-steps", "4", "--pseudo-tasks"]
         let inProcess = try coordinator(args + ["--in-process", "--threads", "2", "--checkpoint-dir", folder.path + "/in"], name: "aug-in")
         #expect(inProcess.waitExit() == 0, "\(inProcess.stderr)")
         let worker = try coordinator(args + ["--local-workers", "1", "--threads", "2", "--checkpoint-dir", folder.path + "/w"], name: "aug-w")
         #expect(worker.waitExit() == 0, "\(worker.stderr.suffix(3000))")
-        let plain = try coordinator(["train"] + Self.common + ["--steps", "4", "--in-process", "--threads", "2",
+        let plain = try coordinator(["train"] + Self.common + ["--outer-steps", "4", "--in-process", "--threads", "2",
                                                                "--checkpoint-dir", folder.path + "/plain"], name: "plain")
         #expect(plain.waitExit() == 0)
         #expect(inProcess.finalHash != nil && inProcess.finalHash == worker.finalHash)
@@ -79,11 +79,11 @@ import TestSupport
 
     /// Pretraining on workers survives a worker kill with the in-process result.
     @Test func pretrainingSurvivesAWorkerKill() throws {
-        let reference = try coordinator(["pretrain"] + Self.common + ["--steps", "25", "--in-process", "--threads", "2",
+        let reference = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "25", "--in-process", "--threads", "2",
                                                                       "--checkpoint-dir", folder.path + "/ref"], name: "pre-ref")
         #expect(reference.waitExit() == 0, "\(reference.stderr)")
         let port = freePort()
-        let c = try coordinator(["pretrain"] + Self.common + ["--steps", "25", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "2",
+        let c = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "25", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "2",
                                                               "--checkpoint-dir", folder.path + "/dist"], name: "pre-dist")
         let workers = try (0..<2).map {
             try ChildProcess(executable("medmaml-worker"), ["--connect", "tcp://127.0.0.1:\(port)", "--name", "w\($0)", "--idle-timeout", "60"],

@@ -8,7 +8,7 @@ import Wire
 
 /// CURVE encryption and the worker allowlist, with real processes.
 @Suite(.serialized) struct SecurityTests {
-    static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "5", "--steps", "8",
+    static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "5", "--outer-steps", "8",
                          "--checkpoint-every", "0"]
     let folder = TemporaryFolder()
 

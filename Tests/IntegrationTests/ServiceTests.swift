@@ -35,7 +35,7 @@ import Training
     }
 
     @Test func aCoordinatorAndItsWorkersServeMetricsThatParse() throws {
-        let c = try coordinator(["train", "--image-size", "32", "--base-channels", "4", "--meta-batch", "2", "--steps", "40",
+        let c = try coordinator(["train", "--image-size", "32", "--base-channels", "4", "--meta-batch", "2", "--outer-steps", "40",
                                  "--in-process", "--threads", "1", "--checkpoint-every", "0", "--eval-every", "10",
                                  "--checkpoint-dir", folder.path + "/run", "--metrics-address", "127.0.0.1:0"], name: "coordinator")
         let url = try metricsURL(c)
@@ -53,7 +53,7 @@ import Training
 
     @Test func distributedRunMetricsCountWorkersTrafficAndTasks() throws {
         let port = freePort()
-        let c = try coordinator(["train", "--image-size", "32", "--base-channels", "4", "--meta-batch", "2", "--steps", "60",
+        let c = try coordinator(["train", "--image-size", "32", "--base-channels", "4", "--meta-batch", "2", "--outer-steps", "60",
                                  "--checkpoint-every", "0", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "1",
                                  "--checkpoint-dir", folder.path + "/dist", "--metrics-address", "127.0.0.1:0"], name: "coordinator-dist")
         let w = try ChildProcess(executable("medmaml-worker"), ["--connect", "tcp://127.0.0.1:\(port)", "--name", "w1", "--threads", "1",
@@ -83,7 +83,7 @@ import Training
 
     @Test func aBadMetricsAddressIsAClearError() throws {
         for address in ["nowhere", "example.org:9464", "127.0.0.1:99999"] {
-            let p = try coordinator(["train", "--in-process", "--steps", "1", "--image-size", "32", "--base-channels", "4",
+            let p = try coordinator(["train", "--in-process", "--outer-steps", "1", "--image-size", "32", "--base-channels", "4",
                                      "--checkpoint-dir", folder.path + "/bad", "--metrics-address", address], name: "bad-\(address)")
             #expect(p.waitExit(timeout: 60) == 64, "\(address): \(p.stderr)")
             #expect(p.stderr.contains("--metrics-address"), "\(address): \(p.stderr)")
@@ -97,14 +97,14 @@ import Training
             image-size: 32
             base-channels: 4
             meta-batch: 2
-            steps: 9
+            outer-steps: 9
             cosine: true
             hold-out: ["synthetic/paired/*", "synthetic/*/xray"]
             in-process: true
             checkpoint-every: 0
             """.write(toFile: file, atomically: true, encoding: .utf8)
         // The command line overrides the file.
-        let first = try coordinator(["train", "--config", file, "--steps", "3", "--checkpoint-dir", folder.path + "/a"], name: "a")
+        let first = try coordinator(["train", "--config", file, "--outer-steps", "3", "--checkpoint-dir", folder.path + "/a"], name: "a")
         #expect(first.waitExit(timeout: 300) == 0, "\(first.stderr)")
         let hash = try #require(first.finalHash)
         let checkpoint = try Checkpoint.read(path: folder.path + "/a/checkpoint-00000003.safetensors")
@@ -112,13 +112,13 @@ import Training
         #expect(checkpoint.run.split.testPatterns == ["synthetic/paired/*", "synthetic/*/xray"])
         let written = try String(contentsOfFile: folder.path + "/a/run.yaml", encoding: .utf8)
         #expect(checkpoint.runFile == written)
-        #expect(written.contains("steps: 3") && written.contains("base-channels: 4") && written.contains("cosine: true"))
+        #expect(written.contains("outer-steps: 3") && written.contains("base-channels: 4") && written.contains("cosine: true"))
         // The output folder alone reproduces the run, bit for bit.
         let again = try coordinator(["train", "--config", folder.path + "/a/run.yaml", "--checkpoint-dir", folder.path + "/b"], name: "b")
         #expect(again.waitExit(timeout: 300) == 0, "\(again.stderr)")
         #expect(again.finalHash == hash)
         // --print-config prints the same effective configuration and starts nothing.
-        let printed = try coordinator(["train", "--config", file, "--steps", "3", "--checkpoint-dir", folder.path + "/a", "--print-config"],
+        let printed = try coordinator(["train", "--config", file, "--outer-steps", "3", "--checkpoint-dir", folder.path + "/a", "--print-config"],
                                       name: "print")
         #expect(printed.waitExit(timeout: 60) == 0)
         #expect(printed.stdout == written)
@@ -126,15 +126,15 @@ import Training
 
     @Test func badRunFilesNameTheKey() throws {
         let cases: [(String, String)] = [
-            ("steps: 3\nstepz: 4\n", "2:1: unknown key 'stepz'"),
+            ("outer-steps: 3\nstepz: 4\n", "2:1: unknown key 'stepz'"),
             ("meta_batch: 4\n", "did you mean 'meta-batch'"),
-            ("steps: [1, 2]\n", "'steps' takes one value, not a list"),
+            ("outer-steps: [1, 2]\n", "'outer-steps' takes one value, not a list"),
             ("cosine: perhaps\n", "'cosine' is a flag"),
-            ("steps: many\n", "'steps': The value 'many' is invalid"),
+            ("outer-steps: many\n", "'outer-steps': The value 'many' is invalid"),
             ("- steps\n", "a mapping of option names"),
-            ("steps: 3\nsteps: 4\n", "duplicated key(s): 'steps'"),
-            ("steps: {a: 1}\n", "not a mapping"),
-            ("steps: [unclosed\n", "not valid YAML"),
+            ("outer-steps: 3\nouter-steps: 4\n", "duplicated key(s): 'outer-steps'"),
+            ("outer-steps: {a: 1}\n", "not a mapping"),
+            ("outer-steps: [unclosed\n", "not valid YAML"),
         ]
         for (i, (text, message)) in cases.enumerated() {
             let file = folder.path + "/bad\(i).yaml"

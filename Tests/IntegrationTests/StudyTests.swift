@@ -1,5 +1,8 @@
+import Core
 import Datasets
+import Evaluation
 import Foundation
+import Study
 import Testing
 import TestSupport
 
@@ -61,10 +64,23 @@ import TestSupport
     }
 
     func study(_ dataset: String, out: String, candidates: String = "maml-first,transfer@0.001,scratch",
-               split: [String] = fourLabelSplit, extra: [String]) throws -> [String: Any] {
+               split: [String] = fourLabelSplit, extra: [String]) throws -> StudyResults {
         let p = try coordinator(Self.studyArguments(dataset, out: out, candidates: candidates, split: split, extra: extra), name: "study")
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
-        return try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/results.json"))) as! [String: Any]
+        return try JSONFile.read(StudyResults.self, from: out + "/results.json")
+    }
+
+    /// What two runs of the same study must agree on, value for value.
+    static func table(_ r: StudyResults) throws -> Data {
+        struct Table: Encodable {
+            var chosen: [Family: StudyResults.Chosen]
+            var metaTest: [String: StudyResults.Scores]
+            var pairedDifferences: [String: MeanCI]
+            var diceVsBudget: [Family: [StudyState.Point]]
+            var diceVsShots: [Family: [StudyState.Point]]
+        }
+        return try JSONFile.encode(Table(chosen: r.chosen, metaTest: r.metaTest, pairedDifferences: r.pairedDifferences,
+                                         diceVsBudget: r.diceVsBudget, diceVsShots: r.diceVsShots))
     }
 
     @Test func aStudyOnADecathlonDatasetChoosesOnValidationAndIsReproducibleOnAnyWorkers() throws {
@@ -72,23 +88,18 @@ import TestSupport
         let first = try study(dataset, out: folder.path + "/in-process", extra: ["--in-process"])
 
         // The three roles are the tasks the patterns name, and never overlap.
-        let split = try #require(first["split"] as? [String: [String]])
-        #expect(split["meta_validation"] == ["Task98_Four/label-3/axial"])
-        #expect(split["meta_test"] == ["Task98_Four/label-4/axial"])
-        #expect(Set(split["meta_train"]!) == ["Task98_Four/label-1/axial", "Task98_Four/label-2/axial"])
+        #expect(first.split.metaValidation == ["Task98_Four/label-3/axial"])
+        #expect(first.split.metaTest == ["Task98_Four/label-4/axial"])
+        #expect(Set(first.split.metaTrain) == ["Task98_Four/label-1/axial", "Task98_Four/label-2/axial"])
 
         // Every family's choice was made on meta-validation; the meta-test saw only the chosen.
-        let chosen = try #require(first["chosen"] as? [String: [String: Any]])
-        #expect(Set(chosen.keys) == ["maml", "transfer", "scratch"])
-        let test = try #require(first["meta_test"] as? [String: [String: Any]])
-        #expect(Set(test.keys) == ["maml", "transfer", "scratch"])
-        for (_, r) in test {
-            let perTask = try #require(r["per_task_dice"] as? [String: Any])
-            #expect(Array(perTask.keys) == ["Task98_Four/label-4/axial"])
-            #expect((r["instance_dice"] as? [Double])?.count == 3)
+        #expect(Set(first.chosen.keys) == [.maml, .transfer, .scratch])
+        #expect(Set(first.metaTest.keys) == ["maml", "transfer", "scratch"])
+        for (_, r) in first.metaTest {
+            #expect(Array(r.perTaskDice.keys) == ["Task98_Four/label-4/axial"])
+            #expect(r.instanceDice.count == 3)
         }
-        let differences = try #require(first["paired_differences"] as? [String: Any])
-        #expect(Set(differences.keys) == ["maml - transfer", "maml - scratch"])
+        #expect(Set(first.pairedDifferences.keys) == ["maml - transfer", "maml - scratch"])
         for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png"] {
             let g = try PNG.read(path: folder.path + "/in-process/" + png)
             #expect(g.width > 100 && g.height > 100, "\(png)")
@@ -101,12 +112,11 @@ import TestSupport
         // same step counts): the same table, value for value.
         let second = try study(dataset, out: folder.path + "/distributed",
                                extra: ["--local-workers", "1", "--costs-from", folder.path + "/in-process/state.json"])
-        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
-        #expect(NSDictionary(dictionary: second["dice_vs_shots"] as! [String: Any]).isEqual(to: first["dice_vs_shots"] as! [String: Any]))
+        #expect(try Self.table(second) == Self.table(first))
 
         // Run again on a finished study: it continues (nothing to do) and writes the same table.
         let again = try study(dataset, out: folder.path + "/in-process", extra: ["--in-process"])
-        #expect(NSDictionary(dictionary: again["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+        #expect(try Self.table(again) == Self.table(first))
     }
 
     /// Proto-MAML through a worker process (the prototype head travels in the run
@@ -118,21 +128,15 @@ import TestSupport
         let first = try study(dataset, out: folder.path + "/proto-in-process", candidates: candidates, extra: ["--in-process"])
         let second = try study(dataset, out: folder.path + "/proto-distributed", candidates: candidates,
                                extra: ["--local-workers", "1", "--costs-from", folder.path + "/proto-in-process/state.json"])
-        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
+        #expect(try Self.table(second) == Self.table(first))
 
-        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
-            fileURLWithPath: folder.path + "/proto-in-process/state.json"))) as? [String: Any])
-        let trained = try #require(state["trained"] as? [String: Any])
-        let plain = try #require(trained["transfer-heads@0.001"] as? [String: Any])
-        let twin = try #require(trained["transfer-heads+proto@0.001"] as? [String: Any])
-        #expect(NSDictionary(dictionary: plain).isEqual(to: twin))
-        let seconds = try #require(state["stageSeconds"] as? [String: Any])
-        #expect(seconds.keys.contains("training transfer-heads@0.001"))
-        #expect(!seconds.keys.contains { $0.contains("training") && $0.contains("+proto@") })
-        let tuned = try #require(state["tuned"] as? [String: Any])
-        #expect(tuned.keys.contains("transfer-heads+proto@0.001") && tuned.keys.contains("transfer-heads@0.001"))
-        let chosen = try #require(first["chosen"] as? [String: [String: Any]])
-        #expect(chosen["maml"]?["candidate"] as? String == "protomaml++-second")
+        let state = try StudyState.load(folder.path + "/proto-in-process/state.json")
+        let plain = try #require(state.trained["transfer-heads@0.001"])
+        #expect(state.trained["transfer-heads+proto@0.001"] == plain)
+        #expect(state.stageSeconds.keys.contains("training transfer-heads@0.001"))
+        #expect(!state.stageSeconds.keys.contains { $0.contains("training") && $0.contains("+proto@") })
+        #expect(state.tuned.keys.contains("transfer-heads+proto@0.001") && state.tuned.keys.contains("transfer-heads@0.001"))
+        #expect(first.chosen[.maml]?.candidate == "protomaml++-second")
     }
 
     /// Union tasks and a recipe's own inner steps travel to worker processes: a study of
@@ -145,10 +149,8 @@ import TestSupport
                               extra: ["--in-process"])
         let second = try study("synthetic-multi", out: folder.path + "/union-distributed", candidates: candidates, split: [],
                                extra: ["--local-workers", "1", "--costs-from", folder.path + "/union-in-process/state.json"])
-        #expect(NSDictionary(dictionary: second["meta_test"] as! [String: Any]).isEqual(to: first["meta_test"] as! [String: Any]))
-        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(
-            fileURLWithPath: folder.path + "/union-in-process/state.json"))) as? [String: Any])
-        let costs = try #require(state["stepCost"] as? [String: Any])
+        #expect(try Self.table(second) == Self.table(first))
+        let costs = try StudyState.load(folder.path + "/union-in-process/state.json").stepCost
         #expect(costs.keys.contains("meta-second+lslr+msl+union") && costs.keys.contains("meta-second+lslr+msl+steps10"))
 
         let p = try coordinator(["study", "--dataset", try fourLabelDataset(), "--out", folder.path + "/no-union",
@@ -190,12 +192,10 @@ import TestSupport
     @Test func aBudgetOfFewerStepsThanSnapshotsStillTakesEverySnapshot() throws {
         let out = folder.path + "/one-step"
         _ = try study(try fourLabelDataset(), out: out, extra: ["--in-process", "--budget", "0.001"])
-        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
-                                 as? [String: Any])
-        let trained = try #require(state["trained"] as? [String: [String: Any]])
+        let trained = try StudyState.load(out + "/state.json").trained
         for name in ["maml-first", "transfer@0.001"] {
-            #expect(trained[name]?["fractions"] as? [Double] == [0.25, 0.5, 0.75, 1], "\(name): \(trained[name] ?? [:])")
-            #expect(trained[name]?["steps"] as? [Int] == [1, 1, 1, 1], "\(name): \(trained[name] ?? [:])")
+            #expect(trained[name]?.fractions == [0.25, 0.5, 0.75, 1], "\(name): \(String(describing: trained[name]))")
+            #expect(trained[name]?.steps == [1, 1, 1, 1], "\(name): \(String(describing: trained[name]))")
         }
     }
 
@@ -208,29 +208,22 @@ import TestSupport
         let results = try study(try fourLabelDataset(), out: out,
                                 candidates: "maml-second,pretrained-maml-second,pretrained-masked-maml-second",
                                 extra: ["--in-process", "--pretraining"])
-        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
-                                 as? [String: Any])
-        let costs = try #require(state["stepCost"] as? [String: Double])
-        #expect(costs["pretrain"] != nil && costs["pretrain-masked"] != nil, "\(costs)")
-        let trained = try #require(state["trained"] as? [String: [String: Any]])
-        let tuned = try #require(state["tuned"] as? [String: [String: Any]])
+        let state = try StudyState.load(out + "/state.json")
+        #expect(state.stepCost["pretrain"] != nil && state.stepCost["pretrain-masked"] != nil, "\(state.stepCost)")
         var best: [String: Double] = [:]
         for name in ["pretrained-maml-second", "pretrained-masked-maml-second"] {
-            #expect(trained[name]?["fractions"] as? [Double] == [0.25, 0.5, 0.75, 1], "\(name): \(trained[name] ?? [:])")
-            let t = try #require(tuned[name])
-            let dice = try #require(t["dice"] as? [[Double]])
-            best[name] = dice[t["bestSnapshot"] as! Int][t["bestSetting"] as! Int]
+            #expect(state.trained[name]?.fractions == [0.25, 0.5, 0.75, 1], "\(name): \(String(describing: state.trained[name]))")
+            let t = try #require(state.tuned[name])
+            best[name] = t.dice[t.bestSnapshot][t.bestSetting]
         }
         // The two pretexts start from the same random draw but train different models.
-        let files = ["pretrained-maml-second", "pretrained-masked-maml-second"].map { (trained[$0]!["files"] as! [String])[1] }
+        let files = try ["pretrained-maml-second", "pretrained-masked-maml-second"].map { try #require(state.trained[$0]).files[1] }
         let models = try files.map { try Data(contentsOf: URL(fileURLWithPath: out + "/" + $0)) }
         #expect(models[0] != models[1])
-        let chosen = try #require(results["chosen"] as? [String: [String: Any]])
         let expected = best["pretrained-masked-maml-second"]! > best["pretrained-maml-second"]!
             ? "pretrained-masked-maml-second" : "pretrained-maml-second"
-        #expect(chosen["pretrained-maml"]?["candidate"] as? String == expected, "\(chosen) \(best)")
-        let differences = try #require(results["paired_differences"] as? [String: Any])
-        #expect(differences.keys.contains("pretrained-maml - maml"), "\(differences.keys)")
+        #expect(results.chosen[.pretrainedMAML]?.candidate == expected, "\(results.chosen) \(best)")
+        #expect(results.pairedDifferences.keys.contains("pretrained-maml - maml"), "\(results.pairedDifferences.keys)")
     }
 
     /// SIGINT during a tuning stage stops the study at the next adaptation, before the stage
@@ -250,15 +243,11 @@ import TestSupport
         #expect(p.waitExit(timeout: 600) == 128 + SIGINT, "\(p.stderr.suffix(3000))")
         #expect(p.stderr.contains("stopped by signal 2; run the same command to continue"))
         #expect(!p.stderr.contains("maml-first: best on meta-validation"), "\(p.stderr.suffix(2000))")
-        let state = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/state.json")))
-                                 as? [String: Any])
-        #expect((state["trained"] as? [String: Any])?["maml-first"] != nil)
-        #expect((state["tuned"] as? [String: Any])?["maml-first"] == nil, "the interrupted stage was recorded")
+        let state = try StudyState.load(out + "/state.json")
+        #expect(state.trained["maml-first"] != nil)
+        #expect(state.tuned["maml-first"] == nil, "the interrupted stage was recorded")
 
         let resumed = try study(dataset, out: out, extra: extra)
-        for key in ["chosen", "meta_test", "paired_differences", "dice_vs_budget", "dice_vs_shots"] {
-            #expect(NSDictionary(dictionary: whole[key] as? [String: Any] ?? [:]) == NSDictionary(dictionary: resumed[key] as? [String: Any] ?? ["missing": key]),
-                    "\(key)")
-        }
+        #expect(try Self.table(resumed) == Self.table(whole))
     }
 }

@@ -2,7 +2,7 @@
 # Starts a MedMAML coordinator on this machine and workers on a list of hosts over SSH, with
 # CURVE keys copied to the hosts, and stops everything on Ctrl-C (or when the run ends).
 #
-#   cluster/ssh/launch.sh --hosts "gpu1 gpu2 gpu3" --threads 8 -- --steps 2000 --meta-batch 32
+#   cluster/ssh/launch.sh --hosts "gpu1 gpu2 gpu3" --threads 8 -- --outer-steps 2000 --meta-batch 32
 #
 # Options (before --; everything after -- goes to `medmaml-coordinator train`):
 #   --hosts "H1 H2 ..."   hosts that run workers (one worker each; repeat a host for more)

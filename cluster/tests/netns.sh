@@ -21,14 +21,14 @@ trap netns_cleanup EXIT INT TERM
 
 FLAGS="--image-size 32 --base-channels 8 --meta-batch 4 --seed 31 --checkpoint-every 0"
 reference() {
-    "$BIN/medmaml-coordinator" train $FLAGS --steps "$1" --in-process --threads 2 --checkpoint-dir "$WORK/ref-$1" 2>/dev/null \
+    "$BIN/medmaml-coordinator" train $FLAGS --outer-steps "$1" --in-process --threads 2 --checkpoint-dir "$WORK/ref-$1" 2>/dev/null \
         | awk '/^final_params_sha256/ {print $2}'
 }
 
 # Starts the coordinator and two workers; $1 = steps, $2 = name; workers connect to $TARGET.
 TARGET=10.77.0.1:5555
 start_run() {
-    ip netns exec mmc "$BIN/medmaml-coordinator" train $FLAGS --steps "$1" --bind tcp://10.77.0.1:5555 --min-workers 2 \
+    ip netns exec mmc "$BIN/medmaml-coordinator" train $FLAGS --outer-steps "$1" --bind tcp://10.77.0.1:5555 --min-workers 2 \
         --secret-key "$WORK/coordinator.key" --authorized-keys "$WORK/worker.pub" --checkpoint-dir "$WORK/$2" \
         >"$WORK/$2.out" 2>"$WORK/$2.log" & PIDS+=($!); COORD=$!
     for w in mmw1 mmw2; do

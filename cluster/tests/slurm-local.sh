@@ -80,7 +80,7 @@ for i in $(seq 60); do
 done
 sinfo -h -o %T | grep -qE "idle|mixed" || { echo "the Slurm node did not come up" >&2; exit 1; }
 
-FLAGS="--image-size 32 --base-channels 8 --meta-batch 4 --steps 10 --seed 21 --checkpoint-every 0"
+FLAGS="--image-size 32 --base-channels 8 --meta-batch 4 --outer-steps 10 --seed 21 --checkpoint-every 0"
 expected=$("$BIN/medmaml-coordinator" train $FLAGS --in-process --threads 2 --checkpoint-dir "$WORK/reference" 2>/dev/null \
     | awk '/^final_params_sha256/ {print $2}')
 

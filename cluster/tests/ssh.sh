@@ -52,12 +52,12 @@ export SCP="scp -q -i $WORK/client_key -o BatchMode=yes -o StrictHostKeyChecking
 for i in $(seq 50); do ip netns exec mmc $SSH root@10.77.0.2 true 2>/dev/null && break; sleep 0.2; done
 
 FLAGS="--image-size 32 --base-channels 8 --meta-batch 4 --seed 41 --checkpoint-every 0"
-expected=$("$BIN/medmaml-coordinator" train $FLAGS --steps 12 --in-process --threads 2 --checkpoint-dir "$WORK/ref" 2>/dev/null \
+expected=$("$BIN/medmaml-coordinator" train $FLAGS --outer-steps 12 --in-process --threads 2 --checkpoint-dir "$WORK/ref" 2>/dev/null \
     | awk '/^final_params_sha256/ {print $2}')
 
 echo "test 1: a run through the SSH launcher" >&2
 ip netns exec mmc "$REPO/cluster/ssh/launch.sh" --hosts "root@10.77.0.2 root@10.77.0.3" --address 10.77.0.1 --keys "$WORK/keys" \
-    -- $FLAGS --steps 12 --checkpoint-dir "$WORK/run1" >"$WORK/run1.out" 2>"$WORK/run1.log"
+    -- $FLAGS --outer-steps 12 --checkpoint-dir "$WORK/run1" >"$WORK/run1.out" 2>"$WORK/run1.log"
 got=$(awk '/^final_params_sha256/ {print $2}' "$WORK/run1.out")
 [ -n "$expected" ] && [ "$got" = "$expected" ] || { echo "final_params_sha256 $got, expected $expected" >&2; exit 1; }
 grep "worker ready" "$WORK/run1.log" | grep -q "worker=root@10.77.0.2-1 " && grep "worker ready" "$WORK/run1.log" | grep -q "worker=root@10.77.0.3-2 "
@@ -68,7 +68,7 @@ echo "test 2: Ctrl-C stops everything" >&2
 # ignored, and a signal ignored on entry cannot be trapped.
 set -m
 ip netns exec mmc "$REPO/cluster/ssh/launch.sh" --hosts "root@10.77.0.2 root@10.77.0.3" --address 10.77.0.1 --keys "$WORK/keys" \
-    -- $FLAGS --steps 5000 --checkpoint-dir "$WORK/run2" >"$WORK/run2.out" 2>"$WORK/run2.log" &
+    -- $FLAGS --outer-steps 5000 --checkpoint-dir "$WORK/run2" >"$WORK/run2.out" 2>"$WORK/run2.log" &
 LAUNCHER=$!
 for i in $(seq 600); do grep -q "step 5/5000" "$WORK/run2.log" && break; sleep 0.05; done
 grep -q "step 5/5000" "$WORK/run2.log" || { echo "the run did not start" >&2; exit 1; }

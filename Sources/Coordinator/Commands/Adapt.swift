@@ -8,6 +8,12 @@ import Logging
 import MetaLearning
 import Training
 
+/// `adapt`'s metrics.json: Dice over the scored images and each image's scores.
+struct AdaptMetrics: Codable {
+    var dice: MeanCI
+    var perImage: [SegmentationScores]
+}
+
 struct Adapt: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Adapt a trained model to a new task from a few labelled images and segment new images.",
@@ -27,54 +33,23 @@ struct Adapt: ParsableCommand {
     @Option(help: "Images to segment: a folder of PNGs or a NIfTI volume.") var images: String
     @Option(help: "Ground truth for --images (optional), same kind.") var masks: String?
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Labelled examples to use at most (spread evenly for volumes).") var shots = 5
+    @OptionGroup var adaptation: AdaptationOptions
     @Option(help: "Label value in NIfTI label maps (default: any non-zero label).") var label: Int?
     @Option(help: "Slice axis for NIfTI volumes.") var axis: SliceAxis = .axial
     @Option(help: "CT window LEVEL,WIDTH instead of percentile clipping and z-score.") var ctWindow: String?
-    @Option(help: "Adaptation steps: inner steps (default: as trained), or Adam steps with --adam-rate (default 100).") var steps: Int?
-    @Option(help: "Scale the inner learning rates (learned or fixed) by this factor, as the study's settings do (0.5, 2, 4).")
-    var rateScale: Float = 1
-    @Option(help: "Adapt by Adam fine-tuning of the trained initialisation at this learning rate instead of the inner rule (a setting the study may choose for MAML).")
-    var adamRate: Float?
 
-    static let maxSteps = 10_000
-
-    func validate() throws {
-        if let steps, !(0...Self.maxSteps).contains(steps) { throw ValidationError("--steps must be in 0...\(Self.maxSteps)") }
-        guard rateScale.isFinite, rateScale > 0, rateScale <= 1000 else { throw ValidationError("--rate-scale must be a number in (0, 1000]") }
-        if let adamRate {
-            guard adamRate.isFinite, adamRate > 0, adamRate <= 1 else { throw ValidationError("--adam-rate must be a number in (0, 1]") }
-            guard rateScale == 1 else { throw ValidationError("--rate-scale scales the inner rule's rates; it does not apply with --adam-rate") }
-        }
-    }
-
-    /// How the trained model adapts to the labelled examples, and its description.
-    func adaptation(_ model: TrainedModel) throws -> (MetaTest.Adaptation, String) {
-        let setting: StudyPlan.Adaptation, description: String
-        if let adamRate {
-            let n = steps ?? 100
-            (setting, description) = (.fineTune(.init(steps: n, learningRate: adamRate)), "\(n) Adam steps at \(adamRate)")
-        } else {
-            let n = steps ?? model.config.innerSteps
-            (setting, description) = (.inner(steps: n, rateScale: rateScale), "\(n) inner steps\(rateScale == 1 ? "" : " at \(rateScale)x its rates")")
-        }
-        let modelCount = try MetaLayout(config: model.config).model.count
-        return (setting.adaptation(meta: model.meta, config: model.config, modelCount: modelCount), description)
-    }
+    var shots: Int { adaptation.shots }
 
     var isVolume: Bool { support.hasSuffix(".nii") || support.hasSuffix(".nii.gz") }
 
     func normalisation() throws -> IntensityNormalisation {
         guard let window = ctWindow else { return .standard }
-        let p = window.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard p.count == 2, p[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH") }
-        return .ctWindow(level: p[0], width: p[1])
+        return try DataOptions.ctWindow(window)
     }
 
     func run() throws {
         let model = try TrainedModel.load(checkpoint)
         let size = model.config.model.input.height
-        guard shots >= 1, shots <= 64 else { throw ValidationError("--shots must be in 1...64") }
         try FileManager.default.createDirectory(atPath: out + "/overlays", withIntermediateDirectories: true)
         let norm = try normalisation()
 
@@ -86,9 +61,8 @@ struct Adapt: ParsableCommand {
         let scorer = try MetaTest.Scorer(model: config.model, capacity: 8)
         let support = TaskSample(shape: config.model.input, supportImages: supportImages, supportMasks: supportMasks,
                                  queryImages: [], queryMasks: [])
-        let (method, description) = try adaptation(model)
-        let adapted = try scorer.adapt(method, sample: support)
-        FileHandle.standardError.write(Data("adapted from \(k) labelled image(s) with \(description)\n".utf8))
+        let adapted = try scorer.adapt(try adaptation.adaptation(model), sample: support)
+        FileHandle.standardError.write(Data("adapted from \(k) labelled image(s) with \(adaptation.setting(for: model))\n".utf8))
         var scores: [SegmentationScores] = []
         if isVolume {
             scores = try segmentVolume(scorer: scorer, parameters: adapted, size: size, norm: norm)
@@ -104,9 +78,7 @@ struct Adapt: ParsableCommand {
             print("hd95 \(hd)")
             print("precision \(MeanCI(scores.map(\.precision)))")
             print("recall \(MeanCI(scores.map(\.recall)))")
-            let rows = scores.map { ["dice": $0.dice, "iou": $0.iou, "precision": $0.precision, "recall": $0.recall, "hd95": $0.hd95 as Any] }
-            try JSONSerialization.data(withJSONObject: ["dice_mean": dice.mean, "dice_ci95": dice.halfWidth, "per_image": rows],
-                                       options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: out + "/metrics.json"))
+            try JSONFile.write(AdaptMetrics(dice: dice, perImage: scores), to: out + "/metrics.json")
         }
         print("wrote \(out)")
     }

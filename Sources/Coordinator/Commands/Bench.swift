@@ -26,7 +26,7 @@ struct EngineBench: ParsableCommand {
     func validate() throws {
         guard batch >= 1, repetitions >= 1 else { throw ValidationError("--batch and --repetitions must be positive") }
         // The data options' rule; the model's own validation judges --base-channels.
-        try DataOptions.checkImageSize(imageSize)
+        try InputSizeOptions.check(imageSize)
     }
 
     func run() throws {

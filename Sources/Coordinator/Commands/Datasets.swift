@@ -15,9 +15,10 @@ struct DatasetsCommand: ParsableCommand {
             abstract: "List a dataset's tasks, sizes, label fractions and meta-train/meta-test split.")
         @Argument(help: "A dataset folder, or \"synthetic\".") var dataset = "synthetic"
         @OptionGroup var data: DataOptions
+        @OptionGroup var input: InputSizeOptions
 
         func run() throws {
-            let source = try data.load(dataset, logger: makeLogger(.warning))
+            let source = try data.load(dataset, size: input.size(), logger: makeLogger(.warning))
             print(try DatasetReport(source: source, split: data.split(for: source)).text)
             if let volumes = source as? DecathlonDataset {
                 print("\nvolumes:")
@@ -33,22 +34,23 @@ struct DatasetsCommand: ParsableCommand {
         @Argument(help: "A task name, a glob such as 'synthetic/*/ct', or \"all\".") var task = "all"
         @Option(help: "A dataset folder, or \"synthetic\".") var dataset = "synthetic"
         @Option(help: "Output PNG file.") var out: String
-        @Option(help: "Support images per row.") var support = 5
+        @Option(help: "Support images per row.") var shots = 5
         @Option(help: "Query images per row.") var query = 3
         @Option(help: "Sampling seed.") var seed: UInt64 = 0
         @Option(help: "Pixels per image pixel.") var zoom = 2
         @Flag(help: "Show the self-supervised pretraining pseudo-tasks built from the dataset's unlabelled images.") var pseudo = false
         @OptionGroup var data: DataOptions
+        @OptionGroup var input: InputSizeOptions
 
         func run() throws {
             let source = pseudo
-                ? try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(), pseudo: PseudoTaskOptions(), includeTraining: true,
-                                             logger: makeLogger(.warning)).1
-                : try data.load(dataset, logger: makeLogger(.warning))
+                ? try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(size: input.size()), pseudo: PseudoTaskOptions(),
+                                             includeTraining: true, logger: makeLogger(.warning)).1
+                : try data.load(dataset, size: input.size(), logger: makeLogger(.warning))
             let pattern = task == "all" ? "*" : task
             let tasks = source.taskNames.indices.filter { TaskSplit.matches(pattern, source.taskNames[$0]) }
             guard !tasks.isEmpty else { throw ValidationError("no task matches '\(task)'") }
-            try Preview.tasks(source, tasks: tasks, support: support, query: query, seed: seed, zoom: zoom).write(to: out)
+            try Preview.tasks(source, tasks: tasks, support: shots, query: query, seed: seed, zoom: zoom).write(to: out)
             FileHandle.standardError.write(Data("wrote \(out): \(tasks.count) task(s), one per row\n".utf8))
         }
     }

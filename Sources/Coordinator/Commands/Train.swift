@@ -1,7 +1,7 @@
 import ArgumentParser
+import Cluster
 import Core
 import Datasets
-import Foundation
 import Logging
 import MetaLearning
 import Pretraining
@@ -12,22 +12,23 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Meta-train on a dataset, with workers over ZeroMQ or in this process.",
         discussion: """
-            The defaults train W1 (see W1.md) on the built-in synthetic family. Prints \
+            The defaults train W1 (docs/W1.md: a 64x64 U-Net, 5-shot tasks, 5 inner steps, \
+            exact second order) on the built-in synthetic family. Prints \
             `final_params_sha256 <hex>` on stdout at the end; final.safetensors and checkpoints \
             go to --checkpoint-dir.
             """)
 
-    @Option(help: "\"synthetic\", a Decathlon/nnU-Net folder or a folder of PNG task folders.") var dataset = "synthetic"
+    @Option(help: "\"synthetic\", \"synthetic-multi\", a Decathlon/nnU-Net folder or a folder of PNG task folders.") var dataset = "synthetic"
     @OptionGroup var data: DataOptions
-    @OptionGroup var training: TrainingOptions
+    @OptionGroup var input: InputSizeOptions
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var tasks: TaskOptions
+    @OptionGroup var recipe: RecipeOptions
     @OptionGroup var cluster: ClusterOptions
-    @Option(help: "Folder for checkpoints, final.safetensors and metrics.") var checkpointDir = "checkpoints"
-    @Option(help: "Checkpoint every N steps (0: only on SIGINT/SIGTERM and at the end).") var checkpointEvery = 50
-    @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+    @OptionGroup var output: TrainingOutputOptions
     @Option(help: "Start from these parameters (a checkpoint or final.safetensors, e.g. from pretrain).") var initFrom: String?
     @Option(help: "Evaluate on held-out tasks every N steps (0: never).") var evalEvery = 0
     @Option(help: "Sampled instances per held-out task in each evaluation.") var evalPerTask = 4
-    @Option(help: "Append one JSON object per step to this file.") var metrics: String?
     @Flag(help: "Task augmentation: sample superpixel pseudo-tasks on the meta-train tasks' images beside the labelled tasks.")
     var pseudoTasks = false
     @Flag(help: "Task augmentation: sample union tasks (every two meta-train tasks labelled on the same images, united) beside the labelled tasks.")
@@ -38,10 +39,9 @@ struct Train: ParsableCommand {
     func run() throws {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
-        var options = try data.volumeOptions()
-        var (datasetSpec, source) = try DatasetSpec.open(dataset, options: options, logger: logger)
-        options = datasetSpec.options
-        let checkpoint = resume ? try resumeCheckpoint(in: checkpointDir, logger: logger) : nil
+        let folder = output.checkpointDir ?? "checkpoints"
+        var (datasetSpec, source) = try DatasetSpec.open(dataset, options: data.volumeOptions(size: input.size()), logger: logger)
+        let checkpoint = output.resume ? try Checkpoint.resumable(in: folder, logger: logger) : nil
         let split = checkpoint?.run.split ?? data.split(for: source)
         // A resumed run keeps its checkpoint's pseudo-tasks or union tasks, whatever the flags say.
         if let pseudo = checkpoint.map({ $0.run.dataset.pseudoBesideTasks }) ?? (pseudoTasks ? PseudoTaskOptions() : nil) {
@@ -50,30 +50,35 @@ struct Train: ParsableCommand {
         if checkpoint.map({ $0.run.dataset.unionBesideTasks }) ?? unionTasks {
             (datasetSpec, source) = try datasetSpec.addingUnionTasks(to: source, split: split)
         }
-        var config = try training.config(imageSize: data.imageSize)
-        var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: split,
-                           evaluation: { var e = EvaluationSpec(); e.every = evalEvery; e.perTask = evalPerTask
-                                         e.support = training.support; e.query = training.query; return e }())
+        var evaluation = EvaluationSpec()
+        evaluation.every = evalEvery
+        evaluation.perTask = evalPerTask
+        evaluation.support = tasks.shots
+        evaluation.query = tasks.query
+        var spec = RunSpec(runID: RunSpec.randomID(), training: try trainingConfig(size: input.size(), model: model, tasks: tasks, recipe: recipe),
+                           dataset: datasetSpec, split: split, evaluation: evaluation)
         if let checkpoint {
-            spec = checkpoint.run
-            config = spec.training
-            guard spec.dataset.identity == datasetSpec.identity else {
-                throw ValidationError("the dataset differs from the checkpoint's (fingerprint \(datasetSpec.identity.fingerprint.prefix(16)) vs \(spec.dataset.identity.fingerprint.prefix(16)))")
+            guard checkpoint.run.dataset.identity == datasetSpec.identity else {
+                throw ValidationError("the dataset differs from the checkpoint's (fingerprint \(datasetSpec.identity.fingerprint.prefix(16)) vs \(checkpoint.run.dataset.identity.fingerprint.prefix(16)))")
             }
+            spec = checkpoint.run
         }
         var initial: [Float]?
         if let path = initFrom, checkpoint == nil {
-            initial = try InitialParameters.load(path, layout: MetaLayout(config: config.meta), innerLearningRate: config.meta.innerLearningRate)
+            let config = spec.training.meta
+            initial = try InitialParameters.load(path, layout: MetaLayout(config: config), innerLearningRate: config.innerLearningRate)
             logger.notice("initial parameters from \(path)")
         }
-        try cluster.checkPolicy()
-        try writeRunFile(into: checkpointDir)
-        let summary = try runTraining(spec: spec, source: source, cluster: cluster, checkpointDir: checkpointDir,
-                                      checkpointEvery: checkpointEvery, metrics: metrics, resume: checkpoint,
-                                      initial: initial, logger: logger)
+        let settings = cluster.settings()
+        try settings.validate()
+        try writeRunFile(into: folder)
+        try startMetrics(cluster.metricsAddress, logger: logger)
+        var outputs = TrainingLauncher.Outputs(checkpointFolder: folder, checkpointEvery: output.checkpointEvery, metricsPath: output.metrics)
+        outputs.quiet = false
+        let summary = try TrainingLauncher(settings: settings, runFile: RunFile.effective, logger: logger)
+            .run(spec: spec, source: source, outputs: outputs, resume: checkpoint, initial: initial)
         if let sig = summary.stoppedBySignal {
-            FileHandle.standardError.write(Data("\nstopped by signal \(sig) at step \(summary.steps); checkpoint written to \(checkpointDir) (continue with --resume)\n".utf8))
-            throw ExitCode(128 + sig)
+            throw stoppedBySignal(sig, "checkpoint of step \(summary.steps) written to \(folder) (continue with --resume)")
         }
         print("final_params_sha256 \(summary.finalHash)")
     }

@@ -1,13 +1,15 @@
 import ArgumentParser
+import Cluster
 import Logging
 import Wire
 
-/// Where and how the work runs: flags shared by `train`, `pretrain` and `demo`.
+/// Where and how the work runs: flags shared by every command that trains.
 struct ClusterOptions: ParsableArguments {
     @Option(help: "Coordinator endpoint to bind (default tcp://*:5555; loopback with an ephemeral port for --local-workers).")
     var bind: String?
     @Option(help: "Wait for this many workers before the first step.") var minWorkers = 1
-    @Option(help: "Start this many worker processes on this host (stopped on exit).") var localWorkers = 0
+    @Option(help: "Start this many worker processes on this host (stopped on exit); study and demo start 2 unless --in-process or --bind is given.")
+    var localWorkers: Int?
     @Option(help: "Compute threads per local worker, or task threads with --in-process.") var threads = 1
     @Flag(help: "Run every task in this process, with no sockets.") var inProcess = false
     @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = Wire.defaultPrefetch
@@ -21,14 +23,29 @@ struct ClusterOptions: ParsableArguments {
     @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9464).") var metricsAddress: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
 
-    var endpoint: String { bind ?? (localWorkers > 0 ? "tcp://127.0.0.1:0" : "tcp://*:5555") }
+    /// The settings, with `defaultLocalWorkers` local workers when none of --local-workers,
+    /// --in-process and --bind says where tasks run. Checked when the arguments are parsed
+    /// (run files are expanded into them first), so a command refuses impossible settings
+    /// before any work.
+    func settings(defaultLocalWorkers: Int = 0) -> ClusterSettings {
+        var s = ClusterSettings()
+        s.bind = bind
+        s.minimumWorkers = minWorkers
+        s.localWorkers = localWorkers ?? (inProcess || bind != nil ? 0 : defaultLocalWorkers)
+        s.threads = threads
+        s.inProcess = inProcess
+        s.prefetch = prefetch
+        s.secretKey = secretKey
+        s.authorizedKeys = authorizedKeys
+        s.insecure = insecure
+        s.verify = verify
+        s.memoryBudgetMB = memoryBudget
+        s.workerLogLevel = logLevel
+        return s
+    }
 
-    /// Checked when the arguments are parsed (run files are expanded into them first), so
-    /// every command refuses an impossible minimum before any work.
     func validate() throws {
-        guard localWorkers == 0 || bind != nil || minWorkers <= localWorkers else {
-            throw ValidationError("--min-workers \(minWorkers) can never be met: without --bind only the \(localWorkers) local worker(s) can connect (loopback); lower --min-workers or --bind an address for other workers")
-        }
+        do { try settings().validateRanges() } catch { throw ValidationError("\(error)") }
     }
 }
 

@@ -4,10 +4,8 @@ import Foundation
 import Logging
 import Training
 
-/// Options shared by every command that reads a dataset.
+/// How a dataset is read and split: shared by every command that reads one.
 struct DataOptions: ParsableArguments {
-    @Option(help: "Model input size: images are generated or resized to this many pixels square.")
-    var imageSize = 64
     @Option(parsing: .singleValue,
             help: "Hold out tasks matching this glob for meta-testing (repeatable; default: the dataset's own split).")
     var holdOut: [String] = []
@@ -22,9 +20,9 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Also sample slices that do not contain the task's label.") var includeEmptySlices = false
 
     /// The dataset: "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of
-    /// PNG task folders.
-    func load(_ dataset: String, logger: Logger) throws -> TaskSource {
-        try DatasetSpec.open(dataset, options: volumeOptions(), logger: logger).1
+    /// PNG task folders, with images of `size` pixels square.
+    func load(_ dataset: String, size: Int, logger: Logger) throws -> TaskSource {
+        try DatasetSpec.open(dataset, options: volumeOptions(size: size), logger: logger).1
     }
 
     func split(for source: TaskSource) -> TaskSplit {
@@ -32,31 +30,26 @@ struct DataOptions: ParsableArguments {
         return TaskSplit(validationPatterns: validate.isEmpty ? (holdOut.isEmpty ? d.validationPatterns : []) : validate,
                          testPatterns: holdOut.isEmpty ? d.testPatterns : holdOut)
     }
-}
 
-extension SliceAxis: ExpressibleByArgument {}
-
-extension DataOptions {
-    /// Preprocessing options from the flags.
-    /// The model input sizes the U-Net takes (two 2x2 poolings): refuses any other.
-    static func checkImageSize(_ size: Int) throws {
-        guard (16...1024).contains(size), size % 4 == 0 else { throw ValidationError("--image-size must be a multiple of 4 in 16...1024") }
-    }
-
-    func volumeOptions() throws -> VolumeOptions {
-        try Self.checkImageSize(imageSize)
+    /// Preprocessing options from the flags, for images of `size` pixels square.
+    func volumeOptions(size: Int) throws -> VolumeOptions {
         var options = VolumeOptions()
-        options.size = imageSize
+        options.size = size
         options.axis = axis
         options.augment = augment
         options.skipBad = skipBad
         options.sameVolume = !acrossVolumes
         options.requireLabel = !includeEmptySlices
-        if let window = ctWindow {
-            let parts = window.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 2, parts[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH, for example 40,400") }
-            options.normalisation = .ctWindow(level: parts[0], width: parts[1])
-        }
+        if let window = ctWindow { options.normalisation = try Self.ctWindow(window) }
         return options
     }
+
+    /// `--ct-window LEVEL,WIDTH`.
+    static func ctWindow(_ text: String) throws -> IntensityNormalisation {
+        let parts = text.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, parts.allSatisfy(\.isFinite), parts[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH, for example 40,400") }
+        return .ctWindow(level: parts[0], width: parts[1])
+    }
 }
+
+extension SliceAxis: ExpressibleByArgument {}

@@ -3,6 +3,18 @@ import Core
 /// Named meta-parameters to and from safetensors, by the names of `MetaLayout.tensors`
 /// (the PyTorch module's names, plus `inner_lr.<name>` for learned inner rates).
 public enum ParameterFile {
+    /// The `format` metadata of every parameter file MedMAML writes.
+    public static let format = "medmaml-parameters-1"
+
+    /// Writes meta-parameters by name (a PyTorch state dict, plus any learned inner rates) with
+    /// `metadata` and the format tag, atomically: the one writer of parameter files
+    /// (final.safetensors, a study's snapshots, a pretext's model).
+    public static func write(_ values: [Float], layout: MetaLayout, metadata: [String: String], to path: String) throws {
+        try Safetensors.write(Safetensors.File(tensors: tensors(values, layout: layout),
+                                               metadata: metadata.merging(["format": format]) { _, tag in tag }),
+                              to: path)
+    }
+
     /// Reads the meta-parameters of `layout` from a file holding exactly its tensors.
     /// Throws naming the first missing, unexpected or misshapen tensor.
     public static func load(_ file: Safetensors.File, layout: MetaLayout, path: String) throws(SafetensorsError) -> [Float] {

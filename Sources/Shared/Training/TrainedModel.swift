@@ -22,4 +22,16 @@ public struct TrainedModel: Sendable {
         let layout = try MetaLayout(config: run.training.meta)
         return TrainedModel(run: run, meta: try ParameterFile.load(file, layout: layout, path: path))
     }
+
+    /// Writes a trained model as `load` reads it: the parameters by name, the run's
+    /// specification, the step, the parameters' SHA-256 and (optionally) the effective run
+    /// file and other notes.
+    public static func write(_ meta: [Float], layout: MetaLayout, run: RunSpec, step: Int, runFile: String?,
+                             notes: [String: String] = [:], to path: String) throws {
+        var metadata = ["step": "\(step)", "run_id": run.runID, "run_spec": String(decoding: try canonicalJSON(run), as: UTF8.self),
+                        "sha256": SHA256.hex(floats: meta)]
+        if let runFile { metadata["run_file"] = runFile }
+        metadata.merge(notes) { existing, _ in existing }
+        try ParameterFile.write(meta, layout: layout, metadata: metadata, to: path)
+    }
 }

@@ -153,11 +153,7 @@ public final class TrainingRun: @unchecked Sendable {
 
     /// `final.safetensors`: the parameters by name (a PyTorch state dict) and the run's spec.
     private func writeFinal() throws {
-        let file = Safetensors.File(
-            tensors: ParameterFile.tensors(outer.meta, layout: outer.layout),
-            metadata: ["format": "medmaml-parameters-1", "step": "\(outer.step)", "run_id": spec.runID,
-                       "run_spec": String(decoding: try canonicalJSON(spec), as: UTF8.self),
-                       "sha256": outer.parameterHash].merging(outputs.runFile.map { ["run_file": $0] } ?? [:]) { a, _ in a })
-        try Safetensors.write(file, to: outputs.checkpointFolder + "/final.safetensors")
+        try TrainedModel.write(outer.meta, layout: outer.layout, run: spec, step: outer.step, runFile: outputs.runFile,
+                               to: outputs.checkpointFolder + "/final.safetensors")
     }
 }

@@ -21,6 +21,32 @@ public struct MeanCI: Codable, Sendable, Equatable, CustomStringConvertible {
     public var upper: Double { mean + halfWidth }
     public var description: String { String(format: "%.3f ± %.3f (n=%d)", mean, halfWidth, count) }
 
+    /// For a paired difference: whether its interval lies above zero, below it, or includes it.
+    public var verdict: String { lower > 0 ? "above zero" : (upper < 0 ? "below zero" : "includes zero") }
+
+    /// "+0.020 [-0.011, +0.051]  includes zero": a paired difference as every table prints it.
+    public var differenceText: String { String(format: "%+.3f [%+.3f, %+.3f]  ", mean, lower, upper) + verdict }
+
+    // One JSON shape everywhere: mean, ci95 (the half-width), lower, upper and n. Results
+    // saved before it (mean, halfWidth, count) still read.
+    private enum CodingKeys: String, CodingKey { case mean, ci95, lower, upper, n, halfWidth, count }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(mean, forKey: .mean)
+        try c.encode(halfWidth, forKey: .ci95)
+        try c.encode(lower, forKey: .lower)
+        try c.encode(upper, forKey: .upper)
+        try c.encode(count, forKey: .n)
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mean = try c.decode(Double.self, forKey: .mean)
+        halfWidth = try c.decodeIfPresent(Double.self, forKey: .ci95) ?? c.decode(Double.self, forKey: .halfWidth)
+        count = try c.decodeIfPresent(Int.self, forKey: .n) ?? c.decode(Int.self, forKey: .count)
+    }
+
     /// The 97.5% quantile of Student's t with `df` degrees of freedom.
     static func t975(_ df: Int) -> Double {
         let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// Where a training command writes, and whether it continues what is there.
+struct TrainingOutputOptions: ParsableArguments {
+    @Option(help: "Folder for checkpoints, final.safetensors and run.yaml (default: checkpoints; pretrain's: pretrain).")
+    var checkpointDir: String?
+    @Option(help: "Checkpoint every N outer steps (0: only on SIGINT/SIGTERM and at the end).") var checkpointEvery = 50
+    @Flag(help: "Continue from the newest checkpoint in --checkpoint-dir.") var resume = false
+    @Option(help: "Append one JSON object per step to this file.") var metrics: String?
+
+    func validate() throws {
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every must not be negative") }
+    }
+}

@@ -1,0 +1,102 @@
+import Core
+import Evaluation
+import Foundation
+import MetaLearning
+import Study
+import Testing
+
+/// The study's plan, choice rule and snapshot schedule, without the binary.
+@Suite struct StudyPlanTests {
+    @Test func everyCandidateOfAPlanGetsTheSameNumberOfSettingsAndAUniqueName() {
+        for plan in [StudyPlan.standard(pretraining: true, unionTasks: true), StudyPlan.standard(pretraining: false)] {
+            let names = plan.candidates.map(\.name)
+            #expect(Set(names).count == names.count)
+            #expect(Set(plan.candidates.map(\.grid.count)) == [9])
+            #expect(Set(plan.candidates.map(\.family)).isSuperset(of: Family.main))
+        }
+        let full = StudyPlan.standard(pretraining: true, unionTasks: true)
+        let partial = StudyPlan.standard(pretraining: false, unionTasks: false)
+        #expect(full.candidates.filter { $0.family == .pretrainedMAML }.count == 2)
+        #expect(partial.candidates.filter { $0.family == .pretrainedMAML }.isEmpty)
+        #expect(full.candidates.contains { $0.name == "maml++-second+union" } && !partial.candidates.contains { $0.name == "maml++-second+union" })
+    }
+
+    /// A recipe that meta-trains with k inner steps starts its grid with its own inner loop.
+    @Test func aMAMLGridStartsWithTheRecipesOwnInnerLoop() {
+        #expect(StudyPlan.mamlGrid(trainedSteps: 10).first == .inner(steps: 10, rateScale: 1))
+        #expect(StudyPlan.mamlGrid.first == .inner(steps: 5, rateScale: 1))
+        #expect(StudyPlan.mamlGrid.filter { if case .fineTune = $0 { true } else { false } }.count == 6)
+    }
+
+    /// The demo's plan: its recipe against the transfer baselines and scratch; a recipe that
+    /// adapts from the prototype head meets transfer-heads adapted both ways.
+    @Test func theDemoPlanGivesEveryBaselineTheTricksItsRecipeGets() throws {
+        let proto = try #require(StudyPlan.standard(pretraining: false).candidates.first { $0.name == "protomaml++-second" })
+        let plain = try #require(StudyPlan.standard(pretraining: false).candidates.first { $0.name == "maml++-second" })
+        #expect(StudyPlan.demo(maml: proto, transferLearningRate: 1e-3).candidates.filter { $0.family == .transferHeads }.count == 2)
+        #expect(StudyPlan.demo(maml: plain, transferLearningRate: 1e-3).candidates.map(\.family) == [.maml, .transferHeads, .transfer, .scratch])
+    }
+
+    /// Plans saved by earlier versions, with family and warm start as strings, read back.
+    @Test func aPlanRoundTripsThroughTheStateFileFormat() throws {
+        let plan = StudyPlan.standard(pretraining: true, unionTasks: true)
+        let data = try JSONFile.encode(plan)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"family\" : \"transfer-heads\"") && text.contains("\"warmStart\" : \"pretrain-masked\""))
+        #expect(try canonicalDecoder().decode(StudyPlan.self, from: data) == plan)
+    }
+
+    @Test func theBestSettingIsTheFirstLargestCellOfTheTable() {
+        #expect(StudyChoice.firstBest([0.1, 0.3, 0.3, 0.2]) == 1)
+        let dice: [[Double]] = [[0.1, 0.2, 0.4], [0.4, 0.3, 0.1]]
+        #expect(StudyChoice.best(dice) == (0, 2))
+        #expect(StudyChoice.best([[0.1, 0.2], [0.2, 0.5]]) == (1, 1))
+    }
+
+    /// Within a family a later candidate wins only when strictly better; untuned candidates
+    /// are left out; each family has its own choice.
+    @Test func eachFamilyChoosesItsBestTunedCandidateOnMetaValidation() throws {
+        let plan = StudyPlan.standard(pretraining: false)
+        func tuned(_ best: Double, snapshot: Int = 0, setting: Int = 0) -> StudyState.Tuned {
+            var dice = Array(repeating: Array(repeating: 0.0, count: 9), count: 2)
+            dice[snapshot][setting] = best
+            return .init(dice: dice, bestSnapshot: snapshot, bestSetting: setting)
+        }
+        let chosen = StudyChoice.bestPerFamily(plan: plan, tuned: [
+            "maml-second": tuned(0.40), "maml-first": tuned(0.45, snapshot: 1, setting: 3), "maml++-second": tuned(0.45),
+            "transfer@0.001": tuned(0.30), "transfer@0.003": tuned(0.35, setting: 8), "scratch": tuned(0.2),
+        ])
+        #expect(chosen[.maml]?.candidate == "maml-first" && chosen[.maml]?.snapshot == 1 && chosen[.maml]?.setting == 3)
+        #expect(chosen[.transfer]?.candidate == "transfer@0.003" && chosen[.transfer]?.validationDice == 0.35)
+        #expect(chosen[.scratch]?.candidate == "scratch")
+        #expect(chosen[.transferHeads] == nil)
+    }
+
+    /// Snapshot steps: each fraction at its share of the phase's steps; a phase too short for
+    /// its fractions snapshots several at one step; a warm start covers the first half and
+    /// meta-training the second.
+    @Test func snapshotsFallAtTheirShareOfThePhase() {
+        let fractions = [0.25, 0.5, 0.75, 1.0]
+        #expect(TrainingPhase.snapshotSteps(100, fractions: fractions) == [25: [0.25], 50: [0.5], 75: [0.75], 100: [1.0]])
+        #expect(TrainingPhase.snapshotSteps(2, fractions: fractions) == [1: [0.25, 0.5], 2: [0.75, 1.0]])
+        #expect(TrainingPhase.snapshotSteps(10, fractions: fractions, within: 0.5) == [5: [0.25], 10: [0.5]])
+        #expect(TrainingPhase.snapshotSteps(10, fractions: fractions, from: 0.5) == [5: [0.75], 10: [1.0]])
+        let phase = TrainingPhase(cost: 0.5, seconds: 10, metaBatch: 4, fractions: fractions, before: .init(coreSeconds: 3, samples: 8, steps: 2))
+        #expect(phase.steps == 20)
+        let spent = phase.spent(at: 5)
+        #expect(spent.coreSeconds == 5.5 && spent.samples == 28 && spent.steps == 7)
+    }
+
+    /// The one paired-difference line and the one JSON shape of a mean with its CI.
+    @Test func aMeanWithItsIntervalHasOneTextAndOneJSONShape() throws {
+        let d = MeanCI.pairedDifference([0.5, 0.6, 0.7, 0.4], [0.4, 0.45, 0.5, 0.42])
+        #expect(d.verdict == "includes zero" || d.verdict == "above zero")
+        #expect(d.differenceText.hasPrefix(String(format: "%+.3f [", d.mean)))
+        let json = String(decoding: try JSONFile.encode(d), as: UTF8.self)
+        for key in ["mean", "ci95", "lower", "upper", "n"] { #expect(json.contains("\"\(key)\"")) }
+        #expect(try canonicalDecoder().decode(MeanCI.self, from: Data(json.utf8)) == d)
+        // The older shape still reads.
+        let old = try canonicalDecoder().decode(MeanCI.self, from: Data(#"{"mean":0.5,"halfWidth":0.1,"count":3}"#.utf8))
+        #expect(old.mean == 0.5 && old.halfWidth == 0.1 && old.count == 3)
+    }
+}
