@@ -180,11 +180,25 @@ public struct Scheduler {
         }
 
         var isComplete: Bool { outcomes.count == jobs.count }
+
+        /// Puts `slot` back in the queue unless it is settled, being arbitrated, held by a
+        /// worker or already queued; says whether it did.
+        mutating func requeue(_ slot: Int) -> Bool {
+            guard outcomes[slot] == nil, !arbitrating.contains(slot), (assigned[slot] ?? []).isEmpty, !pending.contains(slot) else {
+                return false
+            }
+            pending.append(slot)
+            pending.sort()
+            return true
+        }
     }
 
+    /// Whether a batch is being computed. A handler that works on the running batch borrows
+    /// it (`withBatch`): while it does, the state is `lent`, which keeps the batch's id visible.
     enum BatchState {
         case idle
         case running(Batch)
+        case lent(id: UInt64)
     }
 
     public let settings: Settings
@@ -193,17 +207,17 @@ public struct Scheduler {
     let datasetFingerprint: String
     let numericsFingerprint: String
 
-    public private(set) var workers: [WorkerID: Worker] = [:]
+    public internal(set) var workers: [WorkerID: Worker] = [:]
     /// Quarantined identities: refused whatever connection they come back on.
-    private var quarantined: Set<String> = []
+    var quarantined: Set<String> = []
     /// Bad results per identity (malformed copies, false failures).
-    private var faults: [String: Int] = [:]
-    public private(set) var counters = Counters()
-    private var state = BatchState.idle
+    var faults: [String: Int] = [:]
+    public internal(set) var counters = Counters()
+    var state = BatchState.idle
     /// Observed task times (seconds), for the backup deadline.
-    private var taskTimes: [Double] = []
+    var taskTimes: [Double] = []
     /// Norms of recently accepted meta-gradients, in slot order batch after batch.
-    private var acceptedNorms: [Double] = []
+    var acceptedNorms: [Double] = []
 
     public init(run: Wire.RunID, welcome: Wire.Welcome, datasetFingerprint: String, numericsFingerprint: String, settings: Settings) {
         self.run = run
@@ -213,38 +227,35 @@ public struct Scheduler {
         self.settings = settings
     }
 
-    /// The running batch, mutated in place.
-    private var batch: Batch? {
-        get {
-            if case .running(let b) = state { b } else { nil }
-        }
-        _modify {
-            var current: Batch?
-            if case .running(let b) = state { current = b }
-            state = .idle
-            defer { state = current.map(BatchState.running) ?? .idle }
-            yield &current
-        }
+    /// Runs `body` on the running batch, taken out of the state for the duration, and puts it
+    /// back unless it completed. Nothing happens when no batch is running.
+    mutating func withBatch(_ body: (inout Scheduler, inout Batch) -> [Action]) -> [Action] {
+        guard case .running(var b) = state else { return [] }
+        state = .lent(id: b.id)
+        let actions = body(&self, &b)
+        state = b.isComplete ? .idle : .running(b)
+        return actions
     }
 
     // MARK: Queries
 
     /// The id of the batch being computed, if any.
-    public var currentBatch: UInt64? { batch?.id }
+    public var currentBatch: UInt64? {
+        switch state {
+        case .idle: nil
+        case .running(let b): b.id
+        case .lent(let id): id
+        }
+    }
     public var readyWorkers: Int { workers.values.filter { $0.phase == .ready }.count }
     public var readyThreads: Int { workers.values.filter { $0.phase == .ready }.reduce(0) { $0 + $1.threads } }
     public var connectedWorkers: Int { workers.count }
     public var quarantinedIdentities: Int { quarantined.count }
-    public var remainingSlots: Int { batch.map { $0.jobs.count - $0.outcomes.count } ?? 0 }
+    public var remainingSlots: Int {
+        if case .running(let b) = state { b.jobs.count - b.outcomes.count } else { 0 }
+    }
     /// Tasks sent and not answered, over all workers.
     public var outstandingTasks: Int { workers.values.reduce(0) { $0 + $1.outstanding.count } }
-    /// The deadline after which an outstanding task gets a backup copy: a multiple of the lower
-    /// quartile of recent task times, so that slow workers cannot push it up step after step.
-    public var deadline: Double {
-        guard !taskTimes.isEmpty else { return max(settings.minimumDeadline, settings.initialDeadline) }
-        let sorted = taskTimes.suffix(64).sorted()
-        return max(settings.minimumDeadline, settings.deadlineFactor * sorted[sorted.count / 4])
-    }
 
     // MARK: Events
 
@@ -255,15 +266,6 @@ public struct Scheduler {
         let verify = Set(jobs.indices.filter { Self.isVerified(run: run, batch: id, slot: $0, fraction: settings.verifyFraction) })
         state = .running(Batch(id: id, jobs: jobs, verify: verify))
         return dispatch(now: now)
-    }
-
-    /// Whether a slot is computed twice: a deterministic draw from the run, batch and slot.
-    static func isVerified(run: Wire.RunID, batch: UInt64, slot: Int, fraction: Double) -> Bool {
-        guard fraction > 0 else { return false }
-        var key = run.bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        key ^= 0x7665_7269_6679   // "verify"
-        var rng = RandomStream(key: [key, batch, UInt64(slot)])
-        return rng.unitDouble() < fraction
     }
 
     /// Handles a message from `id` (frames without the ROUTER's identity frame); `identity` is
@@ -284,7 +286,7 @@ public struct Scheduler {
         guard message.run == run else {
             counters.refused += 1
             let metadata = peer(id, ["run": "\(message.run)"])
-            let actions = remove(id, now: now)
+            let actions = remove(id)
             return [.send(id, Wire.Message(.refused, run: message.run, body: Wire.Notice(reason: "this coordinator runs another run (\(run)); worker of run \(message.run) refused"))),
                     .log(.warning, "refused a worker of another run", metadata)] + actions + dispatch(now: now)
         }
@@ -292,7 +294,7 @@ public struct Scheduler {
             counters.unknown += 1
             return [.send(id, Wire.Message(.reset, run: run, body: Wire.Notice(reason: "unknown worker; register again")))]
         }
-        workers[id]!.lastSeen = now
+        workers[id]?.lastSeen = now
         var actions: [Action]
         switch message.command {
         case .ready: actions = ready(id, message, now: now)
@@ -300,7 +302,7 @@ public struct Scheduler {
         case .failed: actions = failed(id, message, now: now)
         case .heartbeat: actions = []
         case .bye:
-            actions = [.log(.info, "worker left", peer(id))] + remove(id, now: now)
+            actions = [.log(.info, "worker left", peer(id))] + remove(id)
         case .hello, .welcome, .refused, .params, .task, .reset, .shutdown:
             counters.malformed += 1
             actions = [.log(.warning, "unexpected command", peer(id, ["command": "\(message.command)"]))]
@@ -308,62 +310,10 @@ public struct Scheduler {
         return actions + dispatch(now: now)
     }
 
-    /// The coordinator's own computation of a slot (see `Action.arbitrate`): the result is
-    /// final. A copy that differs from it quarantines its identity; a slot the coordinator
-    /// cannot compute either ends the run (a data problem, not a machine problem).
-    public mutating func arbitrated(batch id: UInt64, slot: Int, _ outcome: Result<(Wire.Result, [Float]?), ArbitrationFailure>,
-                                    now: Double) -> [Action] {
-        guard let b = batch, b.id == id, b.arbitrating.contains(slot), b.outcomes[slot] == nil else { return [] }
-        batch!.arbitrating.remove(slot)
-        switch outcome {
-        case .failure(let failure):
-            return [.fatal("task slot \(slot) (task \(b.jobs[slot].ref.task), sample \(b.jobs[slot].ref.index)) cannot be computed, on the workers or on the coordinator: \(failure.reason)")]
-        case .success(let (result, gradient)):
-            counters.arbitrated += 1
-            var actions: [Action] = [.log(.notice, "slot settled by the coordinator's own computation", ["batch": "\(id)", "slot": "\(slot)"])]
-            var r = result
-            r.slot = slot
-            let copy = Copy(identity: "coordinator", worker: "coordinator", result: r, gradient: gradient, suspicion: nil)
-            for (identity, reason) in b.failures[slot] ?? [:] {
-                actions += fault(identity: identity, "claimed it could not compute slot \(slot) (\(Self.cut(reason))), which the coordinator computed")
-            }
-            return actions + accept(copy, slot: slot, now: now) + dispatch(now: now)
-        }
-    }
-
     /// Why the coordinator could not compute a slot.
     public struct ArbitrationFailure: Error, Sendable {
         public var reason: String
         public init(_ reason: String) { self.reason = reason }
-    }
-
-    /// Heartbeats, expiry of silent workers, dispatch and backup copies.
-    public mutating func tick(now: Double) -> [Action] {
-        var actions: [Action] = []
-        for id in workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-            guard let w = workers[id] else { continue }
-            if now - w.lastSeen > settings.heartbeatExpiry {
-                counters.lost += 1
-                actions.append(.log(.warning, "worker silent: declared dead, its tasks reassigned",
-                                    peer(id, ["silent.s": "\(Int(now - w.lastSeen))", "tasks": "\(w.outstanding.count)"])))
-                actions += remove(id, now: now)
-                continue
-            }
-            if now - w.lastSent >= settings.heartbeatInterval {
-                workers[id]!.lastSent = now
-                actions.append(.send(id, Wire.Message(.heartbeat, run: run, body: Wire.Empty())))
-            }
-        }
-        return actions + dispatch(now: now)
-    }
-
-    /// Forgets every worker (their connections were dropped), requeueing their tasks; each is
-    /// told to register again on its next message.
-    public mutating func disconnectAll(now: Double) -> [Action] {
-        let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
-        var actions: [Action] = [.log(.warning, "every worker disconnected; their tasks are requeued", ["workers": "\(ids.count)"])]
-        for id in ids { actions += remove(id, now: now) }
-        return actions + dispatch(now: now)
     }
 
     /// Tells every worker the run is over.
@@ -373,329 +323,12 @@ public struct Scheduler {
         return ids.map { .send($0, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: reason))) }
     }
 
-    // MARK: Handlers
-
-    private mutating func hello(_ id: WorkerID, identity: String, _ message: Wire.Message, now: Double) -> [Action] {
-        let hello: Wire.Hello
-        do { hello = try message.decode(Wire.Hello.self) } catch {
-            counters.malformed += 1
-            return [.log(.warning, "dropped a malformed hello", peer(id, ["reason": "\(error)"]))]
-        }
-        guard !hello.name.isEmpty, hello.name.utf8.count <= Wire.maximumNameLength,
-              hello.name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F })
-        else {
-            counters.refused += 1
-            return [.send(id, Wire.Message(.refused, run: run, body: Wire.Notice(reason: "worker names must be 1...\(Wire.maximumNameLength) printable bytes"))),
-                    .log(.warning, "refused a worker with a bad name", peer(id, ["name.bytes": "\(hello.name.utf8.count)"]))]
-        }
-        if let previous = hello.previousRun, previous != run.description {
-            counters.refused += 1
-            return [.send(id, Wire.Message(.refused, run: run, body: Wire.Notice(reason: "the worker belongs to run \(Self.cut(previous)); this coordinator runs \(run)"))),
-                    .log(.warning, "refused a worker of another run", peer(id, ["worker": "\(hello.name)", "run": "\(Self.cut(previous))"]))]
-        }
-        guard (1...1024).contains(hello.threads) else {
-            counters.malformed += 1
-            return [.log(.warning, "dropped a hello with a bad thread count", peer(id, ["worker": "\(hello.name)", "threads": "\(hello.threads)"]))]
-        }
-        var actions: [Action] = []
-        if workers[id] != nil { actions += remove(id, now: now) }
-        workers[id] = Worker(name: hello.name, identity: identity, threads: hello.threads, phase: .loading, lastSeen: now, lastSent: now)
-        return actions + [.send(id, Wire.Message(.welcome, run: run, body: welcome)),
-                          .log(.info, "worker registering", peer(id, ["threads": "\(hello.threads)"]))]
-    }
-
-    private mutating func ready(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
-        guard let r = try? message.decode(Wire.Ready.self) else {
-            counters.malformed += 1
-            return [.log(.warning, "malformed ready", peer(id))]
-        }
-        var reason: String?
-        if r.datasetFingerprint != datasetFingerprint {
-            reason = "dataset fingerprint \(Self.cut(r.datasetFingerprint, 16)) differs from the coordinator's \(datasetFingerprint.prefix(16)): the worker's data is not the run's data"
-        } else if r.numericsFingerprint != numericsFingerprint {
-            reason = "numerics differ from the coordinator's (worker kernels: \(Self.cut(r.kernel))); results would not be bitwise reproducible. Pin the kernels on every machine (OPENBLAS_CORETYPE, ONEDNN_MAX_CPU_ISA; the same MEDMAML_GEMM and MEDMAML_CONV) or use identical machines, and run the coordinator's MedMAML version everywhere (an older worker may fingerprint less of the run)"
-        }
-        if let reason {
-            counters.refused += 1
-            let metadata = peer(id, ["reason": "\(reason)"])
-            let actions = remove(id, now: now)
-            return [.send(id, Wire.Message(.refused, run: run, body: Wire.Notice(reason: reason))),
-                    .log(.error, "refused a worker", metadata)] + actions
-        }
-        workers[id]!.phase = .ready
-        return [.log(.info, "worker ready", peer(id, ["threads": "\(workers[id]!.threads)", "workers.ready": "\(readyWorkers)"]))]
-    }
-
-    private mutating func result(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
-        guard let r = try? message.decode(Wire.Result.self) else {
-            counters.malformed += 1
-            return [.log(.warning, "malformed result", peer(id))]
-        }
-        guard let current = batch, message.batch == current.id, current.jobs.indices.contains(r.slot) else {
-            // A copy from a finished batch: its outstanding entry was cleared with the batch.
-            counters.stale += 1
-            return [.log(.debug, "stale result", peer(id, ["batch": "\(message.batch)", "slot": "\(r.slot)"]))]
-        }
-        guard let sentAt = workers[id]!.finish(r.slot, now: now) else {
-            counters.duplicate += 1
-            return [.log(.warning, "result for a slot not assigned to this worker dropped", peer(id, ["slot": "\(r.slot)"]))]
-        }
-        batch!.assigned[r.slot]?.remove(id)
-        let identity = workers[id]!.identity
-        batch!.excluded[r.slot, default: []].insert(identity)
-        let job = current.jobs[r.slot]
-        if let problem = Self.malformation(r, payload: message.payload, job: job, parameterCount: settings.parameterCount) {
-            requeue(r.slot)
-            return fault(identity: identity, "bad result for slot \(r.slot): \(problem)")
-        }
-        let copy = Copy(identity: identity, worker: workers[id]!.name, result: r, gradient: message.payload,
-                        suspicion: suspicion(r, gradient: message.payload))
-        if let accepted = current.outcomes[r.slot] {
-            // A late copy (a backup, a verification): it must agree with what was accepted.
-            counters.duplicate += 1
-            let acceptedCopy = Copy(identity: "", worker: accepted.worker, result: accepted.result, gradient: accepted.gradient, suspicion: nil)
-            return copy.agrees(with: acceptedCopy) ? [] : quarantine(identity: identity, "its result for slot \(r.slot) differs bit for bit from the accepted one (results are deterministic)")
-        }
-        workers[id]!.completed += 1
-        taskTimes.append(now - sentAt)
-        batch!.copies[r.slot, default: []].append(copy)
-        var actions: [Action] = []
-        if let why = copy.suspicion {
-            counters.suspicious += 1
-            actions.append(.log(.warning, "suspicious result held for a second opinion", peer(id, ["slot": "\(r.slot)", "why": "\(why)"])))
-        }
-        return actions + settle(r.slot, now: now)
-    }
-
-    /// What makes a result unusable whatever its values: the wrong kind, a missing, extra or
-    /// misshapen payload, a Dice outside [0, 1], a negative loss or time.
-    static func malformation(_ r: Wire.Result, payload: [Float]?, job: Job, parameterCount: Int) -> String? {
-        if r.kind != job.kind { return "result kind \(r.kind) for a \(job.kind) task" }
-        switch job.kind {
-        case .metaGradient:
-            guard let g = payload else { return "meta-gradient result without a payload" }
-            if g.count != parameterCount { return "gradient of \(g.count) values, expected \(parameterCount)" }
-        case .evaluate:
-            if payload != nil { return "evaluation result with a payload" }
-        }
-        if r.queryDice.isFinite && !(0...1).contains(r.queryDice) { return "Dice \(r.queryDice) outside [0, 1]" }
-        for (name, value) in [("query loss", r.queryLoss), ("support loss", r.supportLoss), ("objective", r.objective)] where value < 0 {
-            return "negative \(name) \(value)"
-        }
-        if !(r.seconds.isFinite && r.seconds >= 0) { return "time \(r.seconds)" }
-        return nil
-    }
-
-    /// Why a well-formed copy may not be accepted on its own: non-finite values, or a
-    /// meta-gradient norm far outside the run's recent ones.
-    private func suspicion(_ r: Wire.Result, gradient: [Float]?) -> String? {
-        guard [r.queryLoss, r.queryDice, r.supportLoss, r.objective].allSatisfy(\.isFinite) else { return "non-finite loss or Dice" }
-        guard let g = gradient else { return nil }
-        guard g.allSatisfy(\.isFinite) else { return "non-finite gradient" }
-        let norms = acceptedNorms + (settings.referenceNorm.map { [$0] } ?? [])
-        guard !norms.isEmpty else { return nil }
-        let norm = Self.norm(g)
-        let median = norms.sorted()[norms.count / 2]
-        return norm > settings.outlierFactor * max(median, .leastNormalMagnitude) || !norm.isFinite
-            ? "gradient norm \(norm) is over \(Int(settings.outlierFactor)) times the recent median \(median)" : nil
-    }
-
-    static func norm(_ g: [Float]) -> Double {
-        var s = 0.0
-        for v in g { s += Double(v) * Double(v) }
-        return s.squareRoot()
-    }
-
-    /// Accepts a slot's result when the copies allow it, or asks for another opinion.
-    private mutating func settle(_ slot: Int, now: Double) -> [Action] {
-        guard let b = batch, b.outcomes[slot] == nil else { return [] }
-        let copies = b.copies[slot] ?? []
-        // Two identities agree bit for bit: settled, whatever the values.
-        for (i, a) in copies.enumerated() {
-            for other in copies[(i + 1)...] where other.identity != a.identity && a.agrees(with: other) {
-                if b.verify.contains(slot) { counters.verified += 1 }
-                return accept(a, slot: slot, now: now)
-            }
-        }
-        if copies.count == 1, copies[0].suspicion == nil, !b.verify.contains(slot) {
-            return accept(copies[0], slot: slot, now: now)
-        }
-        // Another opinion is needed: from an identity that has not answered, else the arbiter.
-        requeue(slot)
-        return []
-    }
-
-    /// Records `copy` as the slot's result; identities whose copies differ are quarantined.
-    private mutating func accept(_ copy: Copy, slot: Int, now: Double) -> [Action] {
-        var actions: [Action] = []
-        for other in batch!.copies[slot] ?? [] where !other.agrees(with: copy) {
-            actions += quarantine(identity: other.identity, "its result for slot \(slot) differs bit for bit from the accepted one (results are deterministic)")
-        }
-        batch!.copies[slot] = nil
-        batch!.pending.removeAll { $0 == slot }
-        batch!.outcomes[slot] = Outcome(result: copy.result, gradient: copy.gradient, worker: copy.worker)
-        guard batch!.isComplete else { return actions }
-        let done = batch!
-        // Copies still running elsewhere will report stale results; their threads count as
-        // free again now (a worker queues what it cannot start yet).
-        for w in workers.keys {
-            workers[w]!.outstanding = [:]
-            workers[w]!.queued = []
-        }
-        state = .idle
-        let outcomes = (0..<done.jobs.count).map { done.outcomes[$0]! }
-        for o in outcomes {
-            if let g = o.gradient, g.allSatisfy(\.isFinite) { acceptedNorms.append(Self.norm(g)) }
-        }
-        acceptedNorms = Array(acceptedNorms.suffix(64))
-        return actions + [.batchComplete(batch: done.id, outcomes)]
-    }
-
-    private mutating func failed(_ id: WorkerID, _ message: Wire.Message, now: Double) -> [Action] {
-        guard let n = try? message.decode(Wire.Notice.self), let slot = n.slot, let b = batch, message.batch == b.id,
-              b.outcomes[slot] == nil, workers[id]!.finish(slot, now: now) != nil
-        else {
-            counters.stale += 1
-            return []
-        }
-        let identity = workers[id]!.identity
-        batch!.assigned[slot]?.remove(id)
-        batch!.failures[slot, default: [:]][identity] = Self.cut(n.reason)
-        batch!.excluded[slot, default: []].insert(identity)
-        requeue(slot)
-        return [.log(.warning, "worker could not compute a slot; trying another worker", peer(id, ["slot": "\(slot)", "reason": "\(Self.cut(n.reason))"]))]
-    }
-
-    /// A bad result or a false claim: repeated ones quarantine the identity.
-    private mutating func fault(identity: String, _ problem: String) -> [Action] {
-        counters.faults += 1
-        faults[identity, default: 0] += 1
-        var actions: [Action] = [.log(.warning, "fault", ["identity": "\(identity.prefix(16))", "problem": "\(problem)"])]
-        if faults[identity]! >= settings.maximumFaults {
-            actions += quarantine(identity: identity, "\(settings.maximumFaults) bad results")
-        }
-        return actions
-    }
-
-    /// Shuts out an identity for the rest of the run, on every connection it has or makes.
-    private mutating func quarantine(identity: String, _ why: String) -> [Action] {
-        guard identity != "coordinator", quarantined.insert(identity).inserted else { return [] }
-        counters.quarantined += 1
-        var actions: [Action] = [.log(.error, "worker quarantined", ["identity": "\(identity.prefix(16))", "why": "\(why)"])]
-        for (id, w) in workers where w.identity == identity {
-            actions += remove(id, now: w.lastSeen)
-            actions.append(.send(id, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: "quarantined: \(why)"))))
-        }
-        return actions
-    }
-
-    /// Forgets a worker and puts its unfinished tasks back in the queue.
-    private mutating func remove(_ id: WorkerID, now: Double) -> [Action] {
-        guard let w = workers.removeValue(forKey: id) else { return [] }
-        for slot in w.outstanding.keys.sorted() {
-            batch?.assigned[slot]?.remove(id)
-            requeue(slot)
-        }
-        return []
-    }
-
-    private mutating func requeue(_ slot: Int) {
-        guard let b = batch, b.outcomes[slot] == nil, !b.arbitrating.contains(slot), (b.assigned[slot] ?? []).isEmpty,
-              !b.pending.contains(slot) else { return }
-        counters.reassigned += 1
-        batch!.pending.append(slot)
-        batch!.pending.sort()
-    }
-
-    /// Gives pending tasks to ready workers with free threads; sends to the arbiter what no
-    /// connected identity may compute; once none is pending, gives idle workers backup copies
-    /// of tasks outstanding longer than the deadline.
-    private mutating func dispatch(now: Double) -> [Action] {
-        guard let current = batch?.id else { return [] }
-        var actions: [Action] = []
-        let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
-        func eligible(_ slot: Int, _ id: WorkerID) -> Bool { !(batch!.excluded[slot]?.contains(workers[id]!.identity) ?? false) }
-        func send(_ slot: Int, to id: WorkerID, ahead: Bool = false) {
-            if workers[id]!.paramsBatch != current {
-                workers[id]!.paramsBatch = current
-                actions.append(.sendParams(id, batch: current))
-            }
-            workers[id]!.outstanding[slot] = now
-            if ahead { workers[id]!.queued.append(slot) }
-            workers[id]!.lastSent = now
-            batch!.assigned[slot, default: []].insert(id)
-            let job = batch!.jobs[slot]
-            actions.append(.send(id, Wire.Message(.task, run: run, batch: current, body: Wire.Task(slot: slot, kind: job.kind, ref: job.ref))))
-        }
-        // A slot that already has copies or failures, and that no connected identity may
-        // compute, goes to the coordinator: waiting could be forever. So does a slot that two
-        // identities could not compute: a data problem shows there too, and ends the run.
-        for slot in batch!.pending where !(batch!.copies[slot] ?? []).isEmpty || !(batch!.failures[slot] ?? [:]).isEmpty {
-            guard (batch!.failures[slot]?.count ?? 0) >= 2 || !ids.contains(where: { eligible(slot, $0) }) else { continue }
-            batch!.pending.removeAll { $0 == slot }
-            batch!.arbitrating.insert(slot)
-            actions.append(.log(.info, "no other worker can give a second opinion: the coordinator computes the slot",
-                                ["batch": "\(current)", "slot": "\(slot)"]))
-            actions.append(.arbitrate(batch: current, slot: slot, batch!.jobs[slot]))
-        }
-        for id in ids {
-            while workers[id]!.free > 0, let index = batch!.pending.firstIndex(where: { eligible($0, id) }) {
-                send(batch!.pending.remove(at: index), to: id)
-            }
-        }
-        // Tasks sent ahead, one at a time to the worker with the fewest queued per thread, while
-        // pending plus queued tasks cover every ready thread (the sum does not change here).
-        let ready = ids.filter { workers[$0]!.phase == .ready }
-        let threads = ready.reduce(0) { $0 + workers[$1]!.threads }
-        if settings.prefetch > 0, batch!.pending.count + ready.reduce(0, { $0 + workers[$1]!.queued.count }) >= threads {
-            func room(_ id: WorkerID) -> Bool { workers[id]!.queued.count < settings.prefetch * workers[id]!.threads }
-            func load(_ id: WorkerID) -> Double { Double(workers[id]!.queued.count) / Double(workers[id]!.threads) }
-            while !batch!.pending.isEmpty {
-                let candidates = ready.filter { id in room(id) && batch!.pending.contains { eligible($0, id) } }
-                guard let id = candidates.min(by: { load($0) < load($1) }),
-                      let index = batch!.pending.firstIndex(where: { eligible($0, id) }) else { break }
-                send(batch!.pending.remove(at: index), to: id, ahead: true)
-            }
-        }
-        guard batch!.pending.isEmpty else { return actions }
-        let limit = deadline
-        // A task outstanding for `presumedLostFactor` deadlines is presumed lost (its result
-        // dropped on the way, say): it goes back to the queue and frees its holder's slot, so a
-        // batch cannot wait forever when every worker holds such a task and none is idle for a backup.
-        for slot in batch!.assigned.keys.sorted() where batch!.outcomes[slot] == nil {
-            for holder in (batch!.assigned[slot] ?? []).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
-                guard let sentAt = workers[holder]?.outstanding[slot], now - sentAt > settings.presumedLostFactor * limit else { continue }
-                _ = workers[holder]!.finish(slot, now: now)
-                batch!.assigned[slot]!.remove(holder)
-                counters.presumedLost += 1
-                actions.append(.log(.warning, "slot unanswered: presumed lost, requeued",
-                                    peer(holder, ["slot": "\(slot)", "silent.s": "\(Int(now - sentAt))"])))
-                requeue(slot)
-            }
-        }
-        if !batch!.pending.isEmpty { return actions + dispatch(now: now) }
-        for slot in batch!.assigned.keys.sorted() where batch!.outcomes[slot] == nil {
-            let holders = batch!.assigned[slot] ?? []
-            guard holders.count == 1, let holder = holders.first,
-                  let sentAt = workers[holder]?.outstanding[slot], now - sentAt > limit,
-                  let idle = ids.first(where: { $0 != holder && workers[$0]!.free > 0 && eligible(slot, $0)
-                                                && workers[$0]!.identity != workers[holder]!.identity })
-            else { continue }
-            counters.backups += 1
-            actions.append(.log(.info, "slot outstanding past the deadline: backup copy",
-                                peer(holder, ["slot": "\(slot)", "outstanding.s": "\(Int(now - sentAt))", "deadline.s": "\(Int(limit))",
-                                              "backup": "\(workers[idle]!.name)"])))
-            send(slot, to: idle)
-        }
-        return actions
-    }
-
     /// Log metadata naming a peer: its worker name if registered, and its routing id.
-    private func peer(_ id: WorkerID, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
+    func peer(_ id: WorkerID, _ extra: Logger.Metadata = [:]) -> Logger.Metadata {
         var m = extra
         m["worker.id"] = "\(Self.hex(id.prefix(8)))"
         if let name = workers[id]?.name, m["worker"] == nil { m["worker"] = "\(name)" }
-        if let b = batch?.id { m["batch"] = "\(b)" }
+        if let b = currentBatch { m["batch"] = "\(b)" }
         return m
     }
 
