@@ -48,7 +48,7 @@ struct Evaluate: ParsableCommand {
         let logger = makeLogger(.warning)
         let model = try TrainedModel.load(checkpoint)
         // Images are prepared at the model's input size.
-        let (_, source) = try DatasetSpec.open(dataset, options: data.volumeOptions(size: model.config.model.input.height), logger: logger)
+        let (_, source) = try data.open(dataset, size: model.config.model.input.height, logger: logger)
         let split = data.split(for: source)
         var selected = tasks.isEmpty ? split.partition(source.taskNames).test : source.taskNames.indices.filter { i in
             tasks.contains { TaskSplit.matches($0, source.taskNames[i]) }

@@ -41,7 +41,7 @@ struct Study: ParsableCommand {
     func run() throws {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
-        let (spec, source) = try DatasetSpec.open(dataset, options: data.volumeOptions(size: input.size()), logger: logger)
+        let (spec, source) = try data.open(dataset, size: input.size(), logger: logger)
         let base = try trainingConfig(size: input.size(), model: model, tasks: tasks)
         // Union tasks need meta-train tasks labelled on the same images; without them the
         // plan has no union candidate.

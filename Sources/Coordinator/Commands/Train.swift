@@ -40,7 +40,7 @@ struct Train: ParsableCommand {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
         let folder = output.checkpointDir ?? "checkpoints"
-        var (datasetSpec, source) = try DatasetSpec.open(dataset, options: data.volumeOptions(size: input.size()), logger: logger)
+        var (datasetSpec, source) = try data.open(dataset, size: input.size(), logger: logger)
         let checkpoint = output.resume ? try Checkpoint.resumable(in: folder, logger: logger) : nil
         let split = checkpoint?.run.split ?? data.split(for: source)
         // A resumed run keeps its checkpoint's pseudo-tasks or union tasks, whatever the flags say.

@@ -18,11 +18,25 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") var skipBad = false
     @Flag(help: "Draw support and query across volumes, not from one volume.") var acrossVolumes = false
     @Flag(help: "Also sample slices that do not contain the task's label.") var includeEmptySlices = false
+    @Option(help: "Universe: meta-train task types (default: unbounded, fresh parameters for every sample).") var taskTypes: Int?
+    @Flag(help: "Universe: swap foreground and background in half the meta-train samples (meta-augmentation).")
+    var metaAugmentation = false
+    @Option(help: "Universe: the seed that picks its task types (the held-out types depend on it too).") var universeSeed: UInt64 = 0
+
+    /// The task universe's settings from the flags.
+    var universe: TaskUniverse.Options {
+        TaskUniverse.Options(types: taskTypes, metaAugmentation: metaAugmentation, seed: universeSeed)
+    }
+
+    /// Opens a dataset with these options at `size` pixels: its description and source.
+    func open(_ dataset: String, size: Int, logger: Logger) throws -> (DatasetSpec, TaskSource) {
+        try DatasetSpec.open(dataset, options: volumeOptions(size: size), universe: universe, logger: logger)
+    }
 
     /// The dataset: "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of
     /// PNG task folders, with images of `size` pixels square.
     func load(_ dataset: String, size: Int, logger: Logger) throws -> TaskSource {
-        try DatasetSpec.open(dataset, options: volumeOptions(size: size), logger: logger).1
+        try open(dataset, size: size, logger: logger).1
     }
 
     func split(for source: TaskSource) -> TaskSplit {

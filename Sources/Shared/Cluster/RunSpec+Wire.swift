@@ -30,7 +30,8 @@ extension RunSpec {
             fingerprint: dataset.identity.fingerprint, axis: o.axis.rawValue, size: o.size, normalisation: normalisation,
             requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad,
             pseudo: dataset.pseudo.map(Self.wirePseudo), includeTrainingImages: dataset.includeTrainingImages,
-            pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo), unionBesideTasks: dataset.unionBesideTasks ? true : nil)
+            pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo), unionBesideTasks: dataset.unionBesideTasks ? true : nil,
+            universe: dataset.universe.map { .init(types: $0.types, metaAugmentation: $0.metaAugmentation, seed: $0.seed) })
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
@@ -187,6 +188,12 @@ extension RunSpec {
         try check(w.testPatterns.count + w.validationPatterns.count <= 1000, "too many held-out patterns")
         if kind == .synthetic {
             try check(SyntheticFamily.Variant(rawValue: d.path) != nil, "unknown synthetic family '\(d.path.prefix(40))'")
+        }
+        try check((kind == .universe) == (d.universe != nil), "universe settings with another dataset kind, or none for the universe")
+        if let u = d.universe {
+            try check(d.path == "universe" && u.types.map { (1...100_000).contains($0) } ?? true, "universe settings out of range")
+            try check(d.pseudo == nil && d.pseudoBesideTasks == nil && d.unionBesideTasks != true, "task augmentation of other kinds in the universe")
+            dataset.universe = TaskUniverse.Options(types: u.types, metaAugmentation: u.metaAugmentation, seed: u.seed)
         }
         var evaluation = EvaluationSpec()
         evaluation.seed = h.seed

@@ -12,9 +12,14 @@ import MetaLearning
 /// contradictory targets; with a head per task (`Heads.perTask`) each meta-train task trains
 /// its own head on a shared body, which removes the conflict (the baseline a careful
 /// reviewer asks for). A new task then starts from the body and the mean of the task heads.
+/// With a head per structure class (`Heads.multiClass`, on a `LabelMapSource`) it is a
+/// multi-class segmenter trained on full label maps, the transfer baseline of a task universe,
+/// where no fixed set of task heads exists.
 public struct JointTraining {
     public enum Heads: String, Codable, Sendable {
         case shared, perTask
+        /// One sigmoid output per structure class, trained on the images' full label maps.
+        case multiClass
     }
 
     public struct Settings: Codable, Hashable, Sendable {
@@ -54,6 +59,7 @@ public struct JointTraining {
     /// Trains from `initial` (model parameters). `snapshot(step, model)` is called after each
     /// meta-batch's worth of samples (for curves against budget); it may return false to stop.
     public func train(initial: [Float], snapshot: (Int, Model) -> Bool = { _, _ in true }) throws -> Model {
+        if settings.heads == .multiClass { return try trainMultiClass(initial: initial, snapshot: snapshot) }
         let network = try Network<Float>(spec: config.meta.model, capacity: config.meta.supportShots)
         let head = config.meta.model.headRange(network.layout)
         let batch = config.meta.supportShots
@@ -116,5 +122,68 @@ public struct JointTraining {
             p.replaceSubrange(head, with: mean)
         }
         return Model(parameters: p, heads: heads)
+    }
+
+    /// Multi-class training: each meta-batch's images (the images its tasks' samples show)
+    /// with their full label maps, in mini-batches of K, one body pass per mini-batch and a
+    /// head per class (`MultiClassHeads`); the body and the heads each with Adam.
+    private func trainMultiClass(initial: [Float], snapshot: (Int, Model) -> Bool) throws -> Model {
+        guard let labelled = source as? LabelMapSource else {
+            throw MetaConfigError.invalid("multi-class training needs a dataset with full label maps (the task universe)")
+        }
+        let network = try Network<Float>(spec: config.meta.model, capacity: config.meta.supportShots)
+        guard let f = network.spec.headFeatures else { throw MetaConfigError.invalid("multi-class training needs a model with a linear output head") }
+        let head = config.meta.model.headRange(network.layout)
+        let batch = config.meta.supportShots
+        let channels = network.shapes[f].channels, pixels = network.shapes[f].plane
+        let heads = MultiClassHeads<Float>(channels: channels, pixels: pixels, classes: labelled.classCount, capacity: batch)
+        var adam = Adam(learningRate: settings.learningRate)
+        let perSample = (config.meta.supportShots + config.meta.queryShots + batch - 1) / batch
+        if settings.cosine { adam.cosineSteps = settings.steps * config.metaBatch * perSample }
+        var params = initial
+        var state = Adam.State(count: head.lowerBound)
+        var classHeads = (0..<labelled.classCount).flatMap { _ in Array(initial[head]) }
+        var headState = Adam.State(count: classHeads.count)
+        var g = [Float](repeating: 0, count: params.count)
+        var hg = [Float](repeating: 0, count: classHeads.count)
+        var cotangent = [Float](repeating: 0, count: batch * channels * pixels)
+        func model() -> Model {
+            var p = params, mean = [Float](repeating: 0, count: head.count)
+            for k in 0..<labelled.classCount { for i in mean.indices { mean[i] += classHeads[k * head.count + i] } }
+            for i in mean.indices { mean[i] /= Float(labelled.classCount) }
+            p.replaceSubrange(head, with: mean)
+            return Model(parameters: p, heads: Dictionary(uniqueKeysWithValues: (0..<labelled.classCount).map {
+                ($0 + 1, Array(classHeads[($0 * head.count)..<(($0 + 1) * head.count)]))
+            }))
+        }
+        let count = config.meta.supportShots + config.meta.queryShots
+        let per = config.meta.model.input.count, plane = config.meta.model.input.plane
+        for step in 0..<settings.steps {
+            let refs = TaskSampler.metaBatch(step: step, seed: config.seed, pool: trainTasks, size: config.metaBatch)
+            for ref in refs {
+                let (images, labels) = labelled.labelledImages(index: ref.index, seed: config.seed, count: count)
+                var start = 0
+                while start < count {
+                    let n = min(batch, count - start)
+                    for i in g.indices { g[i] = 0 }
+                    for i in hg.indices { hg[i] = 0 }
+                    images.withUnsafeBufferPointer { im in
+                        labels.withUnsafeBufferPointer { lb in
+                            params.withUnsafeBufferPointer { pp in
+                                let features = network.features(parameters: pp.baseAddress!, images: im.baseAddress! + start * per, batch: n)
+                                _ = heads.lossAndGradient(features: features, labels: lb.baseAddress! + start * plane, batch: n,
+                                                          heads: classHeads, featureCotangent: &cotangent, headGradient: &hg)
+                                network.backward(parameters: pp.baseAddress!, featureCotangent: cotangent, batch: n, into: &g)
+                            }
+                        }
+                    }
+                    adam.update(parameters: &params, range: 0..<head.lowerBound, gradient: g, state: &state)
+                    adam.update(parameters: &classHeads, gradient: hg, state: &headState)
+                    start += n
+                }
+            }
+            guard snapshot(step + 1, model()) else { break }
+        }
+        return model()
     }
 }

@@ -8,6 +8,9 @@ public enum Family: String, Codable, CodingKeyRepresentable, Sendable, CaseItera
     case transferHeads = "transfer-heads"
     /// Joint training with one shared head, then fine-tuning on the shots.
     case transfer
+    /// Multi-class training on full label maps (a head per structure class), then a new head
+    /// fitted on the shots: the task universe's transfer baseline.
+    case transferMultiClass = "transfer-multiclass"
     /// The random initialisation fine-tuned on the shots.
     case scratch
     /// Pretraining on unlabelled images, then meta-learning (the pretraining study).

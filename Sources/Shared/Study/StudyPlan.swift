@@ -28,6 +28,8 @@ public struct StudyPlan: Codable, Sendable, Equatable {
         case pretrain
         /// Masked-image reconstruction with denoising, jointly trained.
         case pretrainMasked = "pretrain-masked"
+        /// Multi-class training on full label maps (the task universe's transfer model).
+        case transferMultiClass = "transfer-multiclass"
     }
 
     /// A meta-training recipe (MAML and the MAML++ options).
@@ -51,10 +53,13 @@ public struct StudyPlan: Codable, Sendable, Equatable {
         public var unionTasks = false
         /// Inner SGD steps in meta-training, when not the study's (`--inner-steps`).
         public var innerSteps: Int?
+        /// Meta-augmentation (task universe): foreground and background swapped in half the
+        /// meta-train samples.
+        public var metaAugmentation = false
 
         public init(order: MetaOrder, learnedInnerRates: Bool = false, multiStepLoss: Bool = false, metaLearningRate: Float = 1e-3,
              warmStart: WarmStart? = nil, headOnlyInnerLoop: Bool = false, pseudoTasks: Bool = false, prototypeHead: Bool = false,
-             unionTasks: Bool = false, innerSteps: Int? = nil) {
+             unionTasks: Bool = false, innerSteps: Int? = nil, metaAugmentation: Bool = false) {
             self.order = order
             self.learnedInnerRates = learnedInnerRates
             self.multiStepLoss = multiStepLoss
@@ -65,6 +70,7 @@ public struct StudyPlan: Codable, Sendable, Equatable {
             self.prototypeHead = prototypeHead
             self.unionTasks = unionTasks
             self.innerSteps = innerSteps
+            self.metaAugmentation = metaAugmentation
         }
 
         /// Studies saved before `headOnlyInnerLoop`, `pseudoTasks`, `prototypeHead`,
@@ -82,6 +88,7 @@ public struct StudyPlan: Codable, Sendable, Equatable {
             prototypeHead = try c.decodeIfPresent(Bool.self, forKey: .prototypeHead) ?? false
             unionTasks = try c.decodeIfPresent(Bool.self, forKey: .unionTasks) ?? false
             innerSteps = try c.decodeIfPresent(Int.self, forKey: .innerSteps)
+            metaAugmentation = try c.decodeIfPresent(Bool.self, forKey: .metaAugmentation) ?? false
         }
     }
 

@@ -12,7 +12,7 @@ extension StudyRunner {
     public static func costKey(meta recipe: StudyPlan.MetaRecipe) -> String {
         "meta-\(recipe.order.rawValue)\(recipe.learnedInnerRates ? "+lslr" : "")\(recipe.multiStepLoss ? "+msl" : "")"
             + (recipe.headOnlyInnerLoop ? "+head" : "") + (recipe.pseudoTasks ? "+pseudo" : "") + (recipe.prototypeHead ? "+proto" : "")
-            + (recipe.unionTasks ? "+union" : "") + (recipe.innerSteps.map { "+steps\($0)" } ?? "")
+            + (recipe.unionTasks ? "+union" : "") + (recipe.innerSteps.map { "+steps\($0)" } ?? "") + (recipe.metaAugmentation ? "+aug" : "")
     }
 
     /// The cost key of a joint-training phase.
@@ -22,6 +22,7 @@ extension StudyRunner {
     public static func costKey(warmStart: StudyPlan.WarmStart) -> String {
         switch warmStart {
         case .transferHeads: costKey(joint: .perTask)
+        case .transferMultiClass: costKey(joint: .multiClass)
         case .pretrain: "pretrain"
         case .pretrainMasked: "pretrain-masked"
         }
@@ -43,6 +44,7 @@ extension StudyRunner {
                 keys[Self.costKey(warmStart: warm)] = {
                     switch warm {
                     case .transferHeads: return try self.measureJoint(.perTask)
+                    case .transferMultiClass: return try self.measureJoint(.multiClass)
                     case .pretrain: return try self.measurePretrain()
                     case .pretrainMasked:
                         let masked = try self.reconstructionSource()
@@ -101,6 +103,10 @@ extension StudyRunner {
     func metaTrainingData(_ recipe: StudyPlan.MetaRecipe) throws -> (DatasetSpec, TaskSource) {
         if recipe.pseudoTasks, let pseudoAugmented { return pseudoAugmented }
         if recipe.unionTasks, let unionAugmented { return unionAugmented }
+        if recipe.metaAugmentation {
+            guard let augmentedUniverse else { throw StudyError("meta-augmentation needs the task universe (--dataset universe)") }
+            return augmentedUniverse
+        }
         return (settings.dataset, source)
     }
 

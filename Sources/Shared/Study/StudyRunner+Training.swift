@@ -76,7 +76,10 @@ extension StudyRunner {
         case .joint(let heads, let rate):
             let phase = TrainingPhase(cost: try cost(Self.costKey(joint: heads)), seconds: budget, metaBatch: metaBatch,
                                       fractions: settings.fractions)
-            _ = try jointTraining(heads: heads, rate: rate, steps: phase.steps, source: jointSource ?? source) { step, model in
+            // Multi-class training reads label maps from the source itself (a shared cache
+            // holds task samples only).
+            _ = try jointTraining(heads: heads, rate: rate, steps: phase.steps,
+                                  source: heads == .multiClass ? source : jointSource ?? source) { step, model in
                 recorder.reached(step, of: phase, model.parameters, layout: modelLayout)
             }
 
@@ -119,8 +122,9 @@ extension StudyRunner {
     private func warmStart(_ warm: StudyPlan.WarmStart, phase: TrainingPhase, recorder: SnapshotRecorder,
                            layout modelLayout: MetaLayout) throws -> [Float] {
         switch warm {
-        case .transferHeads:
-            return try jointTraining(heads: .perTask, rate: 1e-3, steps: phase.steps, source: source) { step, model in
+        case .transferHeads, .transferMultiClass:
+            return try jointTraining(heads: warm == .transferHeads ? .perTask : .multiClass, rate: 1e-3, steps: phase.steps,
+                                     source: source) { step, model in
                 recorder.reached(step, of: phase, model.parameters, layout: modelLayout)
             }.parameters
         case .pretrain:

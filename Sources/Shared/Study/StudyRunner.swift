@@ -69,6 +69,8 @@ public final class StudyRunner: @unchecked Sendable {
     /// candidate asks for them: built (and the split checked) once, before anything starts.
     let pseudoAugmented: (spec: DatasetSpec, source: TaskSource)?
     let unionAugmented: (spec: DatasetSpec, source: TaskSource)?
+    /// The task universe with meta-augmentation, when a candidate asks for it.
+    let augmentedUniverse: (spec: DatasetSpec, source: TaskSource)?
     let say: @Sendable (String) -> Void
     /// Guards `state` while candidates train side by side.
     let stateLock = NSLock()
@@ -92,6 +94,7 @@ public final class StudyRunner: @unchecked Sendable {
         pseudoAugmented = recipes.contains(where: \.pseudoTasks)
             ? try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split) : nil
         unionAugmented = recipes.contains(where: \.unionTasks) ? try settings.dataset.addingUnionTasks(to: source, split: settings.split) : nil
+        augmentedUniverse = recipes.contains(where: \.metaAugmentation) ? try settings.dataset.withMetaAugmentation() : nil
         lock = try FolderLock(folder: settings.out, purpose: "a study")
         try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
         let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,

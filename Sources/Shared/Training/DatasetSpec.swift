@@ -9,7 +9,7 @@ import Pretraining
 /// Decathlon/nnU-Net folder, a folder of PNG tasks, or any of them as unlabelled images for
 /// pretraining.
 public struct DatasetSpec: Codable, Hashable, Sendable {
-    public enum Kind: String, Codable, Sendable { case synthetic, decathlon, pngFolders }
+    public enum Kind: String, Codable, Sendable { case synthetic, decathlon, pngFolders, universe }
     public var kind: Kind
     /// The dataset folder's name (workers look for it under `--data-root`).
     public var name: String
@@ -28,6 +28,8 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// Set for meta-training with union tasks beside the labelled tasks: every two meta-train
     /// tasks that label the same images, united (`UnionAugmentedSource`).
     public var unionBesideTasks = false
+    /// The task universe's settings (`kind == .universe`).
+    public var universe: TaskUniverse.Options? = nil
 
     public init(kind: Kind, name: String, path: String, options: VolumeOptions, identity: DatasetIdentity) {
         self.kind = kind
@@ -37,7 +39,9 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         self.identity = identity
     }
 
-    enum CodingKeys: String, CodingKey { case kind, name, path, options, identity, pseudo, includeTrainingImages, pseudoBesideTasks, unionBesideTasks }
+    enum CodingKeys: String, CodingKey {
+        case kind, name, path, options, identity, pseudo, includeTrainingImages, pseudoBesideTasks, unionBesideTasks, universe
+    }
 
     /// Fields added after the first version decode with their defaults, so older
     /// checkpoints and run specifications still load.
@@ -52,6 +56,7 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         includeTrainingImages = try c.decodeIfPresent(Bool.self, forKey: .includeTrainingImages) ?? false
         pseudoBesideTasks = try c.decodeIfPresent(PseudoTaskOptions.self, forKey: .pseudoBesideTasks)
         unionBesideTasks = try c.decodeIfPresent(Bool.self, forKey: .unionBesideTasks) ?? false
+        universe = try c.decodeIfPresent(TaskUniverse.Options.self, forKey: .universe)
     }
 
     /// This labelled dataset with superpixel pseudo-tasks beside its tasks, on the images of
@@ -83,6 +88,17 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         spec.unionBesideTasks = true
         spec.identity = augmented.identity
         return (spec, augmented)
+    }
+
+    /// The same task universe with meta-augmentation: its description and source.
+    public func withMetaAugmentation() throws(DataError) -> (DatasetSpec, TaskSource) {
+        guard kind == .universe, var options = universe else { throw .badRequest("meta-augmentation needs the task universe (--dataset universe)") }
+        options.metaAugmentation = true
+        let source = try TaskUniverse(size: self.options.size, options: options)
+        var spec = self
+        spec.universe = options
+        spec.identity = source.identity
+        return (spec, source)
     }
 
     /// Added tasks are meta-train tasks: refuses a split that would hold any out.
@@ -117,11 +133,19 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         return (spec, source)
     }
 
-    /// Opens "synthetic" or "synthetic-multi" (the built-in families), a Decathlon/nnU-Net
-    /// folder (with dataset.json) or a folder of PNG tasks.
-    public static func open(_ path: String, options: VolumeOptions, logger: Logger) throws -> (DatasetSpec, TaskSource) {
+    /// Opens "synthetic" or "synthetic-multi" (the built-in families), "universe" (the task
+    /// universe, with `universe`'s settings), a Decathlon/nnU-Net folder (with dataset.json)
+    /// or a folder of PNG tasks.
+    public static func open(_ path: String, options: VolumeOptions, universe: TaskUniverse.Options = .init(),
+                            logger: Logger) throws -> (DatasetSpec, TaskSource) {
         if let source = SyntheticFamily(name: path, size: options.size) {
             return (DatasetSpec(kind: .synthetic, name: path, path: path, options: options, identity: source.identity), source)
+        }
+        if path == "universe" {
+            let source = try TaskUniverse(size: options.size, options: universe)
+            var spec = DatasetSpec(kind: .universe, name: path, path: path, options: options, identity: source.identity)
+            spec.universe = universe
+            return (spec, source)
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -144,12 +168,12 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// coordinator's path; pseudo-tasks or union tasks beside the tasks follow the run's
     /// `split`. The caller compares `identity` (the coordinator does, on READY).
     public func openOnWorker(dataRoot: String?, split: TaskSplit, logger: Logger) throws -> TaskSource {
-        let location = kind == .synthetic ? path : (dataRoot.map { $0 + "/" + name } ?? path)
+        let location = kind == .synthetic || kind == .universe ? path : (dataRoot.map { $0 + "/" + name } ?? path)
         var source: TaskSource
         if let pseudo {
             source = try Self.openPseudo(location, options: options, pseudo: pseudo, includeTraining: includeTrainingImages, logger: logger).1
         } else {
-            source = try Self.open(location, options: options, logger: logger).1
+            source = try Self.open(location, options: options, universe: universe ?? .init(), logger: logger).1
         }
         if let besides = pseudoBesideTasks {
             source = PseudoAugmentedSource(base: source, split: split, options: besides)

@@ -108,7 +108,7 @@ extension Wire {
 
         /// Which data, how it is preprocessed, and what the coordinator found when it loaded it.
         public struct Dataset: Codable, Sendable, Equatable {
-            /// `synthetic`, `decathlon` or `pngFolders`.
+            /// `synthetic`, `decathlon`, `pngFolders` or `universe`.
             public var kind: String
             /// The dataset folder's name: one path component, looked up under `--data-root`.
             public var name: String
@@ -137,10 +137,12 @@ extension Wire {
             /// older messages; a worker that does not know it opens other data, and its
             /// dataset fingerprint in READY does not match.
             public var unionBesideTasks: Bool?
+            /// Present for the task universe (kind `universe`).
+            public var universe: Universe?
             public init(kind: String, name: String, path: String, identityName: String, fingerprint: String, axis: String,
                         size: Int, normalisation: Normalisation, requireLabel: Bool, sameVolume: Bool, augment: Bool,
                         skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil,
-                        unionBesideTasks: Bool? = nil) {
+                        unionBesideTasks: Bool? = nil, universe: Universe? = nil) {
                 self.kind = kind
                 self.name = name
                 self.path = path
@@ -157,6 +159,20 @@ extension Wire {
                 self.includeTrainingImages = includeTrainingImages
                 self.pseudoBesideTasks = pseudoBesideTasks
                 self.unionBesideTasks = unionBesideTasks
+                self.universe = universe
+            }
+        }
+
+        /// The task universe's settings: meta-train task types (absent: unbounded), whether
+        /// meta-augmentation is on, and the seed that picks the types.
+        public struct Universe: Codable, Sendable, Equatable {
+            public var types: Int?
+            public var metaAugmentation: Bool
+            public var seed: UInt64
+            public init(types: Int?, metaAugmentation: Bool, seed: UInt64) {
+                self.types = types
+                self.metaAugmentation = metaAugmentation
+                self.seed = seed
             }
         }
 
