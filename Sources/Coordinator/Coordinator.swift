@@ -8,10 +8,10 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [DemoCommand.self, Study.self, Pretrain.self, Train.self, Evaluate.self, Adapt.self, MetaGradientCommand.self, DatasetsCommand.self, Keygen.self, Bench.self])
+        subcommands: [DemoCommand.self, Study.self, MapCommand.self, Pretrain.self, Train.self, Evaluate.self, Adapt.self, MetaGradientCommand.self, DatasetsCommand.self, Keygen.self, Bench.self])
 
     /// The commands that take run files (`--config`, `--print-config`).
-    static let runFileCommands: [ParsableCommand.Type] = [Train.self, Pretrain.self, Evaluate.self, Study.self, DemoCommand.self]
+    static let runFileCommands: [ParsableCommand.Type] = [Train.self, Pretrain.self, Evaluate.self, Study.self, DemoCommand.self, MapCommand.self]
 
     /// Checks the environment (MEDMAML_GEMM) before any command runs: a bad value is one clear
     /// line. Expands a run file into the command's arguments before they are parsed.

@@ -8,7 +8,7 @@ struct DatasetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "datasets",
         abstract: "Inspect datasets and look at their tasks.",
-        subcommands: [Inspect.self, PreviewCommand.self])
+        subcommands: [Inspect.self, PreviewCommand.self, ITKFoldCommand.self])
 
     struct Inspect: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -52,6 +52,26 @@ struct DatasetsCommand: ParsableCommand {
             guard !tasks.isEmpty else { throw ValidationError("no task matches '\(task)'") }
             try Preview.tasks(source, tasks: tasks, support: shots, query: query, seed: seed, zoom: zoom).write(to: out)
             FileHandle.standardError.write(Data("wrote \(out): \(tasks.count) task(s), one per row\n".utf8))
+        }
+    }
+
+    struct ITKFoldCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "itk-fold",
+            abstract: "Build the real-scan fold from Debian's insighttoolkit5-examples: one T1 MRI with a k-means tissue segmentation, as a Decathlon-layout dataset in two halves.",
+            discussion: """
+                Tasks: five k-means tissue classes (an algorithm's labels, not an expert's). \
+                The volume is cut in two halves along its third axis, one case each, so that with \
+                --separate-volumes the support comes from one half and the query from the other. \
+                One subject is a smoke test of transfer to real scans, not a benchmark. Needs \
+                `apt-get install insighttoolkit5-examples`.
+                """)
+        @Option(help: "Output folder.") var out: String
+        @Option(help: "Where the package installed its data.") var from = ITKFold.defaultSource
+
+        func run() throws {
+            let names = try ITKFold.write(from: from, to: out)
+            note("wrote \(out): \(names.dropFirst().joined(separator: ", "))")
         }
     }
 }

@@ -35,6 +35,9 @@ struct Study: ParsableCommand {
     @Option(help: "Output folder (continued if it holds a study with the same settings).") var out = "study"
     @Option(help: "Comma-separated candidate names to run (default: the whole plan).") var candidates: String?
     @Flag(help: "Also pretrain for half the budget (superpixel pseudo-tasks, or masked-image reconstruction: two candidates), then meta-train.") var pretraining = false
+    @Option(help: "Meet this dataset's tasks at the meta-test instead of the held-out tasks (cross-domain: train and choose on --dataset, test here once).")
+    var testDataset: String?
+    @Option(parsing: .singleValue, help: "The test dataset's tasks to meet (globs, repeatable; default: all).") var testTasks: [String] = []
 
     @OptionGroup var runFile: RunFileOptions
 
@@ -54,7 +57,8 @@ struct Study: ParsableCommand {
             logger.notice("no union-task candidate: \(error)")
             unionTasks = false
         }
-        var plan = StudyPlan.standard(pretraining: pretraining, unionTasks: unionTasks)
+        var plan = spec.kind == .universe ? StudyPlan.universe(finiteTypes: data.taskTypes != nil)
+            : StudyPlan.standard(pretraining: pretraining, unionTasks: unionTasks)
         if let candidates {
             let names = candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             let known = Set(plan.candidates.map(\.name))
@@ -72,7 +76,14 @@ struct Study: ParsableCommand {
         try writeRunFile(into: out)
         try startMetrics(cluster.metricsAddress, logger: logger)
         let launcher = TrainingLauncher(settings: clusterSettings, runFile: RunFile.effective, logger: logger)
-        let runner = try StudyRunner(settings: settings, plan: plan, source: source, launcher: launcher, logger: logger) { note($0) }
+        var test: StudyRunner.TestSet?
+        if let testDataset {
+            let (testSpec, testSource) = try data.open(testDataset, size: input.size(), logger: logger)
+            let tasks = testSource.taskNames.indices.filter { i in testTasks.isEmpty || testTasks.contains { TaskSplit.matches($0, testSource.taskNames[i]) } }
+            guard !tasks.isEmpty else { throw ValidationError("no task of \(testDataset) matches \(testTasks)") }
+            test = StudyRunner.TestSet(dataset: testSpec, source: testSource, tasks: tasks)
+        }
+        let runner = try StudyRunner(settings: settings, plan: plan, source: source, launcher: launcher, logger: logger, test: test) { note($0) }
         do {
             try runner.run()
         } catch let stopped as StudyStopped {

@@ -17,6 +17,8 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") var augment = false
     @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") var skipBad = false
     @Flag(help: "Draw support and query across volumes, not from one volume.") var acrossVolumes = false
+    @Flag(help: "Draw the support from one volume and the query from another (no query slice beside a support slice).")
+    var separateVolumes = false
     @Flag(help: "Also sample slices that do not contain the task's label.") var includeEmptySlices = false
     @Option(help: "Universe: meta-train task types (default: unbounded, fresh parameters for every sample).") var taskTypes: Int?
     @Flag(help: "Universe: swap foreground and background in half the meta-train samples (meta-augmentation).")
@@ -53,6 +55,7 @@ struct DataOptions: ParsableArguments {
         options.augment = augment
         options.skipBad = skipBad
         options.sameVolume = !acrossVolumes
+        options.separateVolumes = separateVolumes
         options.requireLabel = !includeEmptySlices
         if let window = ctWindow { options.normalisation = try Self.ctWindow(window) }
         return options

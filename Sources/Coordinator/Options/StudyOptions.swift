@@ -4,10 +4,10 @@ import Study
 /// The comparison protocol's knobs, shared by `study` and `demo` (the main comparison's K is
 /// the tasks' `--shots`).
 struct StudyOptions: ParsableArguments {
-    @Option(help: "Training budget of every candidate, in core-seconds (default 600; the demo's 100).") var budget: Double?
-    @Option(help: "Shots of the Dice-against-K curve, comma-separated (default 1,5,10,20; the demo's 1,5).") var shotsCurve: String?
-    @Option(help: "Meta-validation instances per task (default 6; the demo's 3).") var validationPerTask: Int?
-    @Option(help: "Meta-test instances per task.") var testPerTask = 10
+    @Option(help: "Training budget of every candidate, in core-seconds (default 600; the demo's 100, the map's 150).") var budget: Double?
+    @Option(help: "Shots of the Dice-against-K curve, comma-separated (default 1,5,10,20; the demo's 1,5, the map's 1,3,5,10).") var shotsCurve: String?
+    @Option(help: "Meta-validation instances per task (default 6; the demo's 3, the map's 2).") var validationPerTask: Int?
+    @Option(help: "Meta-test instances per task (default 10; the map's 3).") var testPerTask: Int?
     @Option(help: "Read the per-step costs from another study's state.json instead of measuring them (same costs, same step counts, same results).")
     var costsFrom: String?
 
@@ -25,11 +25,11 @@ struct StudyOptions: ParsableArguments {
         guard !curve.isEmpty, curve.allSatisfy({ (1...64).contains($0) }), (1...64).contains(shots) else {
             throw ValidationError("--shots and --shots-curve take shot counts in 1...64")
         }
-        let validation = validationPerTask ?? preset.validationPerTask
-        guard (1...1000).contains(validation), (1...1000).contains(testPerTask) else {
+        let validation = validationPerTask ?? preset.validationPerTask, test = testPerTask ?? preset.testPerTask
+        guard (1...1000).contains(validation), (1...1000).contains(test) else {
             throw ValidationError("--validation-per-task and --test-per-task take 1...1000")
         }
         return StudyProtocol(budget: budget, fractions: preset.fractions, shots: curve, mainShots: shots, validationPerTask: validation,
-                             testPerTask: testPerTask, costs: try costsFrom.map { try StudyState.load($0).stepCost })
+                             testPerTask: test, costs: try costsFrom.map { try StudyState.load($0).stepCost })
     }
 }

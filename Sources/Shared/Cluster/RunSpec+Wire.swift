@@ -31,7 +31,8 @@ extension RunSpec {
             requireLabel: o.requireLabel, sameVolume: o.sameVolume, augment: o.augment, skipBad: o.skipBad,
             pseudo: dataset.pseudo.map(Self.wirePseudo), includeTrainingImages: dataset.includeTrainingImages,
             pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo), unionBesideTasks: dataset.unionBesideTasks ? true : nil,
-            universe: dataset.universe.map { .init(types: $0.types, metaAugmentation: $0.metaAugmentation, seed: $0.seed) })
+            universe: dataset.universe.map { .init(types: $0.types, metaAugmentation: $0.metaAugmentation, seed: $0.seed) },
+            separateVolumes: o.separateVolumes ? true : nil)
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
@@ -169,6 +170,7 @@ extension RunSpec {
         }
         options.requireLabel = d.requireLabel
         options.sameVolume = d.sameVolume
+        options.separateVolumes = d.separateVolumes ?? false
         options.augment = d.augment
         options.skipBad = d.skipBad
         var dataset = DatasetSpec(kind: kind, name: d.name, path: d.path, options: options,

@@ -41,3 +41,15 @@ public enum AdaptationSetting: Codable, Sendable, Equatable, CustomStringConvert
         }
     }
 }
+
+extension AdaptationSetting {
+    /// The same setting with `steps` steps.
+    public func with(steps: Int) -> AdaptationSetting {
+        switch self {
+        case .inner(_, let scale): return .inner(steps: steps, rateScale: scale)
+        case .fineTune(var f):
+            f.steps = steps
+            return .fineTune(f)
+        }
+    }
+}

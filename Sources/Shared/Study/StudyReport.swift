@@ -17,12 +17,15 @@ struct StudyReport {
         .scratch: (120, 120, 120), .pretrainedMAML: (220, 140, 20),
     ]
 
+    let test: (source: TaskSource, tasks: [Int])
+
     func names(_ tasks: [Int]) -> [String] { tasks.map { source.taskNames[$0] } }
+    var testNames: [String] { test.tasks.map { test.source.taskNames[$0] } }
 
     var text: String {
         var lines: [String] = []
         let budget = Int(settings.budget)
-        lines.append("Study on \(settings.dataset.name): \(partition.train.count) meta-train, \(partition.validation.count) meta-validation, \(partition.test.count) meta-test tasks")
+        lines.append("Study on \(settings.dataset.name): \(partition.train.count) meta-train, \(partition.validation.count) meta-validation, \(test.tasks.count) meta-test tasks\(test.source.identity == source.identity ? "" : " of \(test.source.identity.name)")")
         lines.append("budget \(budget) core-seconds of training per candidate; every choice made on meta-validation (\(settings.validationPerTask) instances per task); meta-test once (\(settings.testPerTask) per task), \(settings.mainShots)-shot, \(settings.query) query images")
         lines.append("")
         lines.append("Candidates (meta-validation Dice of the best snapshot and setting):")
@@ -35,7 +38,9 @@ struct StudyReport {
                 + " after \(Int((trained.fractions[t.bestSnapshot] * 100).rounded()))% of the budget (\(trained.steps[t.bestSnapshot]) steps)" + chosen)
         }
         lines.append("")
-        lines.append("Meta-test, \(settings.mainShots)-shot (held-out: \(settings.split.testPatterns.joined(separator: ", "))):")
+        let heldOut = test.source.identity == source.identity ? settings.split.testPatterns.joined(separator: ", ")
+            : "\(test.source.identity.name), another dataset: \(testNames.joined(separator: ", "))"
+        lines.append("Meta-test, \(settings.mainShots)-shot (held-out: \(heldOut)):")
         lines.append("  method                  Dice (95% CI)      instances")
         for (name, r) in state.test.sorted(by: { order($0.key) < order($1.key) }) {
             lines.append("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%.3f ± %.3f      %d", r.dice.mean, r.dice.halfWidth, r.dice.count))
@@ -48,16 +53,16 @@ struct StudyReport {
         lines.append("")
         lines.append("Meta-test Dice against shots K:")
         let ks = settings.shots
-        lines.append("  family           " + ks.map { String(format: "K=%-12d", $0) }.joined())
+        lines.append("  family                " + ks.map { String(format: "K=%-12d", $0) }.joined())
         for (family, points) in state.shotsCurve.sorted(by: { $0.key < $1.key }) {
             let row = ks.map { k in points.first { $0.x == Double(k) }.map { String(format: "%.3f ± %.3f  ", $0.dice.mean, $0.dice.halfWidth) } ?? "-              " }
-            lines.append("  " + family.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0) + row.joined())
+            lines.append("  " + family.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0) + row.joined())
         }
         lines.append("")
         lines.append("Meta-test Dice against training budget (core-seconds):")
         for (family, curve) in state.budgetCurve.sorted(by: { $0.key < $1.key }) {
             let points = curve.map { String(format: "%.0f: %.3f", $0.x, $0.dice.mean) }
-            lines.append("  " + family.rawValue.padding(toLength: 17, withPad: " ", startingAt: 0) + points.joined(separator: ", "))
+            lines.append("  " + family.rawValue.padding(toLength: 22, withPad: " ", startingAt: 0) + points.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
@@ -81,13 +86,14 @@ struct StudyReport {
         let table = text
         print(table)
         try TextFile.write(table, to: out + "/report.txt")
-        try JSONFile.write(StudyResults(state: state, settings: settings, names: names, partition: partition), to: out + "/results.json")
+        try JSONFile.write(StudyResults(state: state, settings: settings, names: names, partition: partition, testNames: testNames),
+                           to: out + "/results.json")
         try curve(state.budgetCurve, title: "meta-test Dice vs training budget", xLabel: "core-seconds").write(to: out + "/dice_vs_budget.png")
         try curve(state.shotsCurve, title: "meta-test Dice vs shots K", xLabel: "K").write(to: out + "/dice_vs_shots.png")
         try IntervalChart.render(state.test.sorted { order($0.key) < order($1.key) }.map { r in
             IntervalChart.Group(label: r.key, color: Family(rawValue: r.key).flatMap { Self.colors[$0] } ?? (0, 0, 0),
-                                intervals: names(partition.test).map { r.value.perTaskDice[$0] ?? MeanCI([]) })
-        }, categories: names(partition.test).map { $0.split(separator: "/").dropFirst().joined(separator: "/") },
+                                intervals: testNames.map { r.value.perTaskDice[$0] ?? MeanCI([]) })
+        }, categories: testNames.map { $0.split(separator: "/").dropFirst().joined(separator: "/") },
            title: "meta-test Dice per task (95% CI)").write(to: out + "/per_task.png")
         if state.chosen[.maml] != nil {
             let method = try runner.chosenAdaptation(.maml).adaptation
@@ -99,8 +105,8 @@ struct StudyReport {
             case .none(let parameters): meta = parameters
             }
             let seed = settings.base.seed &+ 2 &* 7919
-            let instances = partition.test.map { task in TaskRef(task: task, index: TaskSampler.evaluation(seed: seed, pool: [task], perTask: 1)[0].index) }
-            try AdaptationPictures.render(source: source, model: settings.base.meta.model, instances: instances, seed: seed,
+            let instances = test.tasks.map { task in TaskRef(task: task, index: TaskSampler.evaluation(seed: seed, pool: [task], perTask: 1)[0].index) }
+            try AdaptationPictures.render(source: test.source, model: settings.base.meta.model, instances: instances, seed: seed,
                                           before: meta, method: method).write(to: out + "/adaptation.png")
         }
     }

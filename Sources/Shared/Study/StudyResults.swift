@@ -76,10 +76,11 @@ public struct StudyResults: Codable, Sendable {
 }
 
 extension StudyResults {
-    init(state: StudyState, settings: StudyRunner.Settings, names: (([Int]) -> [String]), partition: TaskSplit.Partition) {
+    init(state: StudyState, settings: StudyRunner.Settings, names: (([Int]) -> [String]), partition: TaskSplit.Partition,
+         testNames: [String]) {
         dataset = settings.dataset.name
         datasetFingerprint = settings.dataset.identity.fingerprint
-        split = Split(metaTrain: names(partition.train), metaValidation: names(partition.validation), metaTest: names(partition.test))
+        split = Split(metaTrain: names(partition.train), metaValidation: names(partition.validation), metaTest: testNames)
         budgetCoreSeconds = settings.budget
         stepCostCoreSeconds = state.stepCost
         shots = settings.mainShots

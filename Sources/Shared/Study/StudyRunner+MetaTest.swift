@@ -25,7 +25,7 @@ extension StudyRunner {
             methods.append(.init(name: plain.name, adaptation: try adaptation(plain, snapshot: t.bestSnapshot, setting: plain.grid[t.bestSetting])))
             plainName = plain.name
         }
-        let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
+        let results = try evaluate(methods, on: testSet.tasks, of: testSet.source, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
         for r in results { state.test[r.name] = r }
         let byName = Dictionary(uniqueKeysWithValues: results.map { ($0.name, $0.instanceDice) })
         guard let maml = byName[Family.maml.rawValue] else { throw StudyError("the plan has no maml candidate") }
@@ -51,7 +51,7 @@ extension StudyRunner {
                 owners.append((family, trained.coreSeconds[s]))
             }
         }
-        let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
+        let results = try evaluate(methods, on: testSet.tasks, of: testSet.source, perTask: settings.testPerTask, shots: settings.mainShots, seedOffset: 2)
         var points: [Family: [StudyState.Point]] = [:]
         for (r, (family, x)) in zip(results, owners) { points[family, default: []].append(.init(x: x, dice: r.dice)) }
         // At the chosen snapshot the best setting is the chosen one: the meta-test scored it.
@@ -85,7 +85,7 @@ extension StudyRunner {
                                               on: partition.validation, perTask: settings.validationPerTask, shots: k, seedOffset: 1)
                 methods.append(.init(name: family.rawValue, adaptation: candidates[StudyChoice.firstBest(validation.map(\.dice.mean))]))
             }
-            let results = try evaluate(methods, on: partition.test, perTask: settings.testPerTask, shots: k, seedOffset: 2)
+            let results = try evaluate(methods, on: testSet.tasks, of: testSet.source, perTask: settings.testPerTask, shots: k, seedOffset: 2)
             for r in results {
                 if let family = Family(rawValue: r.name) { state.shotsCurve[family, default: []].append(.init(x: Double(k), dice: r.dice)) }
             }

@@ -196,7 +196,7 @@ extension StudyRunner {
 /// fractions its steps reach, and what was spent before it.
 public struct TrainingPhase: Sendable {
     /// Compute spent up to a point: core-seconds, task samples and steps (of every phase).
-    public struct Spent: Sendable, Equatable {
+    public struct Spent: Codable, Sendable, Equatable {
         public var coreSeconds: Double
         public var samples: Int
         public var steps: Int

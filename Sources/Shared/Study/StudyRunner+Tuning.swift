@@ -63,13 +63,15 @@ extension StudyRunner {
         return StudyState.Tuned(dice: dice, bestSnapshot: best.snapshot, bestSetting: best.setting)
     }
 
-    /// Scores methods on sampled instances of `tasks` (validation or test) with `shots` shots.
+    /// Scores methods on sampled instances of `tasks` (validation or test) of the study's
+    /// source (or `other`) with `shots` shots.
     /// The instances depend only on the seed, the offset (1: meta-validation, 2: meta-test)
     /// and the tasks, so every method meets the same ones.
-    func evaluate(_ methods: [MetaTest.Method], on tasks: [Int], perTask: Int, shots: Int, seedOffset: UInt64) throws -> [MetaTest.MethodResult] {
+    func evaluate(_ methods: [MetaTest.Method], on tasks: [Int], of other: TaskSource? = nil, perTask: Int, shots: Int,
+                  seedOffset: UInt64) throws -> [MetaTest.MethodResult] {
         let seed = settings.base.seed &+ seedOffset &* 7919
         let instances = TaskSampler.evaluation(seed: seed, pool: tasks, perTask: perTask)
-        let test = MetaTest(source: source, model: settings.base.meta.model, instances: instances, seed: seed, support: shots, query: settings.query)
+        let test = MetaTest(source: other ?? source, model: settings.base.meta.model, instances: instances, seed: seed, support: shots, query: settings.query)
         let progress = Throttle(every: 15), say = self.say
         do {
             // SIGINT or SIGTERM ends the stage at the next adaptation; it is not recorded, so

@@ -57,8 +57,23 @@ public final class StudyRunner: @unchecked Sendable {
         }
     }
 
+    /// The tasks the meta-test meets: the dataset's own held-out tasks, or those of another
+    /// dataset (cross-domain: trained and chosen on one, tested on the other).
+    public struct TestSet: Sendable {
+        public var dataset: DatasetSpec
+        public var source: TaskSource
+        public var tasks: [Int]
+        public init(dataset: DatasetSpec, source: TaskSource, tasks: [Int]) {
+            self.dataset = dataset
+            self.source = source
+            self.tasks = tasks
+        }
+    }
+
     public let settings: Settings
     let source: TaskSource
+    /// Where the meta-test is: another dataset's tasks, or nil for the split's meta-test tasks.
+    let crossDomain: TestSet?
     let launcher: TrainingLauncher
     let logger: Logger
     let partition: TaskSplit.Partition
@@ -78,9 +93,10 @@ public final class StudyRunner: @unchecked Sendable {
     var statePath: String { settings.out + "/state.json" }
 
     public init(settings: Settings, plan: StudyPlan, source: TaskSource, launcher: TrainingLauncher, logger: Logger,
-                say: @escaping @Sendable (String) -> Void) throws {
+                test crossDomain: TestSet? = nil, say: @escaping @Sendable (String) -> Void) throws {
         self.settings = settings
         self.source = source
+        self.crossDomain = crossDomain
         self.launcher = launcher
         self.logger = logger
         self.say = say
@@ -89,7 +105,13 @@ public final class StudyRunner: @unchecked Sendable {
         guard !partition.validation.isEmpty else {
             throw StudyError("a study needs meta-validation tasks to choose settings on: pass --validate GLOB (every choice is made there, never on the meta-test tasks)")
         }
-        guard !partition.test.isEmpty else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
+        guard !partition.test.isEmpty || crossDomain != nil else { throw StudyError("the split has no meta-test tasks: pass --hold-out GLOB") }
+        if let crossDomain {
+            guard !crossDomain.tasks.isEmpty else { throw StudyError("the test dataset has no task to meet") }
+            guard crossDomain.source.imageShape == source.imageShape else {
+                throw StudyError("the test dataset's images (\(crossDomain.source.imageShape)) are not the model's (\(source.imageShape))")
+            }
+        }
         let recipes = plan.candidates.compactMap { if case .meta(let recipe) = $0.training { recipe } else { nil } }
         pseudoAugmented = recipes.contains(where: \.pseudoTasks)
             ? try settings.dataset.addingPseudoTasks(PseudoTaskOptions(), to: source, split: settings.split) : nil
@@ -97,7 +119,9 @@ public final class StudyRunner: @unchecked Sendable {
         augmentedUniverse = recipes.contains(where: \.metaAugmentation) ? try settings.dataset.withMetaAugmentation() : nil
         lock = try FolderLock(folder: settings.out, purpose: "a study")
         try FileManager.default.createDirectory(atPath: settings.out + "/models", withIntermediateDirectories: true)
-        let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: settings.dataset.identity.fingerprint,
+        let datasets = settings.dataset.identity.fingerprint
+            + (crossDomain.map { " test \($0.dataset.identity.fingerprint) \($0.tasks.map { $0.description }.joined(separator: ","))" } ?? "")
+        let fingerprint = StudyState.Fingerprint(plan: plan, config: settings.base, dataset: datasets,
                                                  split: settings.split, budget: settings.budget, fractions: settings.fractions,
                                                  shots: settings.shots, validationPerTask: settings.validationPerTask,
                                                  testPerTask: settings.testPerTask)
@@ -115,10 +139,12 @@ public final class StudyRunner: @unchecked Sendable {
 
     public var plan: StudyPlan { state.fingerprint.plan }
 
+    /// The meta-test's source and tasks.
+    var testSet: (source: TaskSource, tasks: [Int]) { crossDomain.map { ($0.source, $0.tasks) } ?? (source, partition.test) }
+
     /// Runs every stage not yet done, then writes the report.
     public func run() throws {
-        try stage("calibration") { try calibrate() }
-        try trainAll()
+        try prepare()
         for candidate in plan.candidates where state.tuned[candidate.name] == nil {
             try stage("tuning \(candidate.name)") { state.tuned[candidate.name] = try tune(candidate, shots: settings.mainShots) }
         }
@@ -126,7 +152,14 @@ public final class StudyRunner: @unchecked Sendable {
         if state.test.isEmpty { try stage("meta-test") { try test() } }
         if state.budgetCurve.isEmpty { try stage("budget curve") { try budgetCurve() } }
         try stage("shots curve") { try shotsCurve() }
-        try StudyReport(state: state, settings: settings, source: source, partition: partition).write(runner: self)
+        try StudyReport(state: state, settings: settings, source: source, partition: partition, test: testSet).write(runner: self)
+    }
+
+    /// Calibration and training: every candidate's snapshots, for a protocol that evaluates
+    /// them its own way (the regime map).
+    public func prepare() throws {
+        try stage("calibration") { try calibrate() }
+        try trainAll()
     }
 
     /// Runs a stage, timing it and saving the state after it.

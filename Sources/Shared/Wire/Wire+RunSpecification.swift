@@ -139,10 +139,12 @@ extension Wire {
             public var unionBesideTasks: Bool?
             /// Present for the task universe (kind `universe`).
             public var universe: Universe?
+            /// True when the support and the query come from different volumes.
+            public var separateVolumes: Bool?
             public init(kind: String, name: String, path: String, identityName: String, fingerprint: String, axis: String,
                         size: Int, normalisation: Normalisation, requireLabel: Bool, sameVolume: Bool, augment: Bool,
                         skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil,
-                        unionBesideTasks: Bool? = nil, universe: Universe? = nil) {
+                        unionBesideTasks: Bool? = nil, universe: Universe? = nil, separateVolumes: Bool? = nil) {
                 self.kind = kind
                 self.name = name
                 self.path = path
@@ -160,6 +162,7 @@ extension Wire {
                 self.pseudoBesideTasks = pseudoBesideTasks
                 self.unionBesideTasks = unionBesideTasks
                 self.universe = universe
+                self.separateVolumes = separateVolumes
             }
         }
 

@@ -190,4 +190,65 @@ public struct NIfTIVolume: Sendable {
         }
         do { try AtomicFile.write(data, to: path) } catch { throw .unreadable(path: path, reason: "cannot write: \(error)") }
     }
+
+    /// Writes `values` (x fastest, `dims`) as a NIfTI-1 volume of `datatype` (2: uint8, 16:
+    /// float32) with `like`'s header, geometry and orientation, its first slice along z being
+    /// `like`'s slice `firstSlice` (the sform's and qform's origins move with it): a crop of
+    /// `like` along z, or the whole of it. Gzip-compressed if `path` ends in `.gz`. Atomic.
+    public static func writeVolume(_ values: [Float], dims: (Int, Int, Int), like: NIfTIVolume, firstSlice: Int = 0,
+                                   datatype: Int, to path: String) throws(DataError) {
+        precondition(values.count == dims.0 * dims.1 * dims.2, "value count does not match the dimensions")
+        precondition(datatype == 2 || datatype == 16, "uint8 or float32")
+        var h = like.header
+        let r = Reader(bytes: h, bigEndian: like.bigEndian)
+        func put16(_ at: Int, _ v: Int16) {
+            let u = UInt16(bitPattern: v)
+            let b = like.bigEndian ? [UInt8(u >> 8), UInt8(u & 0xFF)] : [UInt8(u & 0xFF), UInt8(u >> 8)]
+            h[at] = b[0]; h[at + 1] = b[1]
+        }
+        func putF(_ at: Int, _ v: Float) {
+            let u = v.bitPattern
+            for k in 0..<4 { h[at + k] = UInt8((u >> (like.bigEndian ? 8 * (3 - k) : 8 * k)) & 0xFF) }
+        }
+        put16(40, 3)
+        put16(42, Int16(dims.0)); put16(44, Int16(dims.1)); put16(46, Int16(dims.2))
+        for i in 4...7 { put16(40 + 2 * i, 1) }
+        put16(70, Int16(datatype))
+        put16(72, datatype == 2 ? 8 : 32)
+        putF(108, 352)
+        putF(112, 1)
+        putF(116, 0)
+        if firstSlice != 0 {
+            let z = Float(firstSlice)
+            // sform: origin + column 3 times the slice.
+            for row in 0..<3 {
+                let at = 280 + 16 * row
+                putF(at + 12, r.float32(at + 12) + r.float32(at + 8) * z)
+            }
+            // qform: origin + R (0, 0, qfac dz z), R from the quaternion (b, c, d).
+            let b = r.float32(256), c = r.float32(260), d = r.float32(264)
+            let a = max(0, 1 - b * b - c * c - d * d).squareRoot()
+            let qfac: Float = r.float32(76) < 0 ? -1 : 1
+            let step = qfac * r.float32(88) * z
+            let column = [2 * (a * c + b * d), 2 * (c * d - a * b), a * a + d * d - b * b - c * c]
+            for k in 0..<3 { putF(268 + 4 * k, r.float32(268 + 4 * k) + column[k] * step) }
+        }
+        var data = Data(h)
+        data.append(contentsOf: [0, 0, 0, 0])   // no extensions
+        if datatype == 2 {
+            data.append(contentsOf: values.map { UInt8(min(max($0.rounded(), 0), 255)) })
+        } else {
+            var raw = [UInt8]()
+            raw.reserveCapacity(values.count * 4)
+            for v in values {
+                let u = v.bitPattern
+                for k in 0..<4 { raw.append(UInt8((u >> (like.bigEndian ? 8 * (3 - k) : 8 * k)) & 0xFF)) }
+            }
+            data.append(contentsOf: raw)
+        }
+        if path.hasSuffix(".gz") {
+            do { data = try Gzip.compress(data) } catch { throw .unreadable(path: path, reason: "\(error)") }
+        }
+        do { try AtomicFile.write(data, to: path) } catch { throw .unreadable(path: path, reason: "cannot write: \(error)") }
+    }
 }

@@ -186,15 +186,33 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         var byCase: [Int: [(case: Int, slice: Int)]] = [:]
         for p in pool { byCase[p.case, default: []].append(p) }
         let rich = byCase.keys.sorted().filter { byCase[$0]!.count >= need }
-        if options.sameVolume, !rich.isEmpty {
-            chosen = byCase[rich[rng.below(rich.count)]]!
+        if options.separateVolumes {
+            // The support from one volume, the query from another.
+            let cases = byCase.keys.sorted()
+            let supportCases = cases.filter { byCase[$0]!.count >= support }
+            guard !supportCases.isEmpty else {
+                throw .emptyTask(task: taskNames[task], reason: "no volume has \(support) slices with the label for a support set")
+            }
+            let supportCase = supportCases[rng.below(supportCases.count)]
+            let queryCases = cases.filter { $0 != supportCase && byCase[$0]!.count >= query }
+            guard !queryCases.isEmpty else {
+                throw .emptyTask(task: taskNames[task], reason: "no second volume has \(query) slices with the label for a query set apart from the support")
+            }
+            var first = byCase[supportCase]!, second = byCase[queryCases[rng.below(queryCases.count)]]!
+            rng.shuffle(&first)
+            rng.shuffle(&second)
+            chosen = Array(first.prefix(support)) + Array(second.prefix(query))
         } else {
-            chosen = pool
+            if options.sameVolume, !rich.isEmpty {
+                chosen = byCase[rich[rng.below(rich.count)]]!
+            } else {
+                chosen = pool
+            }
+            guard chosen.count >= need else {
+                throw .emptyTask(task: taskNames[task], reason: "has \(chosen.count) usable slices, a sample needs \(need)")
+            }
+            rng.shuffle(&chosen)
         }
-        guard chosen.count >= need else {
-            throw .emptyTask(task: taskNames[task], reason: "has \(chosen.count) usable slices, a sample needs \(need)")
-        }
-        rng.shuffle(&chosen)
         let plane = options.size * options.size
         let value = UInt8(taskLabels[task])
         var images: [Float] = [], masks: [Float] = []

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Cluster
+import Core
+import Logging
+import Service
+import Study
+import Training
+
+struct MapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "map",
+        abstract: "The regime map: on the task universe, where does meta-learning beat transfer learning? Held-out Dice against task types N, shots K, adaptation steps s and budget, over several training seeds.",
+        discussion: """
+            For every N and seed, trains every candidate for the same budget on a universe of N \
+            meta-training task types (a small study), chooses each family's adaptation setting \
+            for each step count s on the meta-validation rules at the main K, and meets the \
+            meta-test rules once at every K. Summaries pair the families on the same instances \
+            and give 95% intervals over seeds, task types and instances (hierarchical \
+            bootstrap). Writes report.txt, results.json, map.svg, difference.svg and index.html \
+            into --out, and map.json after every cell: run the same command again to continue. \
+            With the defaults (6 values of N, 3 seeds, 150 core-seconds per candidate) it takes \
+            about 8 core-hours.
+            """)
+
+    @Option(help: "Output folder (continued if it holds a map with the same settings).") var out = "map"
+    @Option(help: "Meta-training task types per column, comma-separated; `unbounded` for fresh types every sample.")
+    var taskTypes = "3,10,30,100,1000,unbounded"
+    @Option(help: "Training seeds (0, 1, ...).") var seeds = 3
+    @Option(help: "Adaptation step counts, comma-separated.") var stepsCurve = "0,1,2,5,10,20,50,100"
+    @Option(help: "Fast adaptation: at most this many steps.") var fastSteps = 5
+    @Option(help: "Comma-separated candidate names (default: the universe plan's recipes and baselines).") var candidates: String?
+    @Option(help: "Cells whose snapshots give Dice against budget, as N:seed, comma-separated, or none (default: the first and last N, seed 0).")
+    var budgetCells: String?
+    @Option(help: "Universe: the seed that picks its task types.") var universeSeed: UInt64 = 0
+    @OptionGroup var input: InputSizeOptions
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var tasks: TaskOptions
+    @OptionGroup var study: StudyOptions
+    @OptionGroup var cluster: ClusterOptions
+
+    @OptionGroup var runFile: RunFileOptions
+
+    static func counts(_ text: String, name: String) throws -> [Int] {
+        try text.split(separator: ",").map {
+            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw ValidationError("\(name) takes counts, for example 0,1,5") }
+            return v
+        }
+    }
+
+    static func typeCounts(_ text: String) throws -> [Int?] {
+        try text.split(separator: ",").map {
+            let t = $0.trimmingCharacters(in: .whitespaces)
+            if t == "unbounded" { return nil }
+            guard let v = Int(t), (1...100_000).contains(v) else { throw ValidationError("--task-types takes counts in 1...100000 or unbounded") }
+            return v
+        }
+    }
+
+    func run() throws {
+        let logger = makeLogger(cluster.logLevel)
+        StopSignal.install()
+        let base = try trainingConfig(size: input.size(.map), model: model, tasks: tasks, preset: .map)
+        let types = try Self.typeCounts(taskTypes)
+        let protocolSettings = try study.studyProtocol(.map, shots: tasks.shots)
+        var plan = StudyPlan.universe(finiteTypes: true)
+        if let candidates {
+            let names = candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            if let unknown = names.first(where: { n in !plan.candidates.contains { $0.name == n } }) {
+                throw ValidationError("no candidate \(unknown); the universe plan has \(plan.candidates.map(\.name).joined(separator: ", "))")
+            }
+            plan.candidates = plan.candidates.filter { names.contains($0.name) }
+        }
+        var settings = RegimeMap.Settings(out: out, base: base, universe: .init(seed: universeSeed), plan: plan)
+        settings.typeCounts = types
+        guard (1...100).contains(seeds) else { throw ValidationError("--seeds takes 1...100") }
+        settings.seeds = (0..<UInt64(seeds)).map { $0 }
+        settings.shots = protocolSettings.shots
+        settings.mainShots = tasks.shots
+        settings.steps = try Self.counts(stepsCurve, name: "--steps-curve")
+        guard settings.steps.allSatisfy({ $0 <= 10_000 }) else { throw ValidationError("--steps-curve takes 0...10000") }
+        settings.fastSteps = fastSteps
+        settings.budget = protocolSettings.budget
+        settings.fractions = protocolSettings.fractions
+        settings.validationPerTask = protocolSettings.validationPerTask
+        settings.testPerTask = protocolSettings.testPerTask
+        settings.costs = protocolSettings.costs
+        if budgetCells == "none" {
+            settings.budgetCurveCells = []
+        } else if let budgetCells {
+            settings.budgetCurveCells = try budgetCells.split(separator: ",").map { item in
+                let parts = item.split(separator: ":").map(String.init)
+                guard parts.count == 2, let seed = UInt64(parts[1]) else { throw ValidationError("--budget-cells takes N:seed, for example unbounded:0") }
+                return RegimeMap.Cell(types: try Self.typeCounts(parts[0])[0], seed: seed)
+            }
+        } else {
+            guard let first = types.first, let last = types.last else { throw ValidationError("--task-types is empty") }
+            settings.budgetCurveCells = Array(Set([RegimeMap.Cell(types: first, seed: 0), RegimeMap.Cell(types: last, seed: 0)]))
+                .sorted { ($0.types ?? .max) < ($1.types ?? .max) }
+        }
+        let clusterSettings = cluster.settings(defaultLocalWorkers: 2)
+        settings.threads = clusterSettings.hostThreads
+        try clusterSettings.validate()
+        try writeRunFile(into: out)
+        try startMetrics(cluster.metricsAddress, logger: logger)
+        let map = try RegimeMap(settings: settings, launcher: TrainingLauncher(settings: clusterSettings, runFile: RunFile.effective, logger: logger),
+                                logger: logger) { note($0) }
+        do { try map.run() } catch let stopped as StudyStopped {
+            throw stoppedBySignal(stopped.signal, "run the same command to continue")
+        }
+    }
+}
