@@ -13,6 +13,8 @@ struct DataOptions: ParsableArguments {
             help: "Tasks matching this glob are meta-validation, on which settings are chosen (repeatable; default: the dataset's own split).")
     var validate: [String] = []
     @Option(help: "Slice axis for NIfTI volumes: axial, coronal or sagittal.") var axis: SliceAxis = .axial
+    @Option(help: "NIfTI volumes: in-plane spacing in mm that slices are resampled to, keeping their aspect ratio (the model sees patches of --image-size); `median` for the dataset's median spacing; `squash` to resize whole slices to --image-size instead.")
+    var spacing = "median"
     @Option(help: "CT window LEVEL,WIDTH in HU instead of percentile clipping and z-score.") var ctWindow: String?
     @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") var augment = false
     @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") var skipBad = false
@@ -56,9 +58,23 @@ struct DataOptions: ParsableArguments {
         options.skipBad = skipBad
         options.sameVolume = !acrossVolumes
         options.separateVolumes = separateVolumes
+        options.resampling = try Self.resampling(spacing)
         options.requireLabel = !includeEmptySlices
         if let window = ctWindow { options.normalisation = try Self.ctWindow(window) }
         return options
+    }
+
+    /// `--spacing`.
+    static func resampling(_ text: String) throws -> VolumeOptions.Resampling {
+        switch text {
+        case "median": return .medianSpacing
+        case "squash": return .squash
+        default:
+            guard let mm = Double(text), mm.isFinite, mm >= 0.01, mm <= 100 else {
+                throw ValidationError("--spacing takes a spacing in mm (0.01...100), median or squash")
+            }
+            return .spacing(mm)
+        }
     }
 
     /// `--ct-window LEVEL,WIDTH`.

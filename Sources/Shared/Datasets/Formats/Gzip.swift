@@ -21,8 +21,9 @@ public enum Gzip {
     }
 
     /// Inflates a gzip stream (several members are concatenated), refusing to produce more
-    /// than `limit` bytes so a hostile file cannot exhaust memory.
-    public static func decompress(_ data: Data, limit: Int) throws(Failure) -> Data {
+    /// than `limit` bytes so a hostile file cannot exhaust memory. With `prefix`, stops once
+    /// that many bytes are out and returns them (a header, without the rest).
+    public static func decompress(_ data: Data, limit: Int, prefix: Int? = nil) throws(Failure) -> Data {
         guard !data.isEmpty else { throw Failure(description: "empty gzip data") }
         var stream = z_stream()
         guard inflateInit2_(&stream, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
@@ -49,6 +50,7 @@ public enum Gzip {
             }
             let produced = chunk - Int(stream.avail_out)
             output.append(buffer, count: produced)
+            if let prefix, output.count >= prefix { return output.prefix(prefix) }
             guard output.count <= limit else { throw Failure(description: "decompressed data exceeds \(limit) bytes") }
             switch status {
             case Z_STREAM_END:

@@ -51,6 +51,25 @@ public struct NIfTIVolume: Sendable {
         return volume
     }
 
+    /// A file's dimensions and voxel size from its header alone (the data is not read past it).
+    public static func readGeometry(path: String) throws(DataError) -> (dims: (Int, Int, Int), spacing: (Float, Float, Float)) {
+        guard let raw = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path: path, reason: "no such file or not readable")
+        }
+        var data = raw
+        if Gzip.isGzip(raw) {
+            do { data = try Gzip.decompress(raw, limit: maximumFileBytes, prefix: 348) } catch { throw .invalid(path: path, reason: "\(error)") }
+        }
+        guard data.count >= 348 else { throw .invalid(path: path, reason: "file is \(data.count) bytes, shorter than a NIfTI-1 header (348)") }
+        let bytes = [UInt8](data.prefix(348))
+        let le = Reader(bytes: bytes, bigEndian: false)
+        let big = le.int32(0) != 348
+        let r = Reader(bytes: bytes, bigEndian: big)
+        let dims = (Int(r.int16(42)), Int(r.int16(44)), Int(r.int16(46)))
+        func pix(_ i: Int) -> Float { let p = abs(r.float32(76 + 4 * i)); return p.isFinite && p > 0 ? p : 1 }
+        return (dims, (pix(1), pix(2), pix(3)))
+    }
+
     public static func decode(_ data: Data, path: String) throws(DataError) -> NIfTIVolume {
         let bytes = [UInt8](data)
         guard bytes.count >= 348 else { throw .invalid(path: path, reason: "file is \(bytes.count) bytes, shorter than a NIfTI-1 header (348)") }

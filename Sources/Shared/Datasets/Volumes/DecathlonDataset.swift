@@ -2,14 +2,19 @@ import Core
 import Foundation
 import Logging
 
-/// 2D slices of one case, resized and normalised.
+/// 2D slices of one case, normalised, and resized to the model's input (`squash`) or resampled
+/// to the target spacing (then every slice of the case has the same `height` x `width`).
 struct PreparedCase: Sendable {
     var name: String
-    var images: [Float]     // slices x size x size
-    var labels: [UInt8]     // slices x size x size
+    var images: [Float]     // slices x height x width
+    var labels: [UInt8]     // slices x height x width
     var slices: Int
+    var height: Int
+    var width: Int
     var dims: (Int, Int, Int)
     var spacing: (Float, Float, Float)
+
+    var plane: Int { height * width }
 }
 
 /// A Medical Segmentation Decathlon or nnU-Net (v1/v2) dataset: `dataset.json` with
@@ -28,14 +33,37 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
     public let warnings: [String]
 
     public var imageShape: FeatureShape { FeatureShape(channels: 1, height: options.size, width: options.size) }
+
+    /// The in-plane spacing (row, column) of `spacing`'s voxels on `axis`'s slices.
+    public static func inPlane(_ spacing: (Float, Float, Float), axis: SliceAxis) -> (Double, Double) {
+        let (sx, sy, sz) = (Double(spacing.0), Double(spacing.1), Double(spacing.2))
+        switch axis {
+        case .axial: return (sy, sx)
+        case .coronal: return (sz, sx)
+        case .sagittal: return (sz, sy)
+        }
+    }
+
+    /// The median over `files` of the mean in-plane spacing, to three significant digits.
+    static func medianSpacing(_ files: [String], axis: SliceAxis) throws(DataError) -> Double {
+        var values: [Double] = []
+        for f in files {
+            let (_, spacing) = try NIfTIVolume.readGeometry(path: f)
+            let (r, c) = inPlane(spacing, axis: axis)
+            values.append((r + c) / 2)
+        }
+        values.sort()
+        let m = values.isEmpty ? 1 : values[values.count / 2]
+        let scale = Foundation.pow(10, 2 - Foundation.floor(Foundation.log10(m)))
+        return (m * scale).rounded() / scale
+    }
     public var taskNames: [String] { taskLabels.map { "\(name)/label-\($0)/\(options.axis.rawValue)" } }
     public var defaultSplit: TaskSplit { TaskSplit(testPatterns: []) }
 
     /// Loads and prepares every training case. Throws `DataError` naming the file and the
     /// problem (or skips the case with a warning when `options.skipBad` is set).
-    public init(root: String, options: VolumeOptions = VolumeOptions(), logger: Logger) throws(DataError) {
+    public init(root: String, options requested: VolumeOptions = VolumeOptions(), logger: Logger) throws(DataError) {
         self.root = root
-        self.options = options
         let jsonPath = root + "/dataset.json"
         guard let jsonData = FileManager.default.contents(atPath: jsonPath) else {
             throw .unreadable(path: jsonPath, reason: "no dataset.json (expected the Decathlon / nnU-Net layout)")
@@ -84,6 +112,11 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
             }
         }
         guard !pairs.isEmpty else { throw .emptyTask(task: name, reason: "no training cases in \(root)") }
+        var options = requested
+        if options.resampling == .medianSpacing {
+            options.resampling = .spacing(try Self.medianSpacing(pairs.map(\.image), axis: options.axis))
+        }
+        self.options = options
 
         var prepared: [PreparedCase] = []
         var warnings: [String] = []
@@ -107,8 +140,8 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         var taskLabels: [Int] = [], labelled: [[(case: Int, slice: Int)]] = []
         for value in labels.keys.sorted() where value != 0 {
             var list: [(case: Int, slice: Int)] = []
-            let plane = options.size * options.size
             for (ci, c) in prepared.enumerated() {
+                let plane = c.plane
                 for s in 0..<c.slices where !options.requireLabel || c.labels[(s * plane)..<((s + 1) * plane)].contains(UInt8(value)) {
                     list.append((ci, s))
                 }
@@ -169,10 +202,16 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         var values = img.values
         options.normalisation.apply(&values)
         let slicer = VolumeSlicer(dims: img.dims, axis: options.axis)
-        let (images, slices) = slicer.resizedSlices(values, labels: labelValues, size: options.size)
-        let count = slicer.count
         let caseName = URL(fileURLWithPath: label).lastPathComponent
-        return PreparedCase(name: caseName, images: images, labels: slices, slices: count, dims: img.dims, spacing: img.spacing)
+        if case .spacing(let target) = options.resampling {
+            let (rows, columns) = inPlane(img.spacing, axis: options.axis)
+            let (images, slices, h, w) = slicer.resampledSlices(values, labels: labelValues, spacing: (rows, columns), target: target)
+            return PreparedCase(name: caseName, images: images, labels: slices, slices: slicer.count, height: h, width: w,
+                                dims: img.dims, spacing: img.spacing)
+        }
+        let (images, slices) = slicer.resizedSlices(values, labels: labelValues, size: options.size)
+        return PreparedCase(name: caseName, images: images, labels: slices, slices: slicer.count, height: options.size, width: options.size,
+                            dims: img.dims, spacing: img.spacing)
     }
 
     public func sample(task: Int, index: UInt64, seed: UInt64, support: Int, query: Int) throws(DataError) -> TaskSample {
@@ -213,12 +252,20 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
             }
             rng.shuffle(&chosen)
         }
-        let plane = options.size * options.size
         let value = UInt8(taskLabels[task])
         var images: [Float] = [], masks: [Float] = []
         for (k, p) in chosen.prefix(need).enumerated() {
-            var image = Array(cases[p.case].images[(p.slice * plane)..<((p.slice + 1) * plane)])
-            var mask = cases[p.case].labels[(p.slice * plane)..<((p.slice + 1) * plane)].map { $0 == value ? Float(1) : 0 }
+            let c = cases[p.case], plane = c.plane
+            var image = Array(c.images[(p.slice * plane)..<((p.slice + 1) * plane)])
+            var mask = c.labels[(p.slice * plane)..<((p.slice + 1) * plane)].map { $0 == value ? Float(1) : 0 }
+            if c.height != options.size || c.width != options.size {
+                // A patch of the model's size that holds some of the structure (nnU-Net samples
+                // foreground patches; a few-shot example without its structure teaches nothing).
+                var prng = RandomStream(key: [seed, stableHash(taskNames[task]), index, UInt64(k), 0x7061_7463])
+                let window = Patch.window(around: mask, height: c.height, width: c.width, size: options.size, rng: &prng)
+                image = Patch.cut(image, height: c.height, width: c.width, window: window, size: options.size, fill: image.min() ?? 0)
+                mask = Patch.cut(mask, height: c.height, width: c.width, window: window, size: options.size, fill: 0)
+            }
             if options.augment {
                 var arng = RandomStream(key: [seed, stableHash(taskNames[task]), index, UInt64(k), 0xA06])
                 Augmentation.apply(image: &image, mask: &mask, size: options.size, rng: &arng)
@@ -226,7 +273,7 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
             images += image
             masks += mask
         }
-        let split = support * plane
+        let split = support * options.size * options.size
         var sample = TaskSample(shape: imageShape, supportImages: Array(images[..<split]), supportMasks: Array(masks[..<split]),
                                 queryImages: Array(images[split...]), queryMasks: Array(masks[split...]))
         let spacings = Set(chosen.prefix(need).map { pixelSpacing(cases[$0.case]) })
@@ -234,8 +281,9 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
         return sample
     }
 
-    /// Row and column size in mm of a resized slice of `c`.
+    /// Row and column size in mm of a prepared slice of `c`.
     func pixelSpacing(_ c: PreparedCase) -> [Double] {
+        if case .spacing(let t) = options.resampling { return [t, t] }
         let (nx, ny, nz) = c.dims
         let (sx, sy, sz) = (Double(c.spacing.0), Double(c.spacing.1), Double(c.spacing.2))
         let size = Double(options.size)
@@ -254,6 +302,6 @@ public final class DecathlonDataset: TaskSource, DescribedSource, @unchecked Sen
 
     /// Per case: name, dimensions, voxel size and slice count.
     public var caseSummaries: [String] {
-        cases.map { "\($0.name): \($0.dims.0)x\($0.dims.1)x\($0.dims.2) voxels of \($0.spacing.0)x\($0.spacing.1)x\($0.spacing.2), \($0.slices) \(options.axis.rawValue) slices" }
+        cases.map { "\($0.name): \($0.dims.0)x\($0.dims.1)x\($0.dims.2) voxels of \($0.spacing.0)x\($0.spacing.1)x\($0.spacing.2), \($0.slices) \(options.axis.rawValue) slices of \($0.height)x\($0.width) (\(options.resampling))" }
     }
 }

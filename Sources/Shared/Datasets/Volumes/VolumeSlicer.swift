@@ -52,4 +52,24 @@ public struct VolumeSlicer: Sendable {
         }
         return (images, out)
     }
+
+    /// The size a slice of `spacing` (row, column mm) takes at `target` mm per pixel.
+    public func resampledSize(spacing: (Double, Double), target: Double) -> (height: Int, width: Int) {
+        (max(1, Int((Double(height) * spacing.0 / target).rounded())), max(1, Int((Double(width) * spacing.1 / target).rounded())))
+    }
+
+    /// Every slice resampled to `target` mm per pixel, keeping its physical aspect ratio
+    /// (bilinear images, nearest labels), concatenated, with the slices' new size.
+    public func resampledSlices(_ values: [Float], labels: [UInt8], spacing: (Double, Double), target: Double)
+        -> (images: [Float], labels: [UInt8], height: Int, width: Int)
+    {
+        let (h, w) = resampledSize(spacing: spacing, target: target)
+        var images: [Float] = [], out: [UInt8] = []
+        images.reserveCapacity(count * h * w)
+        for s in 0..<count {
+            images += Resample.bilinear(slice(values, s), height: height, width: width, outHeight: h, outWidth: w)
+            if !labels.isEmpty { out += Resample.nearest(slice(labels, s), height: height, width: width, outHeight: h, outWidth: w) }
+        }
+        return (images, out, h, w)
+    }
 }
