@@ -57,6 +57,9 @@ let package = Package(
                 dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Training", "Wire", "Transport", logging,
                                metrics],
                 path: "Sources/Shared/Cluster"),
+        .target(name: "Inference",
+                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Evaluation", "Training"],
+                path: "Sources/Shared/Inference"),
         .target(name: "Study",
                 dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training", "Cluster", logging],
                 path: "Sources/Shared/Study"),
@@ -76,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "Coordinator",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training",
-                           "Wire", "Transport", "Cluster", "Study", "Benchmarks", "Service", argumentParser, logging]),
+                           "Wire", "Transport", "Cluster", "Inference", "Study", "Benchmarks", "Service", argumentParser, logging]),
         .executableTarget(name: "Worker", dependencies: ["Core", "Engine", "Transport", "Cluster", "Service", argumentParser, logging]),
 
         // Tests.
@@ -85,12 +88,12 @@ let package = Package(
                 path: "Tests/TestSupport"),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Evaluation", "Training", "Wire", "Transport", "Cluster", "Study",
-                           "TestSupport", "Service", logging]),
+            dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Evaluation", "Training", "Wire", "Transport", "Cluster",
+                           "Inference", "Study", "TestSupport", "Service", logging]),
         .testTarget(
             name: "SharedTests",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training", "Wire",
-                           "Transport", "Cluster", "Study", "Service", "TestSupport", logging, numerics],
+                           "Transport", "Cluster", "Inference", "Study", "Service", "TestSupport", logging, numerics],
             exclude: ["Fixtures"]),
     ]
 )

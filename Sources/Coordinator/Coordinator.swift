@@ -8,7 +8,7 @@ struct Coordinator: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medmaml-coordinator",
         abstract: "MedMAML: distributed few-shot medical image segmentation by meta-learning.",
-        subcommands: [DemoCommand.self, Study.self, MapCommand.self, Pretrain.self, Train.self, Evaluate.self, Adapt.self, MetaGradientCommand.self, DatasetsCommand.self, Keygen.self, Bench.self])
+        subcommands: [DemoCommand.self, Study.self, MapCommand.self, Pretrain.self, Train.self, Evaluate.self, Predict.self, Adapt.self, MetaGradientCommand.self, DatasetsCommand.self, Keygen.self, Bench.self])
 
     /// The commands that take run files (`--config`, `--print-config`).
     static let runFileCommands: [ParsableCommand.Type] = [Train.self, Pretrain.self, Evaluate.self, Study.self, DemoCommand.self, MapCommand.self]

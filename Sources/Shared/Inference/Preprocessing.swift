@@ -9,8 +9,10 @@ import Foundation
 public struct Preprocessing: Sendable {
     public let options: VolumeOptions
 
-    public init(options: VolumeOptions) {
-        precondition(options.resampling != .medianSpacing, "a model's preprocessing has a resolved spacing")
+    public init(options: VolumeOptions) throws(DataError) {
+        guard options.resampling != .medianSpacing else {
+            throw .badRequest("the model's preprocessing names no spacing (its dataset's median was never resolved); train it again")
+        }
         self.options = options
     }
 

@@ -154,14 +154,20 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
         let name = URL(fileURLWithPath: path).standardizedFileURL.lastPathComponent
         let source: TaskSource
         let kind: Kind
+        var resolved = options
         if FileManager.default.fileExists(atPath: path + "/dataset.json") {
-            source = try DecathlonDataset(root: path, options: options, logger: logger)
+            let volumes = try DecathlonDataset(root: path, options: options, logger: logger)
+            // The median spacing as the dataset resolved it: what workers and checkpoints record.
+            resolved = volumes.options
+            source = volumes
             kind = .decathlon
         } else {
-            source = try PNGFolderDataset(root: path, options: options, logger: logger)
+            // PNG folders have no voxel size: their images are resized to the model's input.
+            resolved.resampling = .squash
+            source = try PNGFolderDataset(root: path, options: resolved, logger: logger)
             kind = .pngFolders
         }
-        return (DatasetSpec(kind: kind, name: name, path: path, options: options, identity: source.identity), source)
+        return (DatasetSpec(kind: kind, name: name, path: path, options: resolved, identity: source.identity), source)
     }
 
     /// Opens the same dataset on a worker: under `dataRoot` by name if given, else at the
