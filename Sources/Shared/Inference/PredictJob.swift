@@ -39,6 +39,8 @@ public struct PredictJob {
         public var adapted: String?
         /// Label maps (same file names as the inputs) to score the predictions against.
         public var reference: String?
+        /// PNG support masks are binary (any non-zero pixel is the one label), not label maps.
+        public var binaryPNGMasks = false
 
         public init(checkpoint: String, input: String, output: String) {
             self.checkpoint = checkpoint
@@ -115,7 +117,7 @@ public struct PredictJob {
     }
 
     /// The support cases, prepared; checks every label is present in some label map.
-    func supportCases(_ preprocessing: Preprocessing) throws(DataError) -> [SupportSet.Case] {
+    public func supportCases(_ preprocessing: Preprocessing) throws(DataError) -> [SupportSet.Case] {
         var cases: [SupportSet.Case] = []
         var present = Set<UInt8>()
         for s in settings.support {
@@ -131,7 +133,11 @@ public struct PredictJob {
                     guard image.width == mask.width, image.height == mask.height else {
                         throw .invalid(path: s.labels + "/" + file, reason: "mask is \(mask.width)x\(mask.height), its image \(image.width)x\(image.height)")
                     }
-                    let labels = mask.samples.map { UInt8(min($0, 255)) }
+                    let binary = settings.binaryPNGMasks ? UInt8(settings.labels.first ?? 1) : nil
+                    let labels = mask.samples.map { v -> UInt8 in
+                        if let binary { return v > 0 ? binary : 0 }
+                        return UInt8(min(v, 255))
+                    }
                     present.formUnion(labels)
                     cases.append(.init(name: s.images + "/" + file,
                                        slices: preprocessing.slice(image: image.samples.map(Float.init), height: image.height, width: image.width,

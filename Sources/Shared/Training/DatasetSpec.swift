@@ -114,8 +114,11 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// Opens a dataset's unlabelled images as self-supervised pseudo-tasks (pretraining):
     /// the synthetic family's images, a Decathlon folder's imagesTs/ (and imagesTr/ with
     /// `includeTraining`), or the images of PNG task folders.
-    public static func openPseudo(_ path: String, options: VolumeOptions, pseudo: PseudoTaskOptions, includeTraining: Bool,
+    public static func openPseudo(_ path: String, options requested: VolumeOptions, pseudo: PseudoTaskOptions, includeTraining: Bool,
                                   logger: Logger) throws -> (DatasetSpec, TaskSource) {
+        // Unlabelled images are resized whole to the model's input.
+        var options = requested
+        options.resampling = .squash
         let images: UnlabelledImages
         let kind: Kind
         if let variant = SyntheticFamily.Variant(rawValue: path) {
@@ -136,8 +139,11 @@ public struct DatasetSpec: Codable, Hashable, Sendable {
     /// Opens "synthetic" or "synthetic-multi" (the built-in families), "universe" (the task
     /// universe, with `universe`'s settings), a Decathlon/nnU-Net folder (with dataset.json)
     /// or a folder of PNG tasks.
-    public static func open(_ path: String, options: VolumeOptions, universe: TaskUniverse.Options = .init(),
+    public static func open(_ path: String, options requested: VolumeOptions, universe: TaskUniverse.Options = .init(),
                             logger: Logger) throws -> (DatasetSpec, TaskSource) {
+        var options = requested
+        // Generated images are drawn at the model's input size: their pixels are their spacing.
+        if SyntheticFamily.Variant(rawValue: path) != nil || path == "universe" { options.resampling = .squash }
         if let source = SyntheticFamily(name: path, size: options.size) {
             return (DatasetSpec(kind: .synthetic, name: path, path: path, options: options, identity: source.identity), source)
         }
