@@ -90,8 +90,32 @@ struct Worker: ParsableCommand {
         case .failed(let reason):
             logger.error("\(reason)")
             throw ExitCode(1)
+        case .restart(let numerics):
+            // The engine fixes its numerics at its first computation: start this program
+            // again with the run's, and it registers as a new worker.
+            guard !keysFromStdin else {
+                logger.error("the run's numerics (\(numerics)) differ from those this worker computes with, and a worker whose keys came on stdin cannot start itself again; start it anew")
+                throw ExitCode(1)
+            }
+            logger.notice("starting again with the run's numerics", metadata: ["numerics": "\(numerics)"])
+            endpoint?.stop()
+            restart(with: numerics)
         }
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Replaces this process with the same program and arguments, the environment holding
+/// `numerics` (what the engine reads at its first computation). Returns only if exec fails.
+func restart(with numerics: NumericsSettings) -> Never {
+    var environment = ProcessInfo.processInfo.environment
+    for (name, value) in numerics.environmentVariables { environment[name] = value }
+    for name in numerics.unsetVariables { environment[name] = nil }
+    let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let argv = CommandLine.arguments.map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    execve(path, argv, envp)
+    FileHandle.standardError.write(Data("cannot start \(path) again: \(String(cString: strerror(errno)))\n".utf8))
+    exit(1)
+}

@@ -34,6 +34,7 @@ struct Adapt: ParsableCommand {
     @Option(help: "Ground truth for --images (optional), same kind.") var masks: String?
     @Option(help: "Output folder.") var out: String
     @OptionGroup var adaptation: AdaptationOptions
+    @OptionGroup var numerics: NumericsOptions
     @Option(help: "Label value in NIfTI label maps (default: 1).") var label: Int = 1
     @Option(help: "Slice axis: only the model's own (its checkpoint says which).") var axis: SliceAxis?
     @Option(help: "CT window LEVEL,WIDTH: only the model's own.") var ctWindow: String?
@@ -53,6 +54,7 @@ struct Adapt: ParsableCommand {
     func run() throws {
         let model = try TrainedModel.load(checkpoint)
         try checkPreprocessing(model.run.dataset.options)
+        try applyNumerics(numerics.settings(defaults: model.run.numerics))
         guard (1...255).contains(label) else { throw ValidationError("--label takes 1...255") }
         try FileManager.default.createDirectory(atPath: out + "/overlays", withIntermediateDirectories: true)
         let preprocessing = try Preprocessing(options: model.run.dataset.options)

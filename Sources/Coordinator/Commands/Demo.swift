@@ -38,6 +38,7 @@ struct DemoCommand: ParsableCommand {
     @OptionGroup var tasks: TaskOptions
     @OptionGroup var study: StudyOptions
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var numerics: NumericsOptions
 
     @OptionGroup var runFile: RunFileOptions
 
@@ -51,6 +52,9 @@ struct DemoCommand: ParsableCommand {
         settings.scenarios = scenarios.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let clusterSettings = cluster.settings(defaultLocalWorkers: 2)
         try clusterSettings.validate()
+        // The demo's numerics: oneDNN's AVX2 kernels, so its table comes out on any x86-64
+        // machine, and every inner step's passes kept (a few MB each for its small model).
+        try applyNumerics(numerics.settings(defaults: Demo.numerics))
         let clock = MonotonicClock()
         let demo = try Demo(settings: settings, launcher: TrainingLauncher(settings: clusterSettings, runFile: RunFile.effective, logger: logger),
                             logger: logger) { note($0) }

@@ -22,6 +22,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "\"synthetic\", a Decathlon/nnU-Net folder or a folder of PNG task folders.") var dataset = "synthetic"
     @OptionGroup var data: DataOptions
     @OptionGroup var adaptation: AdaptationOptions
+    @OptionGroup var numerics: NumericsOptions
     @Option(help: "Query images scored per instance.") var query = 5
     @Option(parsing: .singleValue, help: "Tasks to evaluate (globs; default: the held-out split, or every task).") var tasks: [String] = []
     @Option(help: "Sampled instances per task.") var instancesPerTask = 10
@@ -47,6 +48,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         let logger = makeLogger(.warning)
         let model = try TrainedModel.load(checkpoint)
+        try applyNumerics(numerics.settings(defaults: model.run.numerics))
         // Images are prepared at the model's input size.
         let (_, source) = try data.open(dataset, size: model.config.model.input.height, logger: logger)
         let split = data.split(for: source)

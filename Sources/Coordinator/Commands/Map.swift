@@ -37,6 +37,7 @@ struct MapCommand: ParsableCommand {
     @OptionGroup var tasks: TaskOptions
     @OptionGroup var study: StudyOptions
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var numerics: NumericsOptions
 
     @OptionGroup var runFile: RunFileOptions
 
@@ -102,6 +103,7 @@ struct MapCommand: ParsableCommand {
         try clusterSettings.validate()
         try writeRunFile(into: out)
         try startMetrics(cluster.metricsAddress, logger: logger)
+        try applyNumerics(numerics.settings())
         let map = try RegimeMap(settings: settings, launcher: TrainingLauncher(settings: clusterSettings, runFile: RunFile.effective, logger: logger),
                                 logger: logger) { note($0) }
         do { try map.run() } catch let stopped as StudyStopped {

@@ -3,6 +3,7 @@ import Datasets
 import Evaluation
 import Foundation
 import Inference
+import Training
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,7 @@ struct Predict: ParsableCommand {
     @Option(name: .customShort("i"), help: "Folder of NIfTI cases to segment.") var input: String
     @Option(name: .customShort("o"), help: "Output folder.") var output: String
     @OptionGroup var adaptation: AdaptationOptions
+    @OptionGroup var numerics: NumericsOptions
     @Option(help: "Sliding-window size in pixels (default: the model's input size; a multiple of its poolings).") var window: Int?
     @Option(help: "Overlap of neighbouring windows (0...0.95).") var overlap = 0.5
     @Option(help: "Threads.") var threads = 2
@@ -38,6 +40,7 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
+        try applyNumerics(numerics.settings(defaults: try TrainedModel.load(checkpoint).run.numerics))
         var settings = PredictJob.Settings(checkpoint: checkpoint, input: input, output: output)
         settings.support = zip(support, supportMasks).map { PredictJob.Support(images: $0, labels: $1) }
         settings.labels = label

@@ -35,6 +35,7 @@ struct Pretrain: ParsableCommand {
     @OptionGroup var tasks: TaskOptions
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var numerics: NumericsOptions
     @OptionGroup var output: TrainingOutputOptions
     @Flag(help: "Decathlon folders: also use the labelled cases' images (labels ignored).") var includeTrainingImages = false
     @Option(help: "superpixel: pseudo-tasks on the workers; masked: masked-image reconstruction with denoising, in this process.")
@@ -59,13 +60,14 @@ struct Pretrain: ParsableCommand {
         let (datasetSpec, source) = try DatasetSpec.openPseudo(dataset, options: data.volumeOptions(size: input.size()), pseudo: pseudo,
                                                                includeTraining: includeTrainingImages, logger: logger)
         let config = try trainingConfig(size: input.size(), model: model, tasks: tasks, recipe: recipe)
+        let checkpoint = output.resume && pretext == .superpixel ? try Checkpoint.resumable(in: folder, logger: logger) : nil
+        let applied = try applyNumerics(checkpoint?.run.numerics ?? numerics.settings())
         if pretext == .masked {
             guard let images = (source as? PseudoTaskSource)?.images else { throw ValidationError("no unlabelled images in \(dataset)") }
             return try pretrainMasked(images, config: config, dataset: datasetSpec, folder: folder)
         }
         var spec = RunSpec(runID: RunSpec.randomID(), training: config, dataset: datasetSpec, split: source.defaultSplit,
-                           evaluation: EvaluationSpec())
-        let checkpoint = output.resume ? try Checkpoint.resumable(in: folder, logger: logger) : nil
+                           evaluation: EvaluationSpec(), numerics: applied)
         if let checkpoint { spec = checkpoint.run }
         note("pretraining on \(source.taskNames.count) group(s) of unlabelled images: \(source.taskNames.prefix(6).joined(separator: ", "))\(source.taskNames.count > 6 ? ", ..." : "")")
         let settings = cluster.settings()

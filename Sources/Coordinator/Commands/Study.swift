@@ -32,6 +32,7 @@ struct Study: ParsableCommand {
     @OptionGroup var tasks: TaskOptions
     @OptionGroup var study: StudyOptions
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var numerics: NumericsOptions
     @Option(help: "Output folder (continued if it holds a study with the same settings).") var out = "study"
     @Option(help: "Comma-separated candidate names to run (default: the whole plan).") var candidates: String?
     @Flag(help: "Also pretrain for half the budget (superpixel pseudo-tasks, or masked-image reconstruction: two candidates), then meta-train.") var pretraining = false
@@ -83,6 +84,7 @@ struct Study: ParsableCommand {
             guard !tasks.isEmpty else { throw ValidationError("no task of \(testDataset) matches \(testTasks)") }
             test = StudyRunner.TestSet(dataset: testSpec, source: testSource, tasks: tasks)
         }
+        try applyNumerics(numerics.settings())
         let runner = try StudyRunner(settings: settings, plan: plan, source: source, launcher: launcher, logger: logger, test: test) { note($0) }
         do {
             try runner.run()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Core
 import Datasets
+import Engine
 import Logging
 import MetaLearning
 import Pretraining
@@ -25,6 +26,7 @@ struct Train: ParsableCommand {
     @OptionGroup var tasks: TaskOptions
     @OptionGroup var recipe: RecipeOptions
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var numerics: NumericsOptions
     @OptionGroup var output: TrainingOutputOptions
     @Option(help: "Start from these parameters (a checkpoint or final.safetensors, e.g. from pretrain).") var initFrom: String?
     @Option(help: "Evaluate on held-out tasks every N steps (0: never).") var evalEvery = 0
@@ -57,11 +59,14 @@ struct Train: ParsableCommand {
         evaluation.query = tasks.query
         var spec = RunSpec(runID: RunSpec.randomID(), training: try trainingConfig(size: input.size(), model: model, tasks: tasks, recipe: recipe),
                            dataset: datasetSpec, split: split, evaluation: evaluation)
+        // The run's numerics, before anything computes: the checkpoint's when resuming.
+        spec.numerics = try applyNumerics(checkpoint?.run.numerics ?? numerics.settings())
         if let checkpoint {
             guard checkpoint.run.dataset.identity == datasetSpec.identity else {
                 throw ValidationError("the dataset differs from the checkpoint's (fingerprint \(datasetSpec.identity.fingerprint.prefix(16)) vs \(checkpoint.run.dataset.identity.fingerprint.prefix(16)))")
             }
             spec = checkpoint.run
+            spec.numerics = NumericsSettings.applied ?? spec.numerics
         }
         var initial: [Float]?
         if let path = initFrom, checkpoint == nil {

@@ -37,7 +37,9 @@ extension RunSpec {
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
             dataset: wireDataset, validationPatterns: split.validationPatterns, testPatterns: split.testPatterns,
-            heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask))
+            heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask),
+            numerics: .init(cpuKernels: numerics.resolved().cpuKernels?.rawValue ?? "avx2", matrixLibrary: numerics.matrixLibrary.rawValue,
+                            convolution: numerics.convolution?.rawValue, keptSteps: numerics.keptSteps))
     }
 
     private static func wirePseudo(_ p: PseudoTaskOptions) -> Wire.RunSpecification.Pseudo {
@@ -79,12 +81,14 @@ extension RunSpec {
 
     /// Rebuilds a run from its wire form, checking every field: ranges, names, the model graph
     /// and the learner settings. What only the coordinator uses (the optimizer, the number of
-    /// steps, the meta-batch) keeps its default. `keptSteps` is this process's
-    /// `MEDMAML_KEEP_STEPS`, which counts towards the memory a compute thread may need.
-    public init(wire w: Wire.RunSpecification, keptSteps: Int? = ActivationMemory.requested) throws(WireError) {
+    /// steps, the meta-batch) keeps its default. The run's kept inner steps count towards the
+    /// memory a compute thread may need.
+    public init(wire w: Wire.RunSpecification) throws(WireError) {
         func check(_ condition: Bool, _ what: @autoclosure () -> String) throws(WireError) {
             if !condition { throw .malformed("run specification: \(what())") }
         }
+        let keptSteps = w.numerics.keptSteps
+        try check(keptSteps.map { (0...ActivationMemory.maximumKeptSteps).contains($0) } ?? true, "kept steps out of range")
         try check(Wire.RunID(hex: w.runID) != nil, "run id is not 32 hex characters")
         let m = w.model
         try check((1...64).contains(m.channels) && (1...4096).contains(m.height) && (1...4096).contains(m.width),
@@ -144,7 +148,7 @@ extension RunSpec {
         let gib = (activations + parameters + tapes) / Double(1 << 30)
         try check(gib <= Double(Wire.maximumThreadMemoryGiB),
                   String(format: "the run would need %.1f GiB per compute thread (at most %d)%@", gib, Wire.maximumThreadMemoryGiB,
-                         kept > 0 ? keptSteps.map { " with MEDMAML_KEEP_STEPS=\($0) (\(kept) kept steps); lower it" } ?? "" : ""))
+                         kept > 0 ? keptSteps.map { " with --keep-steps \($0) (\(kept) kept steps); lower it" } ?? "" : ""))
 
         let d = w.dataset
         guard let kind = DatasetSpec.Kind(rawValue: d.kind) else { throw .malformed("run specification: unknown dataset kind '\(d.kind.prefix(40))'") }
@@ -204,11 +208,20 @@ extension RunSpec {
         evaluation.steps = h.steps
         evaluation.perTask = h.perTask
 
+        let n = w.numerics
+        guard let kernels = NumericsSettings.CPUKernels(rawValue: n.cpuKernels), let library = BLAS.Backend(rawValue: n.matrixLibrary)
+        else { throw .malformed("run specification: unknown numerics '\(n.cpuKernels.prefix(20))', '\(n.matrixLibrary.prefix(20))'") }
+        let convolution = try n.convolution.map { name throws(WireError) -> BLAS.ConvolutionPath in
+            guard let path = BLAS.ConvolutionPath(rawValue: name) else { throw .malformed("run specification: unknown convolution path '\(name.prefix(20))'") }
+            return path
+        }
+        let numerics = NumericsSettings(cpuKernels: kernels, matrixLibrary: library, convolution: convolution, keptSteps: n.keptSteps)
+
         var training = TrainingConfig(meta: meta)
         training.seed = w.seed
         training.initSeed = w.initSeed
         self.init(runID: w.runID, training: training, dataset: dataset,
                   split: TaskSplit(validationPatterns: w.validationPatterns, testPatterns: w.testPatterns),
-                  evaluation: evaluation)
+                  evaluation: evaluation, numerics: numerics)
     }
 }

@@ -274,6 +274,15 @@ public final class WorkerNode: @unchecked Sendable {
             do {
                 let spec = try RunSpec(wire: wire)
                 guard let runID = Wire.RunID(hex: spec.runID) else { throw WireError.malformed("bad run id") }
+                // The run's numerics before anything computes; a process that already computes
+                // with others starts again with the run's.
+                do { try spec.numerics.apply() } catch let failure as NumericsSettings.Failure {
+                    if case .alreadyApplied = failure {
+                        throw WorkerSession.LoadFailure("this process computes with other numerics than the run's (\(spec.numerics))",
+                                                        restartWith: spec.numerics)
+                    }
+                    throw failure
+                }
                 logger.info("loading data", metadata: ["dataset": "\(spec.dataset.name)", "run": "\(spec.runID)",
                                                        "keep_steps": "\(ActivationMemory.description)"])
                 let source = try spec.dataset.openOnWorker(dataRoot: options.dataRoot, split: spec.split, logger: logger)
@@ -282,6 +291,8 @@ public final class WorkerNode: @unchecked Sendable {
                 let ready = Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: numerics,
                                        kernel: BLAS.kernelDescription)
                 result = .success(.init(ready: ready, parameterCount: try MetaLayout(config: spec.training.meta).count))
+            } catch let failure as WorkerSession.LoadFailure {
+                result = .failure(failure)
             } catch {
                 result = .failure(.init("cannot prepare the run's data: \(error)"))
             }

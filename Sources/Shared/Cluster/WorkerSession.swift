@@ -1,3 +1,4 @@
+import Engine
 import Logging
 import Wire
 
@@ -73,7 +74,13 @@ public struct WorkerSession {
     /// Why a run's data could not be loaded on this worker.
     public struct LoadFailure: Error, Sendable, Equatable {
         public var reason: String
-        public init(_ reason: String) { self.reason = reason }
+        /// Set when this process computes with other numerics than the run's and must start
+        /// again with the run's (a worker that served another run).
+        public var restartWith: NumericsSettings?
+        public init(_ reason: String, restartWith: NumericsSettings? = nil) {
+            self.reason = reason
+            self.restartWith = restartWith
+        }
     }
 
     public enum Action: Sendable {
@@ -102,6 +109,9 @@ public struct WorkerSession {
         case idle
         case signal(Int32)
         case failed(String)
+        /// Start this worker again with the run's numerics: this process already computes
+        /// with others, which its engine cannot change.
+        case restart(NumericsSettings)
     }
 
     /// The state of the run's data on this worker (kept across connections).
@@ -299,7 +309,7 @@ public struct WorkerSession {
             data = .none
             var actions: [Action] = []
             if case .connected(let c) = state { actions.append(.send(Wire.Message(.bye, run: c.run, body: Wire.Empty()))) }
-            return actions + exit(.failed(failure.reason))
+            return actions + exit(failure.restartWith.map { .restart($0) } ?? .failed(failure.reason))
         }
     }
 

@@ -37,6 +37,10 @@ public struct Demo {
         }
     }
 
+    /// The demo's numerics: oneDNN's AVX2 kernels (its table the same on any x86-64 machine)
+    /// and every inner step's passes kept.
+    public static let numerics = NumericsSettings(cpuKernels: .avx2, keptSteps: 1000)
+
     /// The recipe the full study chose on meta-validation (README: docs/RESULTS.md).
     public static let defaultRecipe = "maml++-second"
 

@@ -28,9 +28,17 @@ extension StudyPlan {
 
     /// The recipes for the universe: Proto-ANIL (exact second order on the head, the body
     /// meta-learned; two forward and backward passes a task), first-order Proto-MAML, MAML++,
-    /// each of the first two with meta-augmentation too, and Proto-ANIL from the multi-class
-    /// transfer model (half the budget on that model first).
+    /// each of the first two with meta-augmentation too, Proto-ANIL from the multi-class
+    /// transfer model (half the budget on that model first), and Proto-MAML with no inner
+    /// steps in meta-training: episodic training of the prototype head itself (Prototypical
+    /// Networks, Snell et al. 2017, as PANet uses them for segmentation, with a meta-learned
+    /// head added to the prototypes), with and without meta-augmentation.
     public static let universeRecipes: [Candidate] = [
+        .init(name: "protonet", family: .maml,
+              training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true, innerSteps: 0)), grid: universeMAMLGrid),
+        .init(name: "protonet+aug", family: .maml,
+              training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true, innerSteps: 0, metaAugmentation: true)),
+              grid: universeMAMLGrid),
         .init(name: "protoanil-second", family: .maml,
               training: .meta(.init(order: .second, headOnlyInnerLoop: true, prototypeHead: true)), grid: universeMAMLGrid),
         .init(name: "protoanil-second+aug", family: .maml,

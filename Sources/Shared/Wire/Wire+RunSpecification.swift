@@ -18,9 +18,12 @@ extension Wire {
         public var validationPatterns: [String]
         public var testPatterns: [String]
         public var heldOut: HeldOut
+        /// What every process of the run computes with (new in version 5).
+        public var numerics: Numerics
 
         public init(runID: String, seed: UInt64, initSeed: UInt64, model: Model, learner: Learner, dataset: Dataset,
-                    validationPatterns: [String] = [], testPatterns: [String], heldOut: HeldOut) {
+                    validationPatterns: [String] = [], testPatterns: [String], heldOut: HeldOut, numerics: Numerics) {
+            self.numerics = numerics
             self.validationPatterns = validationPatterns
             self.runID = runID
             self.seed = seed
@@ -209,6 +212,23 @@ extension Wire {
                 self.maximumMerged = maximumMerged
                 self.minimumArea = minimumArea
                 self.maximumArea = maximumArea
+            }
+        }
+
+        /// The numerics settings: oneDNN's instruction set (`avx2`, `avx512`, `avx512-bf16`,
+        /// `avx512-amx`), the matrix library (`onednn`, `openblas`), the convolution path
+        /// (`primitives`, `im2col`, absent: the library's default), kept inner steps (absent:
+        /// the default rule).
+        public struct Numerics: Codable, Sendable, Equatable {
+            public var cpuKernels: String
+            public var matrixLibrary: String
+            public var convolution: String?
+            public var keptSteps: Int?
+            public init(cpuKernels: String, matrixLibrary: String, convolution: String?, keptSteps: Int?) {
+                self.cpuKernels = cpuKernels
+                self.matrixLibrary = matrixLibrary
+                self.convolution = convolution
+                self.keptSteps = keptSteps
             }
         }
 

@@ -17,7 +17,7 @@ public enum Wire {
     public static let magic: [UInt8] = Array("MMAL".utf8)
     /// 2: the run specification carries meta-validation patterns; 3: the head-only inner
     /// loop; 4: the prototype head (a worker without it would compute plain MAML).
-    public static let version: UInt16 = 4
+    public static let version: UInt16 = 5
     public static let headerSize = 32
     public static let maximumBodySize = 1 << 20
     /// Frames of a message: header, body and an optional payload.

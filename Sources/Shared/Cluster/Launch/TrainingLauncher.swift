@@ -43,6 +43,8 @@ public struct TrainingLauncher {
                     onStep: ((StepReport, TrainingRun) -> Void)? = nil,
                     onEvaluation: ((HeldOutScore) -> Void)? = nil) throws -> RunSummary {
         try settings.validate()
+        // The run's numerics, before this process computes anything of it.
+        try spec.numerics.resolved().apply()
         var runOutputs = RunOutputs(checkpointFolder: outputs.checkpointFolder)
         runOutputs.checkpointEvery = outputs.checkpointEvery
         runOutputs.metricsPath = outputs.metricsPath

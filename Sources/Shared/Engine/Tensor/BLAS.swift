@@ -21,7 +21,7 @@ import Foundation
 /// (`OPENBLAS_CORETYPE`, `ONEDNN_MAX_CPU_ISA`) for bitwise equality across different CPUs.
 public enum BLAS {
     /// The library that computes Float32 matrix products.
-    public enum Backend: String, Sendable, CaseIterable {
+    public enum Backend: String, Codable, Sendable, CaseIterable {
         /// oneDNN's JIT `dnnl_sgemm` (AVX-512 where the CPU has it).
         case onednn
         /// OpenBLAS `cblas_sgemm`.
@@ -45,7 +45,7 @@ public enum BLAS {
     }
 
     /// How Float32 convolutions with a kernel larger than 1 are computed.
-    public enum ConvolutionPath: String, Sendable, CaseIterable {
+    public enum ConvolutionPath: String, Codable, Sendable, CaseIterable {
         /// oneDNN's convolution primitives in their blocked layouts (`ConvolutionPrimitives`).
         case primitives
         /// Unfolding (im2col) and one matrix product per image with the backend above.

@@ -1,0 +1,153 @@
+import CDNNL
+import Foundation
+
+/// The settings that decide a run's numbers, and the one that only decides its memory: they
+/// travel with the run (its checkpoints, its run file, the run specification workers receive)
+/// and every process of the run applies them before it computes anything, so no environment
+/// variable is needed to reproduce a run and every worker computes the coordinator's bits.
+///
+/// - `cpuKernels`: the most advanced instruction set oneDNN may use. Kernels of different sets
+///   sum in different orders, so they change the bits. A run started without one takes the
+///   coordinator's own (resolved to a named set), which a worker whose CPU lacks it cannot
+///   match: it is refused with the reason.
+/// - `matrixLibrary`, `convolution`: which library computes matrix products, and whether
+///   convolutions run on oneDNN's primitives or unfold (change the bits).
+/// - `keptSteps`: inner steps whose passes are kept for the exact meta-gradient
+///   (`ActivationMemory`; memory for speed, the same bits).
+///
+/// The engine reads its settings once per process; `apply` sets them before that and refuses
+/// settings other than those a process already computes with.
+public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvertible {
+    /// oneDNN's instruction-set limits MedMAML names (oneDNN's `ONEDNN_MAX_CPU_ISA` values).
+    public enum CPUKernels: String, Codable, Sendable, CaseIterable {
+        case avx2
+        case avx512
+        case avx512BF16 = "avx512-bf16"
+        case avx512AMX = "avx512-amx"
+
+        var isa: dnnl_cpu_isa_t {
+            switch self {
+            case .avx2: dnnl_cpu_isa_avx2
+            case .avx512: dnnl_cpu_isa_avx512_core
+            case .avx512BF16: dnnl_cpu_isa_avx512_core_bf16
+            case .avx512AMX: dnnl_cpu_isa_avx512_core_amx
+            }
+        }
+
+        var environmentValue: String {
+            switch self {
+            case .avx2: "AVX2"
+            case .avx512: "AVX512_CORE"
+            case .avx512BF16: "AVX512_CORE_BF16"
+            case .avx512AMX: "AVX512_CORE_AMX"
+            }
+        }
+
+        /// The named set of an effective oneDNN ISA (the largest named one it includes).
+        static func named(_ isa: dnnl_cpu_isa_t) -> CPUKernels? {
+            let value = isa.rawValue
+            return allCases.reversed().first { value & $0.isa.rawValue == $0.isa.rawValue }
+        }
+    }
+
+    /// nil: the machine's own (resolved by `resolved()` before a run starts).
+    public var cpuKernels: CPUKernels?
+    public var matrixLibrary: BLAS.Backend = .onednn
+    /// nil: the library's default (primitives with oneDNN, unfolding with OpenBLAS).
+    public var convolution: BLAS.ConvolutionPath?
+    /// nil: the default rule.
+    public var keptSteps: Int?
+
+    public init(cpuKernels: CPUKernels? = nil, matrixLibrary: BLAS.Backend = .onednn, convolution: BLAS.ConvolutionPath? = nil,
+                keptSteps: Int? = nil) {
+        self.cpuKernels = cpuKernels
+        self.matrixLibrary = matrixLibrary
+        self.convolution = convolution
+        self.keptSteps = keptSteps
+    }
+
+    public var description: String {
+        "cpu kernels \(cpuKernels?.rawValue ?? "native"), \(matrixLibrary.rawValue), convolutions \((convolution ?? (matrixLibrary == .onednn ? .primitives : .im2col)).rawValue), kept steps \(keptSteps.map(String.init) ?? "default")"
+    }
+
+    /// The settings a process with no flags computes with (what runs saved before settings
+    /// travelled used, and what the environment variables of old set-ups ask for).
+    public static var fromEnvironment: NumericsSettings {
+        let env = ProcessInfo.processInfo.environment
+        var s = NumericsSettings()
+        if let isa = env["ONEDNN_MAX_CPU_ISA"] { s.cpuKernels = CPUKernels.allCases.first { $0.environmentValue == isa.uppercased() } }
+        s.matrixLibrary = env["MEDMAML_GEMM"].flatMap(BLAS.Backend.init(rawValue:)) ?? .onednn
+        s.convolution = env["MEDMAML_CONV"].flatMap(BLAS.ConvolutionPath.init(rawValue:))
+        s.keptSteps = env["MEDMAML_KEEP_STEPS"].flatMap(Int.init)
+        return s
+    }
+
+    /// The variables these settings set, for a process started with them.
+    public var environmentVariables: [String: String] { environment.compactMapValues { $0 } }
+    /// The variables these settings leave unset.
+    public var unsetVariables: [String] { environment.filter { $0.value == nil }.map(\.key) }
+
+    /// The variables the engine reads, as these settings set them.
+    var environment: [String: String?] {
+        ["ONEDNN_MAX_CPU_ISA": cpuKernels?.environmentValue, "MEDMAML_GEMM": matrixLibrary.rawValue,
+         "MEDMAML_CONV": convolution?.rawValue, "MEDMAML_KEEP_STEPS": keptSteps.map(String.init)]
+    }
+
+    /// The process's settings, once applied.
+    nonisolated(unsafe) private static var appliedSettings: NumericsSettings?
+    private static let lock = NSLock()
+
+    /// The settings this process computes with, if applied.
+    public static var applied: NumericsSettings? { lock.withLock { appliedSettings } }
+
+    /// Why settings cannot be applied.
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// The process already computes with other settings (a worker restarts itself).
+        case alreadyApplied(NumericsSettings)
+        /// This machine cannot run the kernels asked for.
+        case unsupported(String)
+
+        public var description: String {
+            switch self {
+            case .alreadyApplied(let s): "this process already computes with other numerics (\(s))"
+            case .unsupported(let why): why
+            }
+        }
+    }
+
+    /// Makes this process compute with these settings: sets what the engine reads before it
+    /// first reads it. Applying the same settings again does nothing; other settings throw.
+    public func apply() throws(Failure) {
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        if let current = Self.appliedSettings {
+            guard current == self else { throw .alreadyApplied(current) }
+            return
+        }
+        for (name, value) in environment {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
+        }
+        if let kernels = cpuKernels {
+            // Before oneDNN creates anything; a later call cannot change what it chose.
+            _ = dnnl_set_max_cpu_isa(kernels.isa)
+            let effective = CPUKernels.named(dnnl_get_effective_cpu_isa())
+            if effective != kernels {
+                let order = CPUKernels.allCases
+                if let effective, order.firstIndex(of: effective)! > order.firstIndex(of: kernels)! {
+                    throw .alreadyApplied(NumericsSettings(cpuKernels: effective, matrixLibrary: matrixLibrary, convolution: convolution,
+                                                           keptSteps: keptSteps))
+                }
+                throw .unsupported("this CPU cannot run oneDNN's \(kernels.rawValue) kernels (it offers \(effective?.rawValue ?? "less than avx2")); start the run with --cpu-kernels set to what every machine has")
+            }
+        }
+        Self.appliedSettings = self
+    }
+
+    /// These settings with the machine's own CPU kernels named when none was asked for: what
+    /// a run records, so every worker computes with the coordinator's kernels.
+    public func resolved() -> NumericsSettings {
+        var s = self
+        if s.cpuKernels == nil { s.cpuKernels = CPUKernels.named(dnnl_get_effective_cpu_isa()) }
+        return s
+    }
+}
