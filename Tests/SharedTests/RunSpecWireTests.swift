@@ -61,7 +61,6 @@ import Wire
         let wire = original.wireForm
         #expect(wire.learner.headOnlyInnerLoop)
         #expect(try RunSpec(wire: wire).training.meta == original.training.meta)
-        #expect(Wire.version == 4)
         var refused = wire
         refused.learner.learnedInnerRates = true
         #expect(throws: WireError.self) { try RunSpec(wire: refused) }
@@ -224,28 +223,49 @@ import Wire
         }
     }
 
-    /// A worker's kept passes (`MEDMAML_KEEP_STEPS`) count towards its memory per thread: a
+    /// The numerics settings travel (version 5: a version-4 worker would compute with its own
+    /// kernels and be refused only by the fingerprint), and an unknown kernel set is refused.
+    @Test func numericsTravel() throws {
+        var original = Self.spec()
+        original.numerics = NumericsSettings(cpuKernels: .avx2, matrixLibrary: .openblas, convolution: .im2col, keptSteps: 3)
+        let wire = original.wireForm
+        #expect(Wire.version == 5)
+        #expect(try RunSpec(wire: wire).numerics == original.numerics)
+        var refused = wire
+        refused.numerics.cpuKernels = "sse9"
+        #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+        refused = wire
+        refused.numerics.keptSteps = -1
+        #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+    }
+
+    /// The run's kept passes (`--keep-steps`) count towards a worker's memory per thread: a
     /// specification that fits without them is refused with them, naming the setting.
     @Test func keptStepsCountTowardsTheMemoryLimit() throws {
         var w = Self.spec().wireForm
         w.learner.order = "second"
         w.model.height = 512; w.model.width = 512; w.dataset.size = 512
         w.learner.innerSteps = 1000
-        _ = try RunSpec(wire: w, keptSteps: 0)
-        _ = try RunSpec(wire: w, keptSteps: 1)
+        func spec(keeping kept: Int) throws(WireError) -> RunSpec {
+            var k = w
+            k.numerics.keptSteps = kept
+            return try RunSpec(wire: k)
+        }
+        _ = try spec(keeping: 0)
+        _ = try spec(keeping: 1)
         do {
-            _ = try RunSpec(wire: w, keptSteps: 1000)
+            _ = try spec(keeping: 1000)
             Issue.record("a run needing a tape per inner step at 512x512 was accepted")
         } catch {
-            #expect("\(error)".contains("MEDMAML_KEEP_STEPS=1000"), "\(error)")
+            #expect("\(error)".contains("--keep-steps 1000"), "\(error)")
         }
         w.learner.order = "first"
-        _ = try RunSpec(wire: w, keptSteps: 1000)
-        // A head-only inner loop keeps one tape whatever MEDMAML_KEEP_STEPS says.
+        _ = try spec(keeping: 1000)
+        // A head-only inner loop keeps one tape whatever --keep-steps says.
         w.learner.order = "second"
         w.learner.learnedInnerRates = false
         w.learner.headOnlyInnerLoop = true
-        _ = try RunSpec(wire: w, keptSteps: 1000)
+        _ = try spec(keeping: 1000)
     }
 }
 

@@ -20,7 +20,8 @@ import Wire
             dataset: .init(kind: "synthetic", name: "synthetic", path: "synthetic", identityName: "synthetic", fingerprint: "data",
                            axis: "axial", size: 16, normalisation: .init(kind: "zscore", low: 0.5, high: 99.5), requireLabel: true,
                            sameVolume: true, augment: false, skipBad: false, pseudo: nil, includeTrainingImages: false),
-            testPatterns: [], heldOut: .init(seed: 3, support: 2, query: 1, steps: nil, perTask: 1))
+            testPatterns: [], heldOut: .init(seed: 3, support: 2, query: 1, steps: nil, perTask: 1),
+            numerics: .init(cpuKernels: "avx2", matrixLibrary: "openblas", convolution: nil, keptSteps: nil))
     }
 
     struct Harness {

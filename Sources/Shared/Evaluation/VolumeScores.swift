@@ -33,7 +33,7 @@ public struct VolumeScores: Sendable, Codable, Equatable {
     }
 
     /// Foreground voxels with a 6-neighbour outside the mask (or at the volume's edge).
-    static func surface(_ m: [Bool], dims: (Int, Int, Int)) -> [Bool] {
+    public static func surface(_ m: [Bool], dims: (Int, Int, Int)) -> [Bool] {
         let (nx, ny, nz) = dims
         var out = [Bool](repeating: false, count: m.count)
         for z in 0..<nz {
