@@ -75,12 +75,21 @@ let package = Package(
                                .product(name: "Yams", package: "Yams")],
                 path: "Sources/Shared/Service"),
 
-        // The executables.
+        // The option groups the executables' commands share (one group per concern, one set of
+        // defaults, one TrainingConfig builder) and the helpers every command ends with.
+        .target(name: "CommandOptions",
+                dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Evaluation", "Training", "Wire", "Cluster", "Study",
+                               "Service", argumentParser, logging],
+                path: "Sources/Shared/CommandOptions"),
+
+        // The executables: commands only (parse, call the library, print).
         .executableTarget(
             name: "Coordinator",
             dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", "Training",
-                           "Wire", "Transport", "Cluster", "Inference", "Study", "Benchmarks", "Service", argumentParser, logging]),
-        .executableTarget(name: "Worker", dependencies: ["Core", "Engine", "Transport", "Cluster", "Service", argumentParser, logging]),
+                           "Wire", "Transport", "Cluster", "Inference", "Study", "Benchmarks", "Service", "CommandOptions",
+                           argumentParser, logging]),
+        .executableTarget(name: "Worker",
+                          dependencies: ["Core", "Engine", "Transport", "Cluster", "Service", "CommandOptions", argumentParser, logging]),
 
         // Tests.
         .target(name: "TestSupport",

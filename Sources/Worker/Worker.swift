@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import CommandOptions
 import Core
 import Engine
 import Foundation
@@ -38,14 +39,7 @@ struct Worker: ParsableCommand {
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
             throw ValidationError("--connect takes tcp://HOST:PORT (or ipc://PATH)")
         }
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
-        var logger = Logger(label: "medmaml.worker")
-        logger.logLevel = level
+        let logger = makeLogger(logLevel, label: "medmaml.worker")
         StopSignal.install()
         var options = WorkerNode.Options(endpoint: connect, threads: threads,
                                          name: name ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())")
@@ -103,8 +97,6 @@ struct Worker: ParsableCommand {
         }
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Replaces this process with the same program and arguments, the environment holding
 /// `numerics` (what the engine reads at its first computation). Returns only if exec fails.

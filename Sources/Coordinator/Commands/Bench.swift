@@ -1,5 +1,6 @@
 import ArgumentParser
 import Benchmarks
+import CommandOptions
 import Datasets
 import Engine
 import Foundation

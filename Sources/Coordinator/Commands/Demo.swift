@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import CommandOptions
 import Core
 import Foundation
 import Logging

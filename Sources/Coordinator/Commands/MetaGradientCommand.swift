@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Core
 import Datasets
 import Engine

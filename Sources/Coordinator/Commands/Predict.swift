@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandOptions
 import Datasets
 import Evaluation
 import Foundation

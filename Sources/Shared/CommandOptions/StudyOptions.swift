@@ -3,17 +3,18 @@ import Study
 
 /// The comparison protocol's knobs, shared by `study` and `demo` (the main comparison's K is
 /// the tasks' `--shots`).
-struct StudyOptions: ParsableArguments {
-    @Option(help: "Training budget of every candidate, in core-seconds (default 600; the demo's 100, the map's 150).") var budget: Double?
-    @Option(help: "Shots of the Dice-against-K curve, comma-separated (default 1,5,10,20; the demo's 1,5, the map's 1,3,5,10).") var shotsCurve: String?
-    @Option(help: "Meta-validation instances per task (default 6; the demo's 3, the map's 2).") var validationPerTask: Int?
-    @Option(help: "Meta-test instances per task (default 10; the map's 3).") var testPerTask: Int?
+public struct StudyOptions: ParsableArguments {
+    public init() {}
+    @Option(help: "Training budget of every candidate, in core-seconds (default 600; the demo's 100, the map's 150).") public var budget: Double?
+    @Option(help: "Shots of the Dice-against-K curve, comma-separated (default 1,5,10,20; the demo's 1,5, the map's 1,3,5,10).") public var shotsCurve: String?
+    @Option(help: "Meta-validation instances per task (default 6; the demo's 3, the map's 2).") public var validationPerTask: Int?
+    @Option(help: "Meta-test instances per task (default 10; the map's 3).") public var testPerTask: Int?
     @Option(help: "Read the per-step costs from another study's state.json instead of measuring them (same costs, same step counts, same results).")
-    var costsFrom: String?
+    public var costsFrom: String?
 
     /// The protocol these flags give, with `preset`'s values for flags not given; the main
     /// comparison is at the tasks' `shots`.
-    func studyProtocol(_ preset: Preset, shots: Int) throws -> StudyProtocol {
+    public func studyProtocol(_ preset: Preset, shots: Int) throws -> StudyProtocol {
         let budget = self.budget ?? preset.budget
         guard budget.isFinite, budget > 0, budget <= 1e7 else { throw ValidationError("--budget takes core-seconds in (0, 1e7]") }
         let curve = try shotsCurve.map { text in

@@ -4,30 +4,31 @@ import Logging
 import Wire
 
 /// Where and how the work runs: flags shared by every command that trains.
-struct ClusterOptions: ParsableArguments {
+public struct ClusterOptions: ParsableArguments {
+    public init() {}
     @Option(help: "Coordinator endpoint to bind (default tcp://*:5555; loopback with an ephemeral port for --local-workers).")
-    var bind: String?
-    @Option(help: "Wait for this many workers before the first step.") var minWorkers = 1
+    public var bind: String?
+    @Option(help: "Wait for this many workers before the first step.") public var minWorkers = 1
     @Option(help: "Start this many worker processes on this host (stopped on exit); study and demo start 2 unless --in-process or --bind is given.")
-    var localWorkers: Int?
-    @Option(help: "Compute threads per local worker, or task threads with --in-process.") var threads = 1
-    @Flag(help: "Run every task in this process, with no sockets.") var inProcess = false
-    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") var prefetch = Wire.defaultPrefetch
-    @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") var secretKey: String?
-    @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") var authorizedKeys: String?
-    @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") var insecure = false
+    public var localWorkers: Int?
+    @Option(help: "Compute threads per local worker, or task threads with --in-process.") public var threads = 1
+    @Flag(help: "Run every task in this process, with no sockets.") public var inProcess = false
+    @Option(help: "Tasks per worker thread sent ahead of need, to hide network latency (0: none).") public var prefetch = Wire.defaultPrefetch
+    @Option(help: "CURVE secret key file of the coordinator (turns encryption and authentication on).") public var secretKey: String?
+    @Option(help: "Authorized worker public keys: a folder of .pub files or a file with one key per line.") public var authorizedKeys: String?
+    @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") public var insecure = false
     @Option(help: "Fraction (0...1) of tasks computed again by a second worker and compared bit for bit; a disagreement is settled by a third computation and the wrong worker quarantined.")
-    var verify = 0.0
+    public var verify = 0.0
     @Option(help: "Memory (MB) the coordinator's socket may hold beyond the run's own use before every connection is dropped and workers re-register.")
-    var memoryBudget = Wire.defaultMemoryBudget >> 20
-    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9464).") var metricsAddress: String?
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
+    public var memoryBudget = Wire.defaultMemoryBudget >> 20
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9464).") public var metricsAddress: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") public var logLevel: Logger.Level = .info
 
     /// The settings, with `defaultLocalWorkers` local workers when none of --local-workers,
     /// --in-process and --bind says where tasks run. Checked when the arguments are parsed
     /// (run files are expanded into them first), so a command refuses impossible settings
     /// before any work.
-    func settings(defaultLocalWorkers: Int = 0) -> ClusterSettings {
+    public func settings(defaultLocalWorkers: Int = 0) -> ClusterSettings {
         var s = ClusterSettings()
         s.bind = bind
         s.minimumWorkers = minWorkers
@@ -44,7 +45,7 @@ struct ClusterOptions: ParsableArguments {
         return s
     }
 
-    func validate() throws {
+    public func validate() throws {
         do { try settings().validateRanges() } catch { throw ValidationError("\(error)") }
     }
 }

@@ -3,16 +3,17 @@ import Engine
 
 /// The settings that decide a run's numbers (`NumericsSettings`): they travel with the run to
 /// its checkpoints and workers, so no environment variable is needed to reproduce it.
-struct NumericsOptions: ParsableArguments {
+public struct NumericsOptions: ParsableArguments {
+    public init() {}
     @Option(help: "oneDNN's instruction set: avx2, avx512, avx512-bf16 or avx512-amx (default: this machine's best; a run records it, and every worker uses the same; the demo's: avx2, for its table on any x86-64 machine). Changes the bits.")
-    var cpuKernels: NumericsSettings.CPUKernels?
-    @Option(help: "The library that computes matrix products: onednn (default) or openblas. Changes the bits.") var matrixLibrary: BLAS.Backend?
+    public var cpuKernels: NumericsSettings.CPUKernels?
+    @Option(help: "The library that computes matrix products: onednn (default) or openblas. Changes the bits.") public var matrixLibrary: BLAS.Backend?
     @Option(help: "Convolutions on oneDNN's primitives or by unfolding: primitives or im2col (default: the library's own). Changes the bits.")
-    var convolution: BLAS.ConvolutionPath?
+    public var convolution: BLAS.ConvolutionPath?
     @Option(help: "Inner steps whose passes are kept for the exact meta-gradient (default: 2 within 256 MB per thread; the demo's: all). Memory for speed: the same bits.")
-    var keepSteps: Int?
+    public var keepSteps: Int?
 
-    func validate() throws {
+    public func validate() throws {
         if let keepSteps, !(0...ActivationMemory.maximumKeptSteps).contains(keepSteps) {
             throw ValidationError("--keep-steps takes 0...\(ActivationMemory.maximumKeptSteps)")
         }
@@ -21,7 +22,7 @@ struct NumericsOptions: ParsableArguments {
     /// The settings: the flags, then the command's `defaults` (a model's own, the demo's),
     /// then the environment variables older set-ups used (ONEDNN_MAX_CPU_ISA, MEDMAML_GEMM,
     /// MEDMAML_CONV, MEDMAML_KEEP_STEPS), then the built-in defaults.
-    func settings(defaults: NumericsSettings? = nil) -> NumericsSettings {
+    public func settings(defaults: NumericsSettings? = nil) -> NumericsSettings {
         let environment = NumericsSettings.fromEnvironment
         return NumericsSettings(cpuKernels: cpuKernels ?? defaults?.cpuKernels ?? environment.cpuKernels,
                                 matrixLibrary: matrixLibrary ?? defaults?.matrixLibrary ?? environment.matrixLibrary,
@@ -37,7 +38,7 @@ extension BLAS.ConvolutionPath: ExpressibleByArgument {}
 /// Applies a run's numerics to this process (resolving the machine's own kernels when none is
 /// named) before it computes anything; returns what was applied, for the run to record.
 @discardableResult
-func applyNumerics(_ settings: NumericsSettings) throws -> NumericsSettings {
+public func applyNumerics(_ settings: NumericsSettings) throws -> NumericsSettings {
     let resolved = settings.resolved()
     do { try resolved.apply() } catch { throw ValidationError("\(error)") }
     return resolved

@@ -5,52 +5,53 @@ import Logging
 import Training
 
 /// How a dataset is read and split: shared by every command that reads one.
-struct DataOptions: ParsableArguments {
+public struct DataOptions: ParsableArguments {
+    public init() {}
     @Option(parsing: .singleValue,
             help: "Hold out tasks matching this glob for meta-testing (repeatable; default: the dataset's own split).")
-    var holdOut: [String] = []
+    public var holdOut: [String] = []
     @Option(parsing: .singleValue,
             help: "Tasks matching this glob are meta-validation, on which settings are chosen (repeatable; default: the dataset's own split).")
-    var validate: [String] = []
-    @Option(help: "Slice axis for NIfTI volumes: axial, coronal or sagittal.") var axis: SliceAxis = .axial
+    public var validate: [String] = []
+    @Option(help: "Slice axis for NIfTI volumes: axial, coronal or sagittal.") public var axis: SliceAxis = .axial
     @Option(help: "NIfTI volumes: in-plane spacing in mm that slices are resampled to, keeping their aspect ratio (the model sees patches of --image-size); `median` for the dataset's median spacing; `squash` to resize whole slices to --image-size instead.")
-    var spacing = "median"
-    @Option(help: "CT window LEVEL,WIDTH in HU instead of percentile clipping and z-score.") var ctWindow: String?
-    @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") var augment = false
-    @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") var skipBad = false
-    @Flag(help: "Draw support and query across volumes, not from one volume.") var acrossVolumes = false
+    public var spacing = "median"
+    @Option(help: "CT window LEVEL,WIDTH in HU instead of percentile clipping and z-score.") public var ctWindow: String?
+    @Flag(help: "Deterministic light augmentation (flips, small rotations, intensity jitter).") public var augment = false
+    @Flag(help: "Skip unreadable or inconsistent cases with a warning instead of stopping.") public var skipBad = false
+    @Flag(help: "Draw support and query across volumes, not from one volume.") public var acrossVolumes = false
     @Flag(help: "Draw the support from one volume and the query from another (no query slice beside a support slice).")
-    var separateVolumes = false
-    @Flag(help: "Also sample slices that do not contain the task's label.") var includeEmptySlices = false
-    @Option(help: "Universe: meta-train task types (default: unbounded, fresh parameters for every sample).") var taskTypes: Int?
+    public var separateVolumes = false
+    @Flag(help: "Also sample slices that do not contain the task's label.") public var includeEmptySlices = false
+    @Option(help: "Universe: meta-train task types (default: unbounded, fresh parameters for every sample).") public var taskTypes: Int?
     @Flag(help: "Universe: swap foreground and background in half the meta-train samples (meta-augmentation).")
-    var metaAugmentation = false
-    @Option(help: "Universe: the seed that picks its task types (the held-out types depend on it too).") var universeSeed: UInt64 = 0
+    public var metaAugmentation = false
+    @Option(help: "Universe: the seed that picks its task types (the held-out types depend on it too).") public var universeSeed: UInt64 = 0
 
     /// The task universe's settings from the flags.
-    var universe: TaskUniverse.Options {
+    public var universe: TaskUniverse.Options {
         TaskUniverse.Options(types: taskTypes, metaAugmentation: metaAugmentation, seed: universeSeed)
     }
 
     /// Opens a dataset with these options at `size` pixels: its description and source.
-    func open(_ dataset: String, size: Int, logger: Logger) throws -> (DatasetSpec, TaskSource) {
+    public func open(_ dataset: String, size: Int, logger: Logger) throws -> (DatasetSpec, TaskSource) {
         try DatasetSpec.open(dataset, options: volumeOptions(size: size), universe: universe, logger: logger)
     }
 
     /// The dataset: "synthetic", a Decathlon/nnU-Net folder (with dataset.json) or a folder of
     /// PNG task folders, with images of `size` pixels square.
-    func load(_ dataset: String, size: Int, logger: Logger) throws -> TaskSource {
+    public func load(_ dataset: String, size: Int, logger: Logger) throws -> TaskSource {
         try open(dataset, size: size, logger: logger).1
     }
 
-    func split(for source: TaskSource) -> TaskSplit {
+    public func split(for source: TaskSource) -> TaskSplit {
         let d = source.defaultSplit
         return TaskSplit(validationPatterns: validate.isEmpty ? (holdOut.isEmpty ? d.validationPatterns : []) : validate,
                          testPatterns: holdOut.isEmpty ? d.testPatterns : holdOut)
     }
 
     /// Preprocessing options from the flags, for images of `size` pixels square.
-    func volumeOptions(size: Int) throws -> VolumeOptions {
+    public func volumeOptions(size: Int) throws -> VolumeOptions {
         var options = VolumeOptions()
         options.size = size
         options.axis = axis
@@ -65,7 +66,7 @@ struct DataOptions: ParsableArguments {
     }
 
     /// `--spacing`.
-    static func resampling(_ text: String) throws -> VolumeOptions.Resampling {
+    public static func resampling(_ text: String) throws -> VolumeOptions.Resampling {
         switch text {
         case "median": return .medianSpacing
         case "squash": return .squash
@@ -78,7 +79,7 @@ struct DataOptions: ParsableArguments {
     }
 
     /// `--ct-window LEVEL,WIDTH`.
-    static func ctWindow(_ text: String) throws -> IntensityNormalisation {
+    public static func ctWindow(_ text: String) throws -> IntensityNormalisation {
         let parts = text.split(separator: ",").compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard parts.count == 2, parts.allSatisfy(\.isFinite), parts[1] > 0 else { throw ValidationError("--ct-window takes LEVEL,WIDTH, for example 40,400") }
         return .ctWindow(level: parts[0], width: parts[1])

@@ -8,8 +8,8 @@ import Service
 /// of the first call applies to every handler.
 nonisolated(unsafe) private var bootstrapped = false
 
-/// Sets up logging to stderr at `level` (the first time) and returns the coordinator's logger.
-func makeLogger(_ level: Logger.Level) -> Logger {
+/// Sets up logging to stderr at `level` (the first time) and returns a logger with `label`.
+public func makeLogger(_ level: Logger.Level, label: String = "medmaml.coordinator") -> Logger {
     if !bootstrapped {
         bootstrapped = true
         LoggingSystem.bootstrap { label in
@@ -18,19 +18,19 @@ func makeLogger(_ level: Logger.Level) -> Logger {
             return h
         }
     }
-    var logger = Logger(label: "medmaml.coordinator")
+    var logger = Logger(label: label)
     logger.logLevel = level
     return logger
 }
 
 /// A line on stderr.
-func note(_ text: String) {
+public func note(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
 /// How every command ends when SIGINT or SIGTERM stopped it: "stopped by signal N; <how to
 /// continue>" on stderr, and exit status 128 + N.
-func stoppedBySignal(_ signal: Int32, _ howToContinue: String) -> ExitCode {
+public func stoppedBySignal(_ signal: Int32, _ howToContinue: String) -> ExitCode {
     note("stopped by signal \(signal); \(howToContinue)")
     return ExitCode(128 + signal)
 }
@@ -38,13 +38,13 @@ func stoppedBySignal(_ signal: Int32, _ howToContinue: String) -> ExitCode {
 /// The process's Prometheus endpoint, started by the first command that asks for one.
 nonisolated(unsafe) private var metricsEndpoint: MetricsEndpoint?
 
-func startMetrics(_ address: String?, logger: Logger) throws {
+public func startMetrics(_ address: String?, logger: Logger) throws {
     guard let address, metricsEndpoint == nil else { return }
     do { metricsEndpoint = try MetricsEndpoint(address: address, logger: logger) } catch { throw ValidationError("\(error)") }
 }
 
 /// Writes the effective configuration (`RunFile.effective`) as `folder/run.yaml`.
-func writeRunFile(into folder: String) throws {
+public func writeRunFile(into folder: String) throws {
     guard let text = RunFile.effective else { return }
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     try AtomicFile.write(Data(text.utf8), to: folder + "/run.yaml")
