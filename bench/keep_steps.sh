@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed and memory of each MEDMAML_KEEP_STEPS setting on W1 second order (5 inner steps):
+# Speed and memory of each --keep-steps setting on W1 second order (5 inner steps):
 # `bench maml` tasks/s on 2 task threads and its peak resident memory, the settings
 # alternated over ROUNDS rounds in one run (this machine is noisy: read the medians).
 # Usage: bench/keep_steps.sh [rounds] [tasks]
@@ -10,7 +10,7 @@ swift build -c release --product medmaml-coordinator >/dev/null 2>&1
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 for round in $(seq "$ROUNDS"); do
   for keep in 0 1 2 3 4 5; do
-    line=$( { MEDMAML_KEEP_STEPS=$keep /usr/bin/time -v .build/release/medmaml-coordinator bench maml --order second \
+    line=$( { /usr/bin/time -v .build/release/medmaml-coordinator bench maml --order second --keep-steps "$keep" \
               --threads 2 --tasks "$TASKS" 2>&1 >/dev/fd/3 | awk '/Maximum resident/ {print $6}'; } 3>&1 )
     tps=$(echo "$line" | awk '/^tasks_per_second/ {print $2}')
     rss=$(echo "$line" | awk 'NF == 1 && $1 ~ /^[0-9]+$/ {print $1}')

@@ -42,44 +42,23 @@ struct MapCommand: ParsableCommand {
 
     @OptionGroup var runFile: RunFileOptions
 
-    static func counts(_ text: String, name: String) throws -> [Int] {
-        try text.split(separator: ",").map {
-            guard let v = Int($0.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw ValidationError("\(name) takes counts, for example 0,1,5") }
-            return v
-        }
-    }
-
-    static func typeCounts(_ text: String) throws -> [Int?] {
-        try text.split(separator: ",").map {
-            let t = $0.trimmingCharacters(in: .whitespaces)
-            if t == "unbounded" { return nil }
-            guard let v = Int(t), (1...100_000).contains(v) else { throw ValidationError("--task-types takes counts in 1...100000 or unbounded") }
-            return v
-        }
-    }
-
     func run() throws {
         let logger = makeLogger(cluster.logLevel)
         StopSignal.install()
         let base = try trainingConfig(size: input.size(.map), model: model, tasks: tasks, preset: .map)
-        let types = try Self.typeCounts(taskTypes)
+        let types = try RegimeMap.typeCounts(taskTypes)
         let protocolSettings = try study.studyProtocol(.map, shots: tasks.shots)
-        var plan = StudyPlan.universe(finiteTypes: true)
-        if let candidates {
-            let names = candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            if let unknown = names.first(where: { n in !plan.candidates.contains { $0.name == n } }) {
-                throw ValidationError("no candidate \(unknown); the universe plan has \(plan.candidates.map(\.name).joined(separator: ", "))")
-            }
-            plan.candidates = plan.candidates.filter { names.contains($0.name) }
-        }
+        let plan = try candidates.map { try StudyPlan.universe(finiteTypes: true).selecting($0) } ?? StudyPlan.universe(finiteTypes: true)
         var settings = RegimeMap.Settings(out: out, base: base, universe: .init(seed: universeSeed), plan: plan)
         settings.typeCounts = types
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds takes 1...100") }
         settings.seeds = (0..<UInt64(seeds)).map { $0 }
         settings.shots = protocolSettings.shots
         settings.mainShots = tasks.shots
-        settings.steps = try Self.counts(stepsCurve, name: "--steps-curve")
-        guard settings.steps.allSatisfy({ $0 <= 10_000 }) else { throw ValidationError("--steps-curve takes 0...10000") }
+        settings.steps = try stepsCurve.split(separator: ",").map {
+            guard let s = Int($0.trimmingCharacters(in: .whitespaces)), (0...10_000).contains(s) else { throw ValidationError("--steps-curve takes step counts in 0...10000, for example 0,1,5") }
+            return s
+        }
         settings.fastSteps = fastSteps
         settings.budget = protocolSettings.budget
         settings.fractions = protocolSettings.fractions
@@ -89,11 +68,7 @@ struct MapCommand: ParsableCommand {
         if budgetCells == "none" {
             settings.budgetCurveCells = []
         } else if let budgetCells {
-            settings.budgetCurveCells = try budgetCells.split(separator: ",").map { item in
-                let parts = item.split(separator: ":").map(String.init)
-                guard parts.count == 2, let seed = UInt64(parts[1]) else { throw ValidationError("--budget-cells takes N:seed, for example unbounded:0") }
-                return RegimeMap.Cell(types: try Self.typeCounts(parts[0])[0], seed: seed)
-            }
+            settings.budgetCurveCells = try RegimeMap.cells(budgetCells)
         } else {
             guard let first = types.first, let last = types.last else { throw ValidationError("--task-types is empty") }
             settings.budgetCurveCells = Array(Set([RegimeMap.Cell(types: first, seed: 0), RegimeMap.Cell(types: last, seed: 0)]))

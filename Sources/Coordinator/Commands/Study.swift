@@ -62,12 +62,7 @@ struct Study: ParsableCommand {
         var plan = spec.kind == .universe ? StudyPlan.universe(finiteTypes: data.taskTypes != nil)
             : StudyPlan.standard(pretraining: pretraining, unionTasks: unionTasks)
         if let candidates {
-            let names = candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            let known = Set(plan.candidates.map(\.name))
-            if let unknown = names.first(where: { !known.contains($0) }) {
-                throw ValidationError("no candidate \(unknown); the plan has \(plan.candidates.map(\.name).joined(separator: ", "))")
-            }
-            plan.candidates = plan.candidates.filter { names.contains($0.name) }
+            plan = try plan.selecting(candidates)
             guard plan.candidates.contains(where: { $0.family == .maml }) else { throw ValidationError("--candidates needs at least one maml candidate") }
         }
         var settings = StudyRunner.Settings(out: out, base: base, dataset: spec, split: split,

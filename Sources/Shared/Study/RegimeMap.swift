@@ -202,3 +202,24 @@ public struct RegimeMapState: Codable, Sendable {
     public var stepCost: [String: Double]?
 }
 
+
+extension RegimeMap {
+    /// Task-type counts from a list such as "3,10,unbounded" (nil: unbounded).
+    public static func typeCounts(_ text: String) throws -> [Int?] {
+        try text.split(separator: ",").map {
+            let t = $0.trimmingCharacters(in: .whitespaces)
+            if t == "unbounded" { return nil }
+            guard let v = Int(t), (1...100_000).contains(v) else { throw StudyError("task types take counts in 1...100000 or unbounded, not \(t)") }
+            return v
+        }
+    }
+
+    /// Cells from a list such as "3:0,unbounded:0" (N:seed).
+    public static func cells(_ text: String) throws -> [Cell] {
+        try text.split(separator: ",").map { item in
+            let parts = item.split(separator: ":").map(String.init)
+            guard parts.count == 2, let seed = UInt64(parts[1]) else { throw StudyError("cells take N:seed, for example unbounded:0, not \(item)") }
+            return Cell(types: try typeCounts(parts[0])[0], seed: seed)
+        }
+    }
+}

@@ -112,3 +112,17 @@ public struct StudyPlan: Codable, Sendable, Equatable {
 
     public init(candidates: [Candidate]) { self.candidates = candidates }
 }
+
+extension StudyPlan {
+    /// The plan with only the candidates named in `list` (comma-separated); an unknown name
+    /// is refused with the plan's names.
+    public func selecting(_ list: String) throws -> StudyPlan {
+        let names = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let unknown = names.first(where: { n in !candidates.contains { $0.name == n } }) {
+            throw StudyError("no candidate \(unknown); the plan has \(candidates.map(\.name).joined(separator: ", "))")
+        }
+        var plan = self
+        plan.candidates = candidates.filter { names.contains($0.name) }
+        return plan
+    }
+}
