@@ -1,4 +1,4 @@
-"""The W1 U-Net and loss in PyTorch, written independently of MedMAML from ../shared/W1.md.
+"""The W1 U-Net and loss in PyTorch, written independently of MedMAML from docs/WORKLOADS.md.
 
 Used by the fixture generators in this folder and by bench/pytorch_w1.py. Parameter names
 match MedMAML's (and so checkpoints move between the two unchanged).
