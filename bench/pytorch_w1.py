@@ -4,6 +4,7 @@
             one thread (torch.set_num_threads(1)).
     maml:   W1 meta-gradients (5 inner SGD steps, lr 0.01, K = Q = 5), second order
             (create_graph=True) or first order, as tasks per second.
+Both take --image-size (W1: 64, W2: 128; docs/WORKLOADS.md).
 
 Prints `name value` lines. PyTorch comes from PyPI (pip install torch); it is a comparison
 only, never a run-time dependency of MedMAML.
@@ -36,8 +37,8 @@ def engine(args):
     torch.manual_seed(1)
     model = UNetW1()
     params = list(model.parameters())
-    x = torch.randn(args.batch, 1, 64, 64)
-    m = (torch.rand(args.batch, 1, 64, 64) < 0.3).float()
+    x = torch.randn(args.batch, 1, args.image_size, args.image_size)
+    m = (torch.rand(args.batch, 1, args.image_size, args.image_size) < 0.3).float()
     v = [torch.randn_like(p) for p in params]
 
     def forward():
@@ -57,13 +58,15 @@ def engine(args):
 
 
 def make_task(generator, k=5, q=5, size=64):
-    """A W1-shaped task: blob masks and images where the blob is brighter, plus noise."""
+    """A W1-shaped task (W2 at size 128): blob masks and images where the blob is brighter,
+    plus noise; blob sizes and margins scale with the image."""
+    scale = size // 64
     def sample(n):
         yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
         masks = torch.zeros(n, 1, size, size)
         for i in range(n):
-            cy, cx = torch.randint(16, size - 16, (2,), generator=generator)
-            r = torch.randint(6, 14, (1,), generator=generator)
+            cy, cx = torch.randint(16 * scale, size - 16 * scale, (2,), generator=generator)
+            r = torch.randint(6 * scale, 14 * scale, (1,), generator=generator)
             masks[i, 0] = (((yy - cy) ** 2 + (xx - cx) ** 2) < r ** 2).float()
         images = masks * 1.5 + torch.randn(n, 1, size, size, generator=generator)
         return images, masks
@@ -89,7 +92,7 @@ def maml(args):
     model = UNetW1()
     names = [n for n, _ in model.named_parameters()]
     generator = torch.Generator().manual_seed(args.seed)
-    tasks = [make_task(generator) for _ in range(args.tasks)]
+    tasks = [make_task(generator, size=args.image_size) for _ in range(args.tasks)]
     meta_gradient(model, names, tasks[0], args.order)  # warm-up
     start = time.perf_counter()
     for t in tasks:
@@ -115,11 +118,13 @@ if __name__ == "__main__":
     e = sub.add_parser("engine")
     e.add_argument("--batch", type=int, default=5)
     e.add_argument("--repetitions", type=int, default=20)
+    e.add_argument("--image-size", type=int, default=64)
     m = sub.add_parser("maml")
     m.add_argument("--order", choices=["second", "first"], default="second")
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--tasks", type=int, default=8)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--image-size", type=int, default=64)
     mem = sub.add_parser("memory")
     mem.add_argument("--inner-steps", type=int, default=5)
     a = parser.parse_args()

@@ -14,7 +14,7 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Meta-train on a dataset, with workers over ZeroMQ or in this process.",
         discussion: """
-            The defaults train W1 (docs/W1.md: a 64x64 U-Net, 5-shot tasks, 5 inner steps, \
+            The defaults train W1 (docs/WORKLOADS.md: a 64x64 U-Net, 5-shot tasks, 5 inner steps, \
             exact second order) on the built-in synthetic family. Prints \
             `final_params_sha256 <hex>` on stdout at the end; final.safetensors and checkpoints \
             go to --checkpoint-dir.

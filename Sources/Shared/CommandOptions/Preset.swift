@@ -1,5 +1,5 @@
 /// The values flags take when they are not given. `standard` is W1's model and task shape
-/// (docs/W1.md), for `train`, `pretrain`, `study` and `evaluate`; `demo` is the demo's small
+/// (docs/WORKLOADS.md), for `train`, `pretrain`, `study` and `evaluate`; `demo` is the demo's small
 /// model and short study, so that `./demo.sh` runs in minutes; `map` is the regime map's small
 /// model and many short studies. Each flag with several defaults names them in its help, and
 /// this is the one place that holds them.

@@ -107,7 +107,7 @@ public final class RegimeMap: @unchecked Sendable {
     /// The cells in the order they run: every N for the first seed, then the next seed.
     public var cells: [Cell] { settings.seeds.flatMap { seed in settings.typeCounts.map { Cell(types: $0, seed: seed) } } }
 
-    /// Runs every cell not yet done, then writes the report.
+    /// Runs every cell not yet done, writing the report after each.
     public func run() throws {
         let clock = MonotonicClock()
         for (i, cell) in cells.enumerated() where state.cells[cell.name] == nil {
@@ -118,6 +118,8 @@ public final class RegimeMap: @unchecked Sendable {
             state.cells[cell.name] = result
             state.seconds[cell.name] = cellClock.now
             try JSONFile.write(state, to: statePath)
+            // The report so far, so that an interrupted map shows every finished cell.
+            try RegimeMapReport(state: state, settings: settings).write()
             say("map: cell \(cell.name) done in \(ProgressLine.duration(cellClock.now)); \(ProgressLine.duration(clock.now)) this session")
         }
         try RegimeMapReport(state: state, settings: settings).write()

@@ -3,7 +3,7 @@ import Core
 /// Named views into one flat, contiguous parameter buffer.
 ///
 /// The inner loop, the optimizer, checkpoints and the wire all work on the flat buffer;
-/// names and shapes (PyTorch's, see W1.md) matter only at the edges.
+/// names and shapes (PyTorch's, see docs/WORKLOADS.md) matter only at the edges.
 public struct ParameterLayout: Hashable, Sendable {
     public struct Entry: Hashable, Sendable {
         public var name: String

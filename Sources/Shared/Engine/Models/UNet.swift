@@ -28,7 +28,7 @@ public struct UNetConfig: Codable, Hashable, Sendable {
         self.epsilon = epsilon
     }
 
-    /// W1 from `W1.md`.
+    /// W1 from `docs/WORKLOADS.md`.
     public static let w1 = UNetConfig()
 
     /// The model graph.
