@@ -250,13 +250,17 @@ import Wire
         let c = try coordinator(steps: 10_000, port: port, extra: ["--checkpoint-every", "0"])
         let honest = try worker(port: port, name: "honest")
         #expect(c.waitFor("step 2/10000", timeout: 120))
+        // Messages the peer's socket accepted: the signal goes in while the flood is under way.
+        let sent = Locked(0)
         let flood = Thread {
             guard let peer = try? ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)") else { return }
             let junk = Wire.Message(.heartbeat, run: Wire.RunID(bytes: Array(repeating: 7, count: 16)), body: Wire.Empty()).encode()
-            for _ in 0..<300_000 { _ = try? peer.socket.send(junk, dontWait: true) }
+            for _ in 0..<300_000 where (try? peer.socket.send(junk, dontWait: true)) == true { sent.withLock { $0 += 1 } }
         }
         flood.start()
-        usleep(1_000_000)
+        let deadline = Date().addingTimeInterval(60)
+        while sent.get() < 20_000 && Date() < deadline { usleep(10_000) }
+        #expect(sent.get() >= 20_000, "the flood did not happen: \(sent.get()) messages sent")
         c.signal(SIGTERM)
         #expect(c.waitExit(timeout: 30) == 128 + SIGTERM, "\(c.stderr.suffix(2000))")
         #expect(c.stderr.contains("continue with --resume"))

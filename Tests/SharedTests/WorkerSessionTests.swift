@@ -135,6 +135,17 @@ import Wire
         #expect(h.now > 12 && h.now < 15)
     }
 
+    /// Without an idle timeout (what local workers run with) a worker whose registered
+    /// coordinator falls silent keeps reconnecting however long the silence lasts: a day of
+    /// injected time, where local workers used to leave after 120 s.
+    @Test func withoutAnIdleTimeoutSilenceNeverEndsTheWorker() {
+        var h = Harness()
+        h.register()
+        for _ in 0..<86_400 { h.tick(1) }
+        #expect(h.exit == nil)
+        #expect(h.connects > 1000)
+    }
+
     @Test func tasksQueueWithTheirConnectionAndResetRegistersAgain() {
         var h = Harness()
         h.register()
