@@ -82,8 +82,8 @@ public struct TaskType: Hashable, Sendable, CustomStringConvertible {
 
     /// The union of `set`'s classes.
     private static func mask(_ set: [UniverseClass], _ anatomy: UniverseAnatomy) -> [Bool] {
-        let values = Set(set.map(\.rawValue))
-        return anatomy.labels.map { values.contains($0) }
+        let member = UniverseClass.table(set)
+        return anatomy.labels.map { member[Int($0)] }
     }
 
     /// The width as a disk radius in pixels of a `size`-pixel image.

@@ -33,7 +33,7 @@ public protocol LabelMapSource: Sendable {
 /// identical on every machine.
 public struct TaskUniverse: TaskSource, LabelMapSource {
     /// Bumped whenever generation changes, so workers with other images are refused.
-    public static let generatorVersion = 1
+    public static let generatorVersion = 2
     /// Held-out task types per held-out rule.
     public static let heldOutPerRule = 4
 
@@ -135,9 +135,15 @@ public struct TaskUniverse: TaskSource, LabelMapSource {
     /// The label map and image of image `image` of sample `index`, attempt `attempt`: the same
     /// for every task.
     func scene(index: UInt64, seed: UInt64, image: Int, attempt: Int) -> (anatomy: UniverseAnatomy, pixels: [Float]) {
-        var rng = RandomStream(key: [seed, 0x756E_6976, index, UInt64(image), UInt64(attempt)])
-        let anatomy = UniverseAnatomy(size: size, rng: &rng)
+        var (anatomy, rng) = labelMap(index: index, seed: seed, image: image, attempt: attempt)
         return (anatomy, UniverseRendering.render(anatomy, rng: &rng))
+    }
+
+    /// The label map of a scene and the random stream its rendering continues from: a scene
+    /// whose target turns out empty is never rendered.
+    func labelMap(index: UInt64, seed: UInt64, image: Int, attempt: Int) -> (UniverseAnatomy, RandomStream) {
+        var rng = RandomStream(key: [seed, 0x756E_6976, index, UInt64(image), UInt64(attempt)])
+        return (UniverseAnatomy(size: size, rng: &rng), rng)
     }
 
     /// The task type a sample of `task` uses.
@@ -166,15 +172,15 @@ public struct TaskUniverse: TaskSource, LabelMapSource {
         for i in 0..<(support + query) {
             // Most images serve every task; an image on which this task's target is empty is
             // drawn again (for this task only).
-            var chosen = scene(index: index, seed: seed, image: i, attempt: 0)
-            var target = type.target(chosen.anatomy)
+            var (anatomy, rng) = labelMap(index: index, seed: seed, image: i, attempt: 0)
+            var target = type.target(anatomy)
             var attempt = 1
             while target.reduce(0, { $0 + ($1 ? 1 : 0) }) < minimum && attempt < 12 {
-                chosen = scene(index: index, seed: seed, image: i, attempt: attempt)
-                target = type.target(chosen.anatomy)
+                (anatomy, rng) = labelMap(index: index, seed: seed, image: i, attempt: attempt)
+                target = type.target(anatomy)
                 attempt += 1
             }
-            images += chosen.pixels
+            images += UniverseRendering.render(anatomy, rng: &rng)
             masks += target.map { $0 ? 1 : 0 }
         }
         if options.metaAugmentation && taskNames[task].hasPrefix("universe/train/") {

@@ -54,6 +54,13 @@ public enum UniverseClass: UInt8, CaseIterable, Sendable, Comparable {
     }
 
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+
+    /// Membership of every label value (0...255) in `classes`: a lookup per pixel.
+    static func table(_ classes: [UniverseClass]) -> [Bool] {
+        var member = [Bool](repeating: false, count: 256)
+        for c in classes { member[Int(c.rawValue)] = true }
+        return member
+    }
 }
 
 /// A label map of the task universe, drawn SynthSeg-style from random shapes: a random number
@@ -117,7 +124,7 @@ public struct UniverseAnatomy: Sendable {
             var bone = Blob.random(cx: u, cy: v, radius: rng.uniform(0.06, 0.1), roughness: 0.08, rng: &rng)
             bone.aspect = rng.uniform(0.85, 1.15)
             let thickness = rng.uniform(0.3, 0.5)
-            bone.forEachPixel(height: size, width: size) { i, level in
+            bone.forEachPixel(height: size, width: size, algebraic: true) { i, level in
                 guard labels[i] != 0 else { return }
                 labels[i] = level > 1 - thickness ? UniverseClass.ring.rawValue : UniverseClass.marrow.rawValue
             }
@@ -177,16 +184,16 @@ public struct UniverseAnatomy: Sendable {
     }
 
     private mutating func paint(_ blob: Blob, _ c: UniverseClass, over: [UniverseClass]? = nil) {
-        let allowed = over.map { Set($0.map(\.rawValue)) }
-        blob.forEachPixel(height: size, width: size) { i, _ in
-            if let allowed, !allowed.contains(labels[i]) { return }
+        let allowed = over.map(UniverseClass.table)
+        blob.forEachPixel(height: size, width: size, algebraic: true) { i, _ in
+            if let allowed, !allowed[Int(labels[i])] { return }
             labels[i] = c.rawValue
         }
     }
 
     private mutating func paint(_ mask: [Bool], _ c: UniverseClass, over: [UniverseClass]) {
-        let allowed = Set(over.map(\.rawValue))
-        for i in mask.indices where mask[i] && allowed.contains(labels[i]) { labels[i] = c.rawValue }
+        let allowed = UniverseClass.table(over)
+        for i in mask.indices where mask[i] && allowed[Int(labels[i])] { labels[i] = c.rawValue }
     }
 
     private mutating func paint(_ tube: Tube) {
