@@ -16,40 +16,31 @@ import Training
         try ChildProcess(executable("medmaml-coordinator"), args, name: name, folder: folder.path)
     }
 
-    /// A miniature demo (tiny model, few steps) through the same code path as the real one:
-    /// every output file is there and well formed.
+    /// A miniature demo (tiny model, tiny budget) through the same code path as the real one,
+    /// with a Decathlon fixture standing in for the real-scan fold: every output is there and
+    /// well formed, the report starts with where meta-learning wins, and the cross-domain
+    /// test ran on the fold.
     @Test func miniatureDemoWritesEveryOutput() throws {
         let out = folder.path + "/demo"
-        let p = try coordinator(["demo", "--out", out, "--budget", "1", "--image-size", "32", "--base-channels", "4",
-                                 "--meta-batch", "2", "--validation-per-task", "1", "--test-per-task", "1",
-                                 "--recipe", "maml-first", "--local-workers", "1"], name: "demo")
+        let p = try coordinator(["demo", "--out", out, "--budget", "1", "--base-channels", "4", "--meta-batch", "2",
+                                 "--validation-per-task", "1", "--test-per-task", "1", "--local-workers", "1",
+                                 "--real-scan-fold", fixturePath("decathlon/Task99_Mini")], name: "demo")
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
-        #expect(p.stdout.contains("conflicting") && p.stdout.contains("structure-style"))
-        // results.json: per scenario, the four families with mean, CI and instance count, and
-        // MAML's paired difference against each baseline.
-        let json = try JSONFile.read(DemoResults.self, from: out + "/results.json")
-        #expect(json.recipe == "maml-first")
-        for (scenario, testTasks) in [("conflicting", 4), ("structure-style", 8)] {
-            let s = try #require(json.scenarios[scenario])
-            #expect(Set(s.methods.keys) == Set(Family.main))
-            for (_, m) in s.methods {
-                #expect((0...1).contains(m.dice.mean))
-                #expect(m.dice.halfWidth.isFinite)
-                #expect(m.dice.count == testTasks)
-                #expect(m.diceByShots.keys.sorted() == [1, 5])
-            }
-            #expect(Set(s.pairedDifferences.keys) == ["maml - transfer-heads", "maml - transfer", "maml - scratch"])
-            // Each study's own outputs; the pictures decode.
-            let split = try JSONFile.read(StudyResults.self, from: "\(out)/\(scenario)/results.json").split
-            #expect(split.metaTest.count == testTasks)
-            #expect(Set(split.metaTrain).isDisjoint(with: split.metaValidation))
-            #expect(Set(split.metaTrain).isDisjoint(with: split.metaTest))
-            for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png", "adaptation.png"] {
-                let g = try PNG.read(path: "\(out)/\(scenario)/\(png)")
-                #expect(g.width > 100 && g.height > 100, "\(png)")
-            }
+        #expect(p.stdout.hasPrefix("Meta-learning against the best transfer baseline"), "\(p.stdout.prefix(500))")
+        let json = try JSONFile.read(RegimeMapResults.self, from: out + "/results.json")
+        #expect(json.headlines.map(\.shots) == [1, 5] && json.headlines.allSatisfy { $0.types == nil })
+        for h in json.headlines {
+            #expect(Set(h.fast.keys) == [.maml, .transferMultiClass, .scratch])
+            #expect(h.fast.values.allSatisfy { (0...1).contains($0.mean) && $0.lower <= $0.mean && $0.mean <= $0.upper })
+            #expect(h.fastDifference != nil && h.unrestrictedScratchDifference != nil)
+            #expect(h.fastSteps.values.allSatisfy { $0.allSatisfy { $0 <= 5 } })
         }
-        #expect(try String(contentsOfFile: out + "/summary.txt", encoding: .utf8).contains("maml - transfer-heads"))
+        let cross = try #require(json.crossDomain)
+        #expect(cross.headlines.map(\.shots) == [1, 5] && cross.headlines.allSatisfy { $0.fastScratchDifference != nil })
+        for file in ["report.txt", "index.html", "map.svg", "difference.svg", "run.yaml"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file)")
+        }
+        #expect(try String(contentsOfFile: out + "/index.html", encoding: .utf8).contains("<svg"))
         #expect(p.stderr.contains("ETA"))
     }
 

@@ -1,6 +1,7 @@
 import Core
 import Evaluation
 import Foundation
+import Engine
 import MetaLearning
 import Study
 import Testing
@@ -28,13 +29,22 @@ import Testing
         #expect(StudyPlan.mamlGrid.filter { if case .fineTune = $0 { true } else { false } }.count == 6)
     }
 
-    /// The demo's plan: its recipe against the transfer baselines and scratch; a recipe that
-    /// adapts from the prototype head meets transfer-heads adapted both ways.
-    @Test func theDemoPlanGivesEveryBaselineTheTricksItsRecipeGets() throws {
-        let proto = try #require(StudyPlan.standard(pretraining: false).candidates.first { $0.name == "protomaml++-second" })
-        let plain = try #require(StudyPlan.standard(pretraining: false).candidates.first { $0.name == "maml++-second" })
-        #expect(StudyPlan.demo(maml: proto, transferLearningRate: 1e-3).candidates.filter { $0.family == .transferHeads }.count == 2)
-        #expect(StudyPlan.demo(maml: plain, transferLearningRate: 1e-3).candidates.map(\.family) == [.maml, .transferHeads, .transfer, .scratch])
+    /// The demo's map: one candidate per family (the map's recipe, multi-class transfer,
+    /// scratch), every candidate with the same number of adaptation settings, fixed step costs
+    /// for its model, and one cell per asked type count at the demo's seed.
+    @Test func theDemoComparesOneCandidatePerFamilyWithEqualGrids() throws {
+        var base = TrainingConfig()
+        base.meta = MetaConfig(model: UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec)
+        base.metaBatch = 4
+        base.seed = 7
+        let p = StudyProtocol(budget: 100, fractions: [1], shots: [1, 5], mainShots: 5, validationPerTask: 3, testPerTask: 10, costs: nil)
+        let settings = try Demo.settings(out: "demo", base: base, protocol: p)
+        #expect(settings.plan.candidates.map(\.family) == [.maml, .transferMultiClass, .scratch])
+        #expect(Set(settings.plan.candidates.map(\.grid.count)) == [6])
+        #expect(settings.costs == Demo.referenceCosts)
+        #expect(settings.typeCounts == [nil] && settings.seeds == [7])
+        base.meta = MetaConfig(model: UNetConfig(height: 64, width: 64, depth: 2, baseChannels: 8).spec)
+        #expect(try Demo.settings(out: "demo", base: base, protocol: p).costs == nil, "another model's costs are measured")
     }
 
     /// Plans saved by earlier versions, with family and warm start as strings, read back.

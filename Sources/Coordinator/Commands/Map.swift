@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import CommandOptions
 import Core
+import Datasets
 import Logging
 import Service
 import Study
@@ -33,6 +34,11 @@ struct MapCommand: ParsableCommand {
     @Option(help: "Cells whose snapshots give Dice against budget, as N:seed, comma-separated, or none (default: the first and last N, seed 0).")
     var budgetCells: String?
     @Option(help: "Universe: the seed that picks its task types.") var universeSeed: UInt64 = 0
+    @Option(help: "Afterwards, every cell's models meet this dataset's tasks once, with the settings chosen on the universe (cross-domain; support and query from different volumes).")
+    var testDataset: String?
+    @Option(parsing: .singleValue, help: "The test dataset's tasks (globs, repeatable; default: all).") var testTasks: [String] = []
+    @Option(help: "Shots of the cross-domain meta-test, comma-separated.") var testDatasetShots = "1,3,5"
+    @Option(help: "Cross-domain instances per task.") var testDatasetPerTask = 10
     @OptionGroup var input: InputSizeOptions
     @OptionGroup var model: ModelOptions
     @OptionGroup var tasks: TaskOptions
@@ -73,6 +79,20 @@ struct MapCommand: ParsableCommand {
             guard let first = types.first, let last = types.last else { throw ValidationError("--task-types is empty") }
             settings.budgetCurveCells = Array(Set([RegimeMap.Cell(types: first, seed: 0), RegimeMap.Cell(types: last, seed: 0)]))
                 .sorted { ($0.types ?? .max) < ($1.types ?? .max) }
+        }
+        if let testDataset {
+            var options = VolumeOptions()
+            options.size = base.meta.model.input.height
+            options.separateVolumes = true
+            let (spec, source) = try DatasetSpec.open(testDataset, options: options, logger: logger)
+            let tasks = source.taskNames.indices.filter { i in testTasks.isEmpty || testTasks.contains { TaskSplit.matches($0, source.taskNames[i]) } }
+            guard !tasks.isEmpty else { throw ValidationError("no task of \(testDataset) matches \(testTasks)") }
+            let shots = try testDatasetShots.split(separator: ",").map {
+                guard let k = Int($0.trimmingCharacters(in: .whitespaces)), (1...64).contains(k) else { throw ValidationError("--test-dataset-shots takes shot counts in 1...64") }
+                return k
+            }
+            guard (1...1000).contains(testDatasetPerTask) else { throw ValidationError("--test-dataset-per-task takes 1...1000") }
+            settings.crossDomain = .init(name: spec.name, source: source, tasks: tasks, shots: shots, perTask: testDatasetPerTask)
         }
         let clusterSettings = cluster.settings(defaultLocalWorkers: 2)
         settings.threads = clusterSettings.hostThreads

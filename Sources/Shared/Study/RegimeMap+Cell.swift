@@ -7,7 +7,8 @@ import Training
 
 /// One cell of the map: train, choose on meta-validation at each s, test at each K.
 extension RegimeMap {
-    func runCell(_ cell: Cell) throws -> RegimeMapState.CellResult {
+    /// The cell's study, its candidates trained (or read back from its folder).
+    func preparedRunner(_ cell: Cell) throws -> (StudyRunner, TaskUniverse) {
         let (spec, source) = try universe(cell)
         var base = settings.base
         base.seed = cell.seed
@@ -17,9 +18,41 @@ extension RegimeMap {
                                     mainShots: settings.mainShots, validationPerTask: settings.validationPerTask,
                                     testPerTask: settings.testPerTask, costs: settings.costs ?? state.stepCost))
         study.threads = settings.threads
-        let plan = plan(for: cell)
-        let runner = try StudyRunner(settings: study, plan: plan, source: source, launcher: launcher, logger: logger, say: say)
+        let runner = try StudyRunner(settings: study, plan: plan(for: cell), source: source, launcher: launcher, logger: logger, say: say)
         try runner.prepare()
+        return (runner, source)
+    }
+
+    /// The cell's models on the cross-domain dataset: each family's choice at each s (made on
+    /// the universe's meta-validation) at every K of the cross-domain test, once.
+    func crossDomainTest(_ cell: Cell, _ cross: CrossDomain) throws -> RegimeMapState.CrossDomainResult {
+        guard let done = state.cells[cell.name] else { throw StudyError("cell \(cell.name) has not run") }
+        let (runner, _) = try preparedRunner(cell)
+        var test: [Family: [Int: [Int: [Double]]]] = [:], instanceTasks: [Int: [String]] = [:]
+        for k in cross.shots {
+            var methods: [MetaTest.Method] = [], keys: [(Family, Int)] = []
+            for (family, choices) in done.choices.sorted(by: { $0.key < $1.key }) {
+                for (s, choice) in choices.sorted(by: { $0.key < $1.key }) {
+                    guard let c = runner.candidate(choice.candidate), c.grid.indices.contains(choice.setting) else {
+                        throw StudyError("cell \(cell.name) chose \(choice.candidate), which its plan does not hold")
+                    }
+                    let snapshot = try runner.snapshot(c, try runner.trained(c).fractions.count - 1)
+                    methods.append(.init(name: "\(family.rawValue)@\(s)", adaptation: snapshot.adaptation(c.grid[choice.setting].with(steps: s))))
+                    keys.append((family, s))
+                }
+            }
+            let results = try runner.evaluate(methods, on: cross.tasks, of: cross.source, perTask: cross.perTask, shots: k, seedOffset: 3)
+            for (r, (family, s)) in zip(results, keys) { test[family, default: [:]][k, default: [:]][s] = r.instanceDice }
+            instanceTasks[k] = TaskSampler.evaluation(seed: cell.seed &+ 3 &* 7919, pool: cross.tasks, perTask: cross.perTask)
+                .map { cross.source.taskNames[$0.task] }
+        }
+        return .init(dataset: cross.name, fingerprint: cross.fingerprint, test: test, instanceTasks: instanceTasks)
+    }
+
+    func runCell(_ cell: Cell) throws -> RegimeMapState.CellResult {
+        let (runner, source) = try preparedRunner(cell)
+        let plan = runner.plan
+        let base = runner.settings.base
         if state.stepCost == nil { state.stepCost = runner.state.stepCost }
         let families = Set(plan.candidates.map(\.family)).sorted()
         var spent: [String: TrainingPhase.Spent] = [:]

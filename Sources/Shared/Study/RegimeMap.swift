@@ -47,12 +47,38 @@ public final class RegimeMap: @unchecked Sendable {
         /// The candidates (at most a few per family): each family's choice at each s is made
         /// among all of its candidates.
         public var plan: StudyPlan
+        /// A dataset from outside the universe that every finished cell's models meet once,
+        /// with the settings chosen on the universe's meta-validation (not part of what the
+        /// map's cells compute, so a finished map can be shown another dataset).
+        public var crossDomain: CrossDomain?
 
         public init(out: String, base: TrainingConfig, universe: TaskUniverse.Options, plan: StudyPlan) {
             self.out = out
             self.base = base
             self.universe = universe
             self.plan = plan
+        }
+    }
+
+    /// A dataset the map's models meet after training (`map --test-dataset`).
+    public struct CrossDomain: Sendable {
+        public var name: String
+        public var source: TaskSource
+        public var tasks: [Int]
+        /// Shots of the cross-domain meta-test.
+        public var shots: [Int]
+        public var perTask: Int
+        public init(name: String, source: TaskSource, tasks: [Int], shots: [Int], perTask: Int) {
+            self.name = name
+            self.source = source
+            self.tasks = tasks
+            self.shots = shots
+            self.perTask = perTask
+        }
+
+        /// What decides its results: the dataset's fingerprint, its tasks, the shots and instances.
+        var fingerprint: String {
+            "\(source.identity.fingerprint) \(tasks.map { source.taskNames[$0] }) \(shots) \(perTask)"
         }
     }
 
@@ -119,8 +145,16 @@ public final class RegimeMap: @unchecked Sendable {
             state.seconds[cell.name] = cellClock.now
             try JSONFile.write(state, to: statePath)
             // The report so far, so that an interrupted map shows every finished cell.
-            try RegimeMapReport(state: state, settings: settings).write()
+            try RegimeMapReport(state: state, settings: settings).write(printing: false)
             say("map: cell \(cell.name) done in \(ProgressLine.duration(cellClock.now)); \(ProgressLine.duration(clock.now)) this session")
+        }
+        if let cross = settings.crossDomain {
+            for cell in cells where state.cells[cell.name] != nil && state.crossDomain?[cell.name]?.fingerprint != cross.fingerprint {
+                if let sig = StopSignal.received { throw StudyStopped(signal: sig) }
+                say("map: \(cell.name) meets \(cross.name)")
+                state.crossDomain = (state.crossDomain ?? [:]).merging([cell.name: try crossDomainTest(cell, cross)]) { _, new in new }
+                try JSONFile.write(state, to: statePath)
+            }
         }
         try RegimeMapReport(state: state, settings: settings).write()
     }
@@ -202,6 +236,17 @@ public struct RegimeMapState: Codable, Sendable {
     public var seconds: [String: Double] = [:]
     /// The per-step costs every cell uses (the first cell measures them).
     public var stepCost: [String: Double]?
+    /// Cell -> its models' meta-test on the cross-domain dataset.
+    public var crossDomain: [String: CrossDomainResult]?
+
+    public struct CrossDomainResult: Codable, Sendable {
+        public var dataset: String
+        public var fingerprint: String
+        /// Family -> K -> s -> the instances' Dice.
+        public var test: [Family: [Int: [Int: [Double]]]]
+        /// K -> the task of each instance.
+        public var instanceTasks: [Int: [String]]
+    }
 }
 
 

@@ -16,6 +16,9 @@ public struct RegimeMapResults: Codable, Sendable {
         public var unrestricted: [Family: HierarchicalBootstrap.Interval]
         public var fastDifference: HierarchicalBootstrap.Interval?
         public var unrestrictedDifference: HierarchicalBootstrap.Interval?
+        /// MAML minus scratch, paired, fast and with any number of steps.
+        public var fastScratchDifference: HierarchicalBootstrap.Interval?
+        public var unrestrictedScratchDifference: HierarchicalBootstrap.Interval?
         /// The step counts chosen on meta-validation for the fast comparison, per family and seed.
         public var fastSteps: [Family: [Int]]
     }
@@ -40,6 +43,9 @@ public struct RegimeMapResults: Codable, Sendable {
     }
 
     public var headlines: [Headline]
+    /// The same summary on a dataset from outside the universe (`map --test-dataset`): each
+    /// cell's trained models with the settings chosen on the universe's meta-validation.
+    public var crossDomain: CrossDomainHeadlines?
     public var entries: [Entry]
     public var budget: [BudgetEntry]
     public var seeds: [UInt64]
@@ -47,6 +53,11 @@ public struct RegimeMapResults: Codable, Sendable {
     /// Core-seconds of training and of evaluation the map took, per cell (wall-clock on the
     /// machine's cores).
     public var cellSeconds: [String: Double]
+
+    public struct CrossDomainHeadlines: Codable, Sendable {
+        public var dataset: String
+        public var headlines: [Headline]
+    }
 }
 
 struct RegimeMapReport {
@@ -119,7 +130,8 @@ struct RegimeMapReport {
                     }
                 }
                 // The headline: fast adaptation and any number of steps, each s chosen on meta-validation per cell.
-                func summary(_ allowed: [Int]) -> ([Family: HierarchicalBootstrap.Interval], HierarchicalBootstrap.Interval?, [Family: [Int]]) {
+                func summary(_ allowed: [Int]) -> ([Family: HierarchicalBootstrap.Interval], HierarchicalBootstrap.Interval?,
+                                                   HierarchicalBootstrap.Interval?, [Family: [Int]]) {
                     var dice: [Family: HierarchicalBootstrap.Interval] = [:], steps: [Family: [Int]] = [:]
                     for family in families {
                         let values = done.map { _, r -> [[Double]] in
@@ -129,17 +141,20 @@ struct RegimeMapReport {
                         }
                         dice[family] = HierarchicalBootstrap.interval(values)
                     }
-                    let diffs = done.map { _, r -> [[Double]] in
-                        guard let other = bestTransfer(r, allowed: allowed), let sm = Self.chosenSteps(r, .maml, allowed: allowed),
-                              let so = Self.chosenSteps(r, other, allowed: allowed),
-                              let a = r.test[.maml]?[k]?[sm], let b = r.test[other]?[k]?[so] else { return [] }
-                        return Self.byTask(zip(a, b).map { $0 - $1 }, tasks: r.instanceTasks[k] ?? [])
+                    func difference(against other: (RegimeMapState.CellResult) -> Family?) -> HierarchicalBootstrap.Interval? {
+                        let diffs = done.map { _, r -> [[Double]] in
+                            guard let other = other(r), let sm = Self.chosenSteps(r, .maml, allowed: allowed),
+                                  let so = Self.chosenSteps(r, other, allowed: allowed),
+                                  let a = r.test[.maml]?[k]?[sm], let b = r.test[other]?[k]?[so] else { return [] }
+                            return Self.byTask(zip(a, b).map { $0 - $1 }, tasks: r.instanceTasks[k] ?? [])
+                        }
+                        return diffs.allSatisfy(\.isEmpty) ? nil : HierarchicalBootstrap.interval(diffs)
                     }
-                    return (dice, diffs.allSatisfy(\.isEmpty) ? nil : HierarchicalBootstrap.interval(diffs), steps)
+                    return (dice, difference { bestTransfer($0, allowed: allowed) }, difference { $0.choices[.scratch] == nil ? nil : .scratch }, steps)
                 }
                 let f = summary(fast), u = summary(settings.steps)
                 headlines.append(.init(types: types, shots: k, fast: f.0, unrestricted: u.0, fastDifference: f.1, unrestrictedDifference: u.1,
-                                       fastSteps: f.2))
+                                       fastScratchDifference: f.2, unrestrictedScratchDifference: u.2, fastSteps: f.3))
             }
         }
         var budget: [RegimeMapResults.BudgetEntry] = []
@@ -160,8 +175,30 @@ struct RegimeMapReport {
                 }
             }
         }
-        return RegimeMapResults(headlines: headlines, entries: entries, budget: budget, seeds: settings.seeds,
+        return RegimeMapResults(headlines: headlines, crossDomain: crossDomainHeadlines, entries: entries, budget: budget, seeds: settings.seeds,
                                 budgetCoreSeconds: settings.budget, cellSeconds: state.seconds)
+    }
+
+    /// The headlines on the cross-domain dataset: the same summary over the cells that have
+    /// met it, their test Dice being the cross-domain one.
+    var crossDomainHeadlines: RegimeMapResults.CrossDomainHeadlines? {
+        guard let results = state.crossDomain, let name = results.values.first?.dataset else { return nil }
+        var derived = state
+        derived.crossDomain = nil
+        derived.cells = [:]
+        derived.seconds = [:]
+        for (cell, r) in state.cells {
+            guard let c = results[cell] else { continue }
+            var result = r
+            result.test = c.test
+            result.instanceTasks = c.instanceTasks
+            result.budget = nil
+            derived.cells[cell] = result
+        }
+        var s = settings
+        s.shots = Set(results.values.flatMap { $0.instanceTasks.keys }).sorted()
+        s.budgetCurveCells = []
+        return .init(dataset: name, headlines: RegimeMapReport(state: derived, settings: s).results.headlines)
     }
 
     static func typesName(_ types: Int?) -> String { types.map(String.init) ?? "unbounded" }
@@ -176,8 +213,35 @@ struct RegimeMapReport {
         return String(format: "%+.3f [%+.3f, %+.3f] %@", i.mean, i.lower, i.upper, i.verdict)
     }
 
-    func text(_ r: RegimeMapResults) -> String {
+    /// Where meta-learning is above, level with and below the best transfer baseline (and, on
+    /// the cross-domain dataset, scratch): the report's first lines.
+    func summary(_ r: RegimeMapResults) -> [String] {
+        func cells(_ headlines: [RegimeMapResults.Headline], _ difference: (RegimeMapResults.Headline) -> HierarchicalBootstrap.Interval?) -> String {
+            var groups: [String: [String]] = [:]
+            for h in headlines {
+                guard let d = difference(h), d.mean.isFinite else { continue }
+                groups[d.verdict, default: []].append("N=\(Self.typesName(h.types)) K=\(h.shots)")
+            }
+            return ["above zero", "includes zero", "below zero"].compactMap { v in
+                groups[v].map { "\(v == "includes zero" ? "level" : v == "above zero" ? "above" : "below") at \($0.joined(separator: ", "))" }
+            }.joined(separator: "; ")
+        }
         var lines = [
+            "Meta-learning against the best transfer baseline on held-out task types, paired 95% intervals:",
+            "  fast adaptation (s <= \(settings.fastSteps)): " + cells(r.headlines) { $0.fastDifference },
+            "  any number of steps: " + cells(r.headlines) { $0.unrestrictedDifference },
+        ]
+        if let cross = r.crossDomain {
+            lines.append("On \(cross.dataset) (cross-domain), against the best transfer baseline: fast " + cells(cross.headlines) { $0.fastDifference }
+                + "; any s " + cells(cross.headlines) { $0.unrestrictedDifference })
+            lines.append("On \(cross.dataset), against scratch: fast " + cells(cross.headlines) { $0.fastScratchDifference }
+                + "; any s " + cells(cross.headlines) { $0.unrestrictedScratchDifference })
+        }
+        return lines + [""]
+    }
+
+    func text(_ r: RegimeMapResults) -> String {
+        var lines = summary(r) + [
             "Regime map on the task universe: \(settings.seeds.count) training seed(s), \(Int(settings.budget)) core-seconds of training per candidate, held-out task types (meta-test rules never trained on)",
             "Dice: mean over seeds, task types and instances, 95% interval by the hierarchical bootstrap; maml - transfer*: paired, transfer* the better transfer baseline on meta-validation",
             "",
@@ -192,6 +256,23 @@ struct RegimeMapReport {
                 lines.append("  " + Self.typesName(h.types).padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%3d  ", h.shots)
                     + families.map { Self.interval(d[$0]).padding(toLength: 26, withPad: " ", startingAt: 0) }.joined()
                     + Self.difference(fast ? h.fastDifference : h.unrestrictedDifference))
+            }
+            lines.append("")
+        }
+        if let cross = r.crossDomain {
+            lines.append("Cross-domain: \(cross.dataset), the same trained models and the settings chosen on the universe's meta-validation:")
+            let families = Set(cross.headlines.flatMap { $0.fast.keys }).sorted()
+            lines.append("  N          K   fast/any  " + families.map { $0.rawValue.padding(toLength: 26, withPad: " ", startingAt: 0) }.joined()
+                + "maml - transfer*".padding(toLength: 40, withPad: " ", startingAt: 0) + "maml - scratch")
+            for h in cross.headlines {
+                for fast in [true, false] {
+                    let d = fast ? h.fast : h.unrestricted
+                    lines.append("  " + Self.typesName(h.types).padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%3d  ", h.shots)
+                        + (fast ? "fast      " : "any       ")
+                        + families.map { Self.interval(d[$0]).padding(toLength: 26, withPad: " ", startingAt: 0) }.joined()
+                        + Self.difference(fast ? h.fastDifference : h.unrestrictedDifference).padding(toLength: 40, withPad: " ", startingAt: 0)
+                        + Self.difference(fast ? h.fastScratchDifference : h.unrestrictedScratchDifference))
+                }
             }
             lines.append("")
         }
@@ -262,10 +343,12 @@ struct RegimeMapReport {
         return PanelChart.render(panels, title: "Meta-learning minus the best transfer baseline, paired, 95% interval over seeds, types and instances", layout: layout)
     }
 
-    func write() throws {
+    /// Writes report.txt, results.json, the figures and index.html (and prints the report
+    /// when `printing`).
+    func write(printing: Bool = true) throws {
         let r = results
         let text = text(r)
-        print(text)
+        if printing { print(text) }
         let out = settings.out
         try TextFile.write(text, to: out + "/report.txt")
         try JSONFile.write(r, to: out + "/results.json")

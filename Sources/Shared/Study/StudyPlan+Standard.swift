@@ -92,17 +92,4 @@ extension StudyPlan {
         }
     }
 
-    /// The demo's plan: one meta-learning recipe against the two transfer baselines (joint
-    /// training at `transferLearningRate`) and scratch, with the standard grids. A recipe
-    /// that adapts from the prototype head meets the per-task-heads baseline adapted both ways.
-    public static func demo(maml: Candidate, transferLearningRate rate: Float) -> StudyPlan {
-        var prototypeHead = false
-        if case .meta(let recipe) = maml.training { prototypeHead = recipe.prototypeHead }
-        let heads = transferHeads(rate: rate)
-        return StudyPlan(candidates: [maml] + (prototypeHead ? heads : [heads[0]]) + [
-            .init(name: "transfer@\(rate)", family: .transfer, training: .joint(heads: .shared, learningRate: rate),
-                  grid: fineTuneGrid(rates: [3e-4, 1e-3, 3e-3])),
-            .init(name: "scratch", family: .scratch, training: .none, grid: fineTuneGrid(rates: [1e-3, 3e-3, 1e-2])),
-        ])
-    }
 }

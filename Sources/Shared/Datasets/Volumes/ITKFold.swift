@@ -20,7 +20,7 @@ public enum ITKFold {
     /// Where Debian installs the data.
     public static let defaultSource = "/usr/share/doc/insighttoolkit5-examples/examples/Data"
 
-    static let image = "KmeansTest_T1UCharRaw.nii.gz"
+    public static let image = "KmeansTest_T1UCharRaw.nii.gz"
     static let segmentation = "KmeansTest_T1KmeansPrelimSegmentation.nii.gz"
     static let slices = ["BrainT1Slice.png", "BrainProtonDensitySlice.png"]
 
