@@ -72,7 +72,7 @@ public final class DistributedBackend: TaskBackend {
     public func start(_ run: TrainingRun) throws -> Bool {
         let context = ZMQContext()
         self.context = context
-        monitor = CoordinatorMetrics()
+        monitor = CoordinatorMetrics(run: run.spec.runID, requiredWorkers: minimumWorkers)
         zap = try security.map { try ZAPHandler(context: context, authorized: $0.authorizedKeys, logger: logger) }
         let router = try ZMQSocket(context, .router)
         self.router = router

@@ -20,7 +20,7 @@ public final class TrainingRun: @unchecked Sendable {
     /// The tasks the held-out evaluations during training score.
     let heldOut: [Int]
     private let metrics: MetricsLog?
-    private let monitor = RunMetrics()
+    private let monitor: RunMetrics
     /// Called on the run's thread after every step and evaluation (progress lines, plots).
     public var onStep: ((StepReport, TrainingRun) -> Void)?
     public var onEvaluation: ((HeldOutScore) -> Void)?
@@ -37,6 +37,7 @@ public final class TrainingRun: @unchecked Sendable {
         self.backend = backend
         self.outputs = outputs
         self.logger = logger
+        monitor = RunMetrics(run: spec.runID)
         let partition = spec.partition(source)
         // Progress is watched on meta-validation tasks when the split has them: the
         // meta-test tasks are for the final report only.
@@ -73,6 +74,7 @@ public final class TrainingRun: @unchecked Sendable {
             stopped = try loop()
         } catch {
             logger.error("the run cannot go on; checkpointing the last good state", metadata: ["meta.step": "\(outer.step)", "error": "\(error)"])
+            if error is OuterLoop.Divergence { monitor.diverged.record(1) }
             do { try checkpoint() } catch let checkpointError {
                 logger.error("cannot write the checkpoint", metadata: ["error": "\(checkpointError)"])
             }
