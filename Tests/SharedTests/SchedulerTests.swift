@@ -576,8 +576,16 @@ extension SchedulerTests {
             h.receive(b, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
         }
         #expect(h.scheduler.missingWorkers == 2, "a and c fell silent")
+        // b restarts: its new connection registers before the old one is declared dead.
+        let b2: Scheduler.WorkerID = [2, 1]
+        h.receive(b2, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w2", threads: 1, previousRun: SchedulerTests.run.description)))
+        for _ in 0..<6 {
+            h.tick(1)
+            h.receive(b2, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        }
+        #expect(h.scheduler.workers[b] == nil && h.scheduler.missingWorkers == 2, "b came back before it was missed")
         h.perform(h.scheduler.shutdownAll(reason: "the run is complete"))
-        #expect(h.commands(to: b).last == .shutdown)
+        #expect(h.commands(to: b2).last == .shutdown)
         // c comes back on a fresh connection (restarted), a on its old one (it was stopped):
         // both are told, and no longer waited for. A heartbeat from a connection the
         // coordinator no longer knows is told too, not asked to register again.

@@ -11,7 +11,9 @@ extension Scheduler {
             guard let w = workers[id] else { continue }
             if now - w.lastSeen > settings.heartbeatExpiry {
                 counters.lost += 1
-                missing[id] = w.name
+                // A restarted worker may have registered again before its old connection fell
+                // silent: then it is not missing.
+                if !workers.contains(where: { $0.key != id && $0.value.name == w.name }) { missing[id] = w.name }
                 actions.append(.log(.warning, "worker silent: declared dead, its tasks reassigned",
                                     peer(id, ["silent.s": "\(Int(now - w.lastSeen))", "tasks": "\(w.outstanding.count)"])))
                 actions += remove(id)
