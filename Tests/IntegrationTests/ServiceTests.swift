@@ -108,12 +108,16 @@ import Training
         #expect(busy > 0 && busy <= 1)
         #expect(we.value("medmaml_worker_busy_seconds_total", ["thread": "0"]).map { $0 > 0 } == true)
         #expect(we.value("medmaml_worker_threads") == 1)
-        // Every metric the Grafana dashboard plots is one a real run serves (events and
-        // held-out Dice appear with their first occurrence).
-        let dashboard = try String(contentsOfFile: repositoryRoot + "/cluster/monitoring/grafana-dashboard.json", encoding: .utf8)
-        let plotted = Set(dashboard.matches(of: /medmaml_[a-z_]+/).map { String($0.output) })
+        // Every metric the Grafana dashboard plots and the alerting rules watch is one a real
+        // run serves (events and held-out Dice appear with their first occurrence).
+        var plotted = Set<String>()
+        for file in ["grafana-dashboard.json", "alerts.yml"] {
+            let text = try String(contentsOfFile: repositoryRoot + "/cluster/monitoring/" + file, encoding: .utf8)
+            plotted.formUnion(text.matches(of: /medmaml_[a-z_]+/).map { String($0.output) })
+        }
+        #expect(plotted.contains("medmaml_workers_required") && plotted.contains("medmaml_training_diverged"))
         let served = Set((e.samples + we.samples).map(\.name)).union(["medmaml_events_total", "medmaml_heldout_dice"])
-        #expect(plotted.subtracting(served).isEmpty, "plotted but not served: \(plotted.subtracting(served))")
+        #expect(plotted.subtracting(served).isEmpty, "plotted or alerted on but not served: \(plotted.subtracting(served))")
         #expect(c.waitExit(timeout: 300) == 0, "\(c.stderr.suffix(2000))")
         #expect(w.waitExit(timeout: 60) == 0, "\(w.stderr.suffix(2000))")
         try expectRunLabel(e, of: folder.path + "/dist", "coordinator")

@@ -102,7 +102,7 @@ reference() {
         | awk '/^final_params_sha256/ {print $2}'
 }
 submit() {
-    MEDMAML_BIN=$BIN MEDMAML_SHARED=$WORK/shared sbatch --parsable --ntasks=3 --cpus-per-task=1 \
+    MEDMAML_BIN=$BIN MEDMAML_SHARED=$WORK/shared MEDMAML_METRICS_PORT=${METRICS_PORT:-} sbatch --parsable --ntasks=3 --cpus-per-task=1 \
         --chdir="$WORK" --output="$WORK/medmaml-%j.out" --error="$WORK/medmaml-%j.err" \
         "$REPO/cluster/slurm/medmaml.sbatch" "$@"
 }
@@ -122,17 +122,31 @@ check_hash() {  # $1: job id, $2: expected, $3: label
     [ -n "$2" ] && [ "$got" = "$2" ] || { echo "FAIL ($3): final_params_sha256 differs" >&2; exit 1; }
 }
 
-# 1. Arguments with a space and globs reach the coordinator as given.
+# 1. Arguments with a space and globs reach the coordinator as given; with metrics, every task
+#    writes its Prometheus target while the job runs, and the job removes them at its end.
 ARGS=(--config "$WORK/my runs/run.yaml" --outer-steps 10 --hold-out 'synthetic/paired/*' --hold-out 'synthetic/*/xray')
 expected=$(reference "${ARGS[@]}")
 started=$SECONDS
+METRICS_PORT=$((29000 + RANDOM % 1000))
 JOB=$(submit "${ARGS[@]}"); JOBS+=("$JOB")
+METRICS_PORT=
 echo "submitted job $JOB" >&2
+targets=0
+for i in $(seq 300); do
+    n=$(shopt -s nullglob; files=("$WORK/shared/targets/job$JOB-"*.json); echo ${#files[@]})
+    (( n > targets )) && targets=$n
+    case "$(state_of "$JOB")" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
+    sleep 0.2
+done
 state=$(wait_done "$JOB")
 echo "job $JOB: $state after $((SECONDS - started)) s" >&2
 [ "$state" = COMPLETED ] || { echo "FAIL: job $JOB ended $state" >&2; exit 1; }
 check_hash "$JOB" "$expected" "quoted arguments"
 grep -q "shut down by the coordinator: the run is complete" "$WORK/medmaml-$JOB.err" || { echo "FAIL: the workers were not told the run is complete" >&2; exit 1; }
+[ "$targets" = 3 ] && [ "$(grep -c 'serving Prometheus metrics' "$WORK/medmaml-$JOB.err")" = 3 ] \
+    || { echo "FAIL: expected 3 Prometheus targets and endpoints while the job ran, saw $targets" >&2; exit 1; }
+! ls "$WORK/shared/targets/job$JOB-"*.json >/dev/null 2>&1 || { echo "FAIL: the finished job left its Prometheus targets" >&2; exit 1; }
+echo "metrics: 3 targets while the job ran, none after" >&2
 
 # 2. SIGTERM mid-run: checkpoint, requeue, resume, same result.
 ARGS=(--config "$WORK/my runs/run.yaml" --outer-steps 40)
@@ -151,7 +165,11 @@ for i in $(seq 300); do
     sleep 0.2
 done
 [ "$(restarts_of "$JOB")" = 1 ] || { echo "FAIL: job $JOB was not requeued ($(state_of "$JOB"))" >&2; exit 1; }
-# Slurm holds a requeued job back for a while (its BeginTime); a test need not wait.
+# Slurm holds a requeued job back for two minutes (its BeginTime); a test need not wait that
+# long, but slurmd refuses the job's new credential if it was issued within the second its
+# previous run's was revoked: wait for the previous run's processes to go, and a moment more.
+for i in $(seq 150); do pgrep -f "slurmstepd: \[$JOB\." >/dev/null || break; sleep 0.2; done
+sleep 2
 scontrol update JobId="$JOB" StartTime=now
 state=$(wait_done "$JOB")
 echo "job $JOB: $state after $((SECONDS - started)) s, restarts $(restarts_of "$JOB")" >&2
