@@ -47,7 +47,7 @@ func startMetrics(_ address: String?, logger: Logger) throws {
 /// one last scrape before the error ends the process, so the run's last values (its
 /// `medmaml_training_diverged` among them) reach the alerts. See
 /// `MetricsEndpoint.awaitNextScrape`.
-func withFinalScrapeOnFailure<T>(_ body: () throws -> T) throws -> T {
+public func withFinalScrapeOnFailure<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch {
         if let endpoint = metricsEndpoint, endpoint.isWatched {
             note("the run failed; waiting for Prometheus to scrape its last metrics")
