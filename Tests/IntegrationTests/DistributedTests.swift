@@ -82,6 +82,25 @@ import Wire
         _ = w0
     }
 
+    /// A worker that lost its connection and comes back after the end (a batch system restarted
+    /// it, or it was stopped) is told the run is complete and exits 0: the coordinator waits a
+    /// while for it by name, and stops waiting as soon as it has heard.
+    @Test func aWorkerThatComesBackAfterTheEndIsToldTheRunIsComplete() throws {
+        let port = freePort()
+        let c = try coordinator(steps: 20, port: port, extra: ["--min-workers", "2"])
+        let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
+        #expect(c.waitFor("step 3/20"))
+        w1.signal(SIGSTOP)
+        #expect(c.waitForLog("worker silent", ["worker": "w1"], timeout: 30))
+        #expect(c.waitFor("worker(s) that lost their connection", timeout: 120), "\(c.stderr.suffix(2000))")
+        #expect(w0.waitExit(timeout: 30) == 0, "\(w0.stderr.suffix(2000))")
+        w1.signal(SIGCONT)
+        #expect(w1.waitExit(timeout: 40) == 0, "\(w1.stderr.suffix(2000))")
+        #expect(w1.stderr.contains("shut down by the coordinator: the run is complete"), "\(w1.stderr.suffix(2000))")
+        try expectSameHash(c, steps: 20)
+        #expect(logged(c.stderr, "told a worker that came back that the run is over", ["worker": "w1"]), "\(c.stderr.suffix(2000))")
+    }
+
     @Test func workerJoiningMidRun() throws {
         let port = freePort()
         let c = try coordinator(steps: 30, port: port)

@@ -64,6 +64,32 @@ import Wire
         #expect(!c.stderr.contains("secret-key"))
     }
 
+    /// A Kubernetes Secret mounted for a pod with an fsGroup is owned by root and readable by
+    /// the pod's group (0440): accepted, as PostgreSQL accepts its key so. Group-readable keys of
+    /// any other owner, keys root's group may write, and keys others may read are refused.
+    @Test func aRootOwnedKeyMayBeReadableByItsGroup() throws {
+        let key = try keygen("secret-volume") + ".key"
+        func refused(_ mode: mode_t, owner: uid_t, _ what: String) {
+            chown(key, owner, 10001)
+            chmod(key, mode)
+            do { _ = try CurveKeyPair.read(secretFile: key); Issue.record("accepted \(what)") } catch {
+                #expect("\(error)".contains("too loose"), "\(what): \(error)")
+            }
+        }
+        if getuid() == 0 {
+            chown(key, 0, 10001)
+            chmod(key, 0o440)
+            #expect(throws: Never.self, "root-owned 0440") { try CurveKeyPair.read(secretFile: key) }
+            chmod(key, 0o640)
+            #expect(throws: Never.self, "root-owned 0640") { try CurveKeyPair.read(secretFile: key) }
+            refused(0o460, owner: 0, "root-owned, group-writable")
+            refused(0o444, owner: 0, "root-owned, readable by others")
+            refused(0o440, owner: 10001, "group-readable, owned by another user")
+        } else {
+            refused(0o440, owner: getuid(), "group-readable, owned by this user")
+        }
+    }
+
     /// Z85 has `#` in its alphabet: an allowlist file must not read it as a comment.
     @Test func allowlistKeysMayContainHash() throws {
         var withHash: [CurveKeyPair] = []

@@ -34,6 +34,17 @@ import Training
         return try #require(last, "no scrape of \(url) succeeded")
     }
 
+    /// Every MedMAML series of a scrape carries `run="<run id>"`, the id of the run that
+    /// `folder` checkpoints.
+    func expectRunLabel(_ e: Exposition, of folder: String, _ what: String) throws {
+        let checkpoint = try #require(Checkpoint.files(in: folder).first, "no checkpoint in \(folder)")
+        let run = try Checkpoint.read(path: checkpoint).run.runID
+        let ours = e.samples.filter { $0.name.hasPrefix("medmaml_") }
+        #expect(!ours.isEmpty, "\(what): no medmaml_ series")
+        let unlabelled = ours.filter { $0.labels["run"] != run }
+        #expect(unlabelled.isEmpty, "\(what): series without run=\"\(run)\": \(unlabelled.prefix(5).map { "\($0.name)\($0.labels)" })")
+    }
+
     @Test func aCoordinatorAndItsWorkersServeMetricsThatParse() throws {
         let c = try coordinator(["train", "--image-size", "32", "--base-channels", "4", "--meta-batch", "2", "--outer-steps", "40",
                                  "--in-process", "--threads", "1", "--checkpoint-every", "0", "--eval-every", "10",
@@ -48,7 +59,32 @@ import Training
             #expect(v.isFinite, "\(name) = \(v)")
         }
         #expect(e.value("medmaml_steps_planned") == 40)
+        #expect(e.value("medmaml_training_diverged") == 0)
+        let lastStep = try #require(e.value("medmaml_last_step_timestamp_seconds"))
+        #expect(abs(lastStep - Date().timeIntervalSince1970) < 60, "last step at \(lastStep)")
         #expect(c.waitExit(timeout: 300) == 0, "\(c.stderr.suffix(2000))")
+        try expectRunLabel(e, of: folder.path + "/run", "in-process coordinator")
+    }
+
+    /// A run that diverges says so on its metrics (`medmaml_training_diverged 1`) and waits
+    /// for one more scrape before it exits, so Prometheus sees it.
+    @Test func divergenceReachesTheLastScrape() throws {
+        // Large enough that its two steps (it diverges at the second) outlast the first scrape:
+        // a process nobody has scraped exits at once.
+        let c = try coordinator(["train", "--image-size", "64", "--base-channels", "8", "--meta-batch", "4", "--outer-steps", "30",
+                                 "--in-process", "--threads", "1", "--checkpoint-every", "0", "--meta-lr", "1e30",
+                                 "--checkpoint-dir", folder.path + "/diverged", "--metrics-address", "127.0.0.1:0"], name: "diverging")
+        let url = try metricsURL(c)
+        var diverged: Exposition?
+        while c.isRunning {
+            if let text = Exposition.fetch(url), let e = try? Exposition(text), e.value("medmaml_training_diverged") == 1 { diverged = e }
+            usleep(300_000)
+        }
+        let status = c.waitExit(timeout: 60)
+        #expect(status != nil && status != 0, "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("training diverged") && c.stderr.contains("waiting for Prometheus"), "\(c.stderr.suffix(2000))")
+        let e = try #require(diverged, "no scrape saw medmaml_training_diverged 1: \(c.stderr.suffix(1000))")
+        try expectRunLabel(e, of: folder.path + "/diverged", "diverged run")
     }
 
     @Test func distributedRunMetricsCountWorkersTrafficAndTasks() throws {
@@ -62,6 +98,7 @@ import Training
         let coordinatorURL = try metricsURL(c), workerURL = try metricsURL(w)
         let e = try scrape(coordinatorURL) { ($0.value("medmaml_step") ?? 0) >= 5 && ($0.value("medmaml_workers_ready") ?? 0) == 1 }
         #expect(e.value("medmaml_workers_connected") == 1)
+        #expect(e.value("medmaml_workers_required") == 1)
         #expect(e.value("medmaml_workers_quarantined") == 0)
         #expect((e.value("medmaml_bytes_sent_total") ?? 0) > 0 && (e.value("medmaml_bytes_received_total") ?? 0) > 0)
         #expect(e.value("medmaml_tasks_outstanding") != nil)
@@ -71,14 +108,20 @@ import Training
         #expect(busy > 0 && busy <= 1)
         #expect(we.value("medmaml_worker_busy_seconds_total", ["thread": "0"]).map { $0 > 0 } == true)
         #expect(we.value("medmaml_worker_threads") == 1)
-        // Every metric the Grafana dashboard plots is one a real run serves (events and
-        // held-out Dice appear with their first occurrence).
-        let dashboard = try String(contentsOfFile: repositoryRoot + "/cluster/monitoring/grafana-dashboard.json", encoding: .utf8)
-        let plotted = Set(dashboard.matches(of: /medmaml_[a-z_]+/).map { String($0.output) })
+        // Every metric the Grafana dashboard plots and the alerting rules watch is one a real
+        // run serves (events and held-out Dice appear with their first occurrence).
+        var plotted = Set<String>()
+        for file in ["grafana-dashboard.json", "alerts.yml"] {
+            let text = try String(contentsOfFile: repositoryRoot + "/cluster/monitoring/" + file, encoding: .utf8)
+            plotted.formUnion(text.matches(of: /medmaml_[a-z_]+/).map { String($0.output) })
+        }
+        #expect(plotted.contains("medmaml_workers_required") && plotted.contains("medmaml_training_diverged"))
         let served = Set((e.samples + we.samples).map(\.name)).union(["medmaml_events_total", "medmaml_heldout_dice"])
-        #expect(plotted.subtracting(served).isEmpty, "plotted but not served: \(plotted.subtracting(served))")
+        #expect(plotted.subtracting(served).isEmpty, "plotted or alerted on but not served: \(plotted.subtracting(served))")
         #expect(c.waitExit(timeout: 300) == 0, "\(c.stderr.suffix(2000))")
         #expect(w.waitExit(timeout: 60) == 0, "\(w.stderr.suffix(2000))")
+        try expectRunLabel(e, of: folder.path + "/dist", "coordinator")
+        try expectRunLabel(we, of: folder.path + "/dist", "worker")
     }
 
     @Test func aBadMetricsAddressIsAClearError() throws {

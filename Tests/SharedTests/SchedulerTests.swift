@@ -554,4 +554,55 @@ extension SchedulerTests {
         h.answer(a, slot: 0)
         #expect(h.completed.count == 1)
     }
+
+    /// Once the run is over, every worker that speaks is told so: one that was connected and
+    /// missed the message, and one that lost its connection and registers again (a batch
+    /// system restarted it). The coordinator waits for the missing ones by name only.
+    @Test func workersThatComeBackAfterTheEndAreToldTheRunIsOver() {
+        var h = Harness()
+        h.join(a)
+        h.join(b)
+        h.join(c)
+        // a falls silent, is declared dead and registers again during the run: not missing.
+        for _ in 0..<6 {
+            h.tick(1)
+            for id in [b, c] { h.receive(id, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty())) }
+        }
+        #expect(h.scheduler.workers[a] == nil && h.scheduler.missingWorkers == 1)
+        h.join(a)
+        #expect(h.scheduler.missingWorkers == 0, "a registered again")
+        for _ in 0..<6 {
+            h.tick(1)
+            h.receive(b, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        }
+        #expect(h.scheduler.missingWorkers == 2, "a and c fell silent")
+        // b restarts: its new connection registers before the old one is declared dead.
+        let b2: Scheduler.WorkerID = [2, 1]
+        h.receive(b2, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w2", threads: 1, previousRun: SchedulerTests.run.description)))
+        for _ in 0..<6 {
+            h.tick(1)
+            h.receive(b2, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        }
+        #expect(h.scheduler.workers[b] == nil && h.scheduler.missingWorkers == 2, "b came back before it was missed")
+        h.perform(h.scheduler.shutdownAll(reason: "the run is complete"))
+        #expect(h.commands(to: b2).last == .shutdown)
+        // c comes back on a fresh connection (restarted), a on its old one (it was stopped):
+        // both are told, and no longer waited for. A heartbeat from a connection the
+        // coordinator no longer knows is told too, not asked to register again.
+        let back: Scheduler.WorkerID = [3, 1]
+        h.receive(back, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w3", threads: 1, previousRun: SchedulerTests.run.description)))
+        #expect(h.commands(to: back) == [.shutdown])
+        #expect(h.scheduler.missingWorkers == 1)
+        h.receive(a, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        #expect(h.commands(to: a).last == .shutdown)
+        #expect(h.scheduler.missingWorkers == 0)
+        h.receive(b, Wire.Message(.heartbeat, run: SchedulerTests.run, body: Wire.Empty()))
+        #expect(h.commands(to: b).last == .shutdown && !h.commands(to: b).contains(.reset))
+        let notice = h.sent.last.flatMap { try? $0.1.decode(Wire.Notice.self) }
+        #expect(notice?.reason == "the run is complete")
+        let before = h.commands(to: a).count
+        h.join(a)
+        #expect(Array(h.commands(to: a).dropFirst(before)) == [.shutdown, .shutdown])
+        #expect(h.scheduler.readyWorkers == 0)
+    }
 }

@@ -5,26 +5,15 @@
 #   1. A 12-step run ends with the final_params_sha256 of an in-process run of the same seed,
 #      and its Prometheus endpoint answers inside the network.
 #   2. The same run with one worker container killed mid-run ends with the same hash.
-# The base image comes from the Debian mirror (mmdebstrap, then podman import), since no
-# image registry is reachable; the binaries are the host's release build with their Swift
-# runtime libraries (the Dockerfile's "prebuilt" stage).
+# The image is built from the repository root as cluster/tests/image-lib.sh describes
+# (base image from the Debian mirror, the host's binaries).
 # Exit 0: passed; 77: skipped (reason on stderr); anything else: failed.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MEDMAML_BIN:-$REPO/.build/release}
-# The runtime libraries: those the Dockerfile installs (libcurl4 for FoundationNetworking,
-# which the metrics server's library links). The base image is cached under a tag that
-# changes with the list.
-PACKAGES=libopenblas0-pthread,libdnnl2,libgomp1,libzmq5,libsodium23,libpng16-16,zlib1g,libcurl4,ca-certificates
-BASE=${MEDMAML_BASE_IMAGE:-localhost/medmaml-base:bookworm-$(echo "$PACKAGES" | sha256sum | cut -c1-12)}
-IMAGE=localhost/medmaml:test
-for c in podman mmdebstrap; do command -v "$c" >/dev/null || { echo "SKIP: $c is not installed (apt-get install podman runc mmdebstrap)" >&2; exit 77; }; done
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root (rootless podman needs subuid ranges)" >&2; exit 77; }
-
-# This machine's kernel has hybrid cgroups (crun refuses them) and refuses podman's default
-# rlimits: runc, cgroupfs and explicit ulimits, on every command.
-P=(podman --cgroup-manager=cgroupfs)
-LIMITS=(--runtime runc --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
+. "$REPO/cluster/tests/image-lib.sh"
+why=$(image_available) || { echo "SKIP: $why" >&2; exit 77; }
+IMAGE=localhost/medmaml:podman-test-$$
 WORK=$(mktemp -d /tmp/medmaml-podman.XXXXXX)
 NET=medmaml-test-$$
 NAMES=(mm-coord-$$ mm-w1-$$ mm-w2-$$)
@@ -35,36 +24,18 @@ cleanup() {
     fi
     "${P[@]}" rm -f -t 0 "${NAMES[@]}" >/dev/null 2>&1 || true
     "${P[@]}" network rm -f "$NET" >/dev/null 2>&1 || true
+    "${P[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
     rm -rf "$WORK"
     exit $status
 }
 trap cleanup EXIT INT TERM
 
-# 1. The base image: Debian bookworm with the runtime libraries (cached between runs).
-if ! "${P[@]}" image exists "$BASE"; then
-    echo "building the base image $BASE with mmdebstrap" >&2
-    TMPDIR=/dev/shm mmdebstrap --variant=apt --quiet \
-        --include="$PACKAGES" \
-        --dpkgopt=force-unsafe-io --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
-        --dpkgopt='path-exclude=/usr/share/locale/*' --aptopt='Acquire::Languages "none"' \
-        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
-        bookworm "$WORK/rootfs.tar" >&2
-    "${P[@]}" import --change 'CMD ["/bin/bash"]' "$WORK/rootfs.tar" "$BASE" >/dev/null
-    rm -f "$WORK/rootfs.tar"
-fi
-
-# 2. The image, from the host's binaries and the Swift runtime libraries they link.
-mkdir -p "$WORK/ctx/prebuilt/lib"
-cp "$BIN/medmaml-coordinator" "$BIN/medmaml-worker" "$WORK/ctx/prebuilt/"
-ldd "$BIN/medmaml-coordinator" "$BIN/medmaml-worker" | awk '/=> \// {print $3}' | sort -u | while read -r lib; do
-    case "$lib" in */swift/*|*/swift-*) cp -L "$lib" "$WORK/ctx/prebuilt/lib/" ;; esac
-done
-"${P[@]}" build "${LIMITS[@]}" --pull=never -q -f "$REPO/cluster/Dockerfile" \
-    --build-arg BINARIES=prebuilt --build-arg RUNTIME_IMAGE="$BASE" --build-arg INSTALL_LIBS=0 \
-    -t "$IMAGE" "$WORK/ctx" >/dev/null
+# 1. The image (the base image is cached between runs).
+image_base "$WORK"
+image_build "$IMAGE"
 "${P[@]}" run --rm "${LIMITS[@]}" --read-only "$IMAGE" --help >/dev/null
 
-# 3. Keys (readable by the containers' user only) and the network.
+# 2. Keys (readable by the containers' user only) and the network.
 "$BIN/medmaml-coordinator" keygen --out "$WORK/keys/coordinator" >/dev/null
 "$BIN/medmaml-coordinator" keygen --out "$WORK/keys/worker" >/dev/null
 mkdir -p "$WORK/keys/authorized" && cp "$WORK/keys/worker.pub" "$WORK/keys/authorized/"

@@ -75,10 +75,12 @@ struct Pretrain: ParsableCommand {
         try settings.validate()
         try writeRunFile(into: folder)
         try startMetrics(cluster.metricsAddress, logger: logger)
-        let summary = try TrainingLauncher(settings: settings, runFile: RunFile.effective, logger: logger)
-            .run(spec: spec, source: source, outputs: .init(checkpointFolder: folder, checkpointEvery: output.checkpointEvery,
-                                                            metricsPath: output.metrics),
-                 resume: checkpoint, initial: nil)
+        let summary = try withFinalScrapeOnFailure {
+            try TrainingLauncher(settings: settings, runFile: RunFile.effective, logger: logger)
+                .run(spec: spec, source: source, outputs: .init(checkpointFolder: folder, checkpointEvery: output.checkpointEvery,
+                                                                metricsPath: output.metrics),
+                     resume: checkpoint, initial: nil)
+        }
         if let sig = summary.stoppedBySignal { throw stoppedBySignal(sig, "at step \(summary.steps); continue with --resume") }
         note("wrote \(folder)/final.safetensors (start meta-training from it with train --init-from)")
         print("final_params_sha256 \(summary.finalHash)")

@@ -81,8 +81,10 @@ struct Train: ParsableCommand {
         try startMetrics(cluster.metricsAddress, logger: logger)
         var outputs = TrainingLauncher.Outputs(checkpointFolder: folder, checkpointEvery: output.checkpointEvery, metricsPath: output.metrics)
         outputs.quiet = false
-        let summary = try TrainingLauncher(settings: settings, runFile: RunFile.effective, logger: logger)
-            .run(spec: spec, source: source, outputs: outputs, resume: checkpoint, initial: initial)
+        let summary = try withFinalScrapeOnFailure {
+            try TrainingLauncher(settings: settings, runFile: RunFile.effective, logger: logger)
+                .run(spec: spec, source: source, outputs: outputs, resume: checkpoint, initial: initial)
+        }
         if let sig = summary.stoppedBySignal {
             throw stoppedBySignal(sig, "checkpoint of step \(summary.steps) written to \(folder) (continue with --resume)")
         }

@@ -1,20 +1,49 @@
+import Core
 import Metrics
 
 /// What the coordinator's socket loop reports (Prometheus with `--metrics-address`): workers,
-/// tasks in flight, everything requeued or refused by kind, and traffic.
+/// tasks in flight, everything requeued or refused by kind, and traffic; every series labelled
+/// `run="<run id>"`. As with `RunMetrics`, a process exports its latest run's only.
 final class CoordinatorMetrics {
-    let connected = Gauge(label: "medmaml_workers_connected")
-    let ready = Gauge(label: "medmaml_workers_ready")
-    let readyThreads = Gauge(label: "medmaml_worker_threads_ready")
-    let quarantined = Gauge(label: "medmaml_workers_quarantined")
-    let outstanding = Gauge(label: "medmaml_tasks_outstanding")
-    let remaining = Gauge(label: "medmaml_tasks_remaining")
-    let bytesSent = Counter(label: "medmaml_bytes_sent_total")
-    let bytesReceived = Counter(label: "medmaml_bytes_received_total")
-    let messagesReceived = Counter(label: "medmaml_messages_received_total")
-    let connectionResets = Counter(label: "medmaml_connection_resets_total")
+    let run: String
+    let connected: Gauge
+    let ready: Gauge
+    /// `--min-workers` (at least 1 with local workers): the "too few workers" alert compares
+    /// the ready workers with it.
+    let required: Gauge
+    let readyThreads: Gauge
+    let quarantined: Gauge
+    let outstanding: Gauge
+    let remaining: Gauge
+    let bytesSent: Counter
+    let bytesReceived: Counter
+    let messagesReceived: Counter
+    let connectionResets: Counter
     private var faults: [String: Counter] = [:]
     private var last = Scheduler.Counters()
+
+    private static let latest = Locked<CoordinatorMetrics?>(nil)
+
+    init(run: String, requiredWorkers: Int) {
+        self.run = run
+        let d = [("run", run)]
+        connected = Gauge(label: "medmaml_workers_connected", dimensions: d)
+        ready = Gauge(label: "medmaml_workers_ready", dimensions: d)
+        required = Gauge(label: "medmaml_workers_required", dimensions: d)
+        readyThreads = Gauge(label: "medmaml_worker_threads_ready", dimensions: d)
+        quarantined = Gauge(label: "medmaml_workers_quarantined", dimensions: d)
+        outstanding = Gauge(label: "medmaml_tasks_outstanding", dimensions: d)
+        remaining = Gauge(label: "medmaml_tasks_remaining", dimensions: d)
+        bytesSent = Counter(label: "medmaml_bytes_sent_total", dimensions: d)
+        bytesReceived = Counter(label: "medmaml_bytes_received_total", dimensions: d)
+        messagesReceived = Counter(label: "medmaml_messages_received_total", dimensions: d)
+        connectionResets = Counter(label: "medmaml_connection_resets_total", dimensions: d)
+        required.record(requiredWorkers)
+        Self.latest.withLock { previous in
+            if let previous, previous !== self { previous.destroy() }
+            previous = self
+        }
+    }
 
     /// The scheduler's counters by kind: faults, refusals, requeues, backups, verification.
     static func kinds(_ c: Scheduler.Counters) -> [(String, Int)] {
@@ -34,27 +63,42 @@ final class CoordinatorMetrics {
         let now = scheduler.counters
         guard now != last else { return }
         for ((kind, value), (_, before)) in zip(Self.kinds(now), Self.kinds(last)) where value > before {
-            let counter = faults[kind] ?? Counter(label: "medmaml_events_total", dimensions: [("kind", kind)])
+            let counter = faults[kind] ?? Counter(label: "medmaml_events_total", dimensions: [("run", run), ("kind", kind)])
             faults[kind] = counter
             counter.increment(by: value - before)
         }
         last = now
     }
+
+    /// Removes every series of this run from the export.
+    private func destroy() {
+        for gauge in [connected, ready, required, readyThreads, quarantined, outstanding, remaining] { gauge.destroy() }
+        for counter in [bytesSent, bytesReceived, messagesReceived, connectionResets] + Array(faults.values) { counter.destroy() }
+    }
 }
 
-/// What a worker reports (Prometheus with the worker's `--metrics-address`).
+/// What a worker reports (Prometheus with the worker's `--metrics-address`), every series
+/// labelled `run="<run id>"`. A worker learns its run at WELCOME, so it creates these then and
+/// exports nothing before; it serves one run in its life (a coordinator of another run
+/// refuses it).
 final class WorkerMetrics: @unchecked Sendable {
-    let tasks = Counter(label: "medmaml_worker_tasks_total")
-    let failures = Counter(label: "medmaml_worker_task_failures_total")
-    let taskDuration = Metrics.Timer(label: "medmaml_worker_task_duration_seconds")
-    let reconnects = Counter(label: "medmaml_worker_reconnects_total")
-    let threads: Gauge = Gauge(label: "medmaml_worker_threads")
+    let tasks: Counter
+    let failures: Counter
+    let taskDuration: Metrics.Timer
+    let reconnects: Counter
+    let threads: Gauge
     private let busySeconds: [FloatingPointCounter]
     private let busyFraction: [Gauge]
 
-    init(threads count: Int) {
-        busySeconds = (0..<count).map { FloatingPointCounter(label: "medmaml_worker_busy_seconds_total", dimensions: [("thread", "\($0)")]) }
-        busyFraction = (0..<count).map { Gauge(label: "medmaml_worker_busy_fraction", dimensions: [("thread", "\($0)")]) }
+    init(run: String, threads count: Int) {
+        let d = [("run", run)]
+        tasks = Counter(label: "medmaml_worker_tasks_total", dimensions: d)
+        failures = Counter(label: "medmaml_worker_task_failures_total", dimensions: d)
+        taskDuration = Metrics.Timer(label: "medmaml_worker_task_duration_seconds", dimensions: d)
+        reconnects = Counter(label: "medmaml_worker_reconnects_total", dimensions: d)
+        threads = Gauge(label: "medmaml_worker_threads", dimensions: d)
+        busySeconds = (0..<count).map { FloatingPointCounter(label: "medmaml_worker_busy_seconds_total", dimensions: d + [("thread", "\($0)")]) }
+        busyFraction = (0..<count).map { Gauge(label: "medmaml_worker_busy_fraction", dimensions: d + [("thread", "\($0)")]) }
         threads.record(count)
     }
 

@@ -72,7 +72,7 @@ public final class DistributedBackend: TaskBackend {
     public func start(_ run: TrainingRun) throws -> Bool {
         let context = ZMQContext()
         self.context = context
-        monitor = CoordinatorMetrics()
+        monitor = CoordinatorMetrics(run: run.spec.runID, requiredWorkers: minimumWorkers)
         zap = try security.map { try ZAPHandler(context: context, authorized: $0.authorizedKeys, logger: logger) }
         let router = try ZMQSocket(context, .router)
         self.router = router
@@ -143,8 +143,19 @@ public final class DistributedBackend: TaskBackend {
         if let why = abandonWhenIdle() { throw NoWorkerCanCome(reason: why) }
     }
 
+    /// Tells every worker the run is over, then waits up to `farewellPeriod` for workers that
+    /// lost their connection to come back and hear it (only while some are missing), so that a
+    /// batch system's restarted worker exits 0 instead of waiting for a coordinator that is gone.
     public func finish() {
-        if scheduler != nil { try? perform(scheduler!.shutdownAll(reason: "the run is complete")) }
+        guard scheduler != nil else { return close() }
+        try? perform(scheduler!.shutdownAll(reason: "the run is complete"))
+        let deadline = clock.now + scheduler!.settings.farewellPeriod
+        if scheduler!.missingWorkers > 0 {
+            onStatus?("the run is complete; waiting up to \(Int(scheduler!.settings.farewellPeriod)) s for \(scheduler!.missingWorkers) worker(s) that lost their connection, to tell them")
+        }
+        while scheduler!.missingWorkers > 0 && clock.now < deadline && StopSignal.received == nil {
+            do { try pump() } catch { break }
+        }
         close()
     }
 

@@ -11,6 +11,9 @@ extension Scheduler {
             guard let w = workers[id] else { continue }
             if now - w.lastSeen > settings.heartbeatExpiry {
                 counters.lost += 1
+                // A restarted worker may have registered again before its old connection fell
+                // silent: then it is not missing.
+                if !workers.contains(where: { $0.key != id && $0.value.name == w.name }) { missing[id] = w.name }
                 actions.append(.log(.warning, "worker silent: declared dead, its tasks reassigned",
                                     peer(id, ["silent.s": "\(Int(now - w.lastSeen))", "tasks": "\(w.outstanding.count)"])))
                 actions += remove(id)
@@ -29,7 +32,10 @@ extension Scheduler {
     public mutating func disconnectAll(now: Double) -> [Action] {
         let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
         var actions: [Action] = [.log(.warning, "every worker disconnected; their tasks are requeued", ["workers": "\(ids.count)"])]
-        for id in ids { actions += remove(id) }
+        for id in ids {
+            missing[id] = workers[id]?.name
+            actions += remove(id)
+        }
         return actions + dispatch(now: now)
     }
 
@@ -55,6 +61,8 @@ extension Scheduler {
             counters.malformed += 1
             return [.log(.warning, "dropped a hello with a bad thread count", peer(id, ["worker": "\(hello.name)", "threads": "\(hello.threads)"]))]
         }
+        if let over { return farewell(id, name: hello.name, over) }
+        missing = missing.filter { $0.value != hello.name }
         var actions: [Action] = []
         if workers[id] != nil { actions += remove(id) }
         workers[id] = Worker(name: hello.name, identity: identity, threads: hello.threads, phase: .loading, lastSeen: now, lastSent: now)

@@ -50,6 +50,11 @@ public struct Scheduler {
         /// The norm of an honest meta-gradient of this run (the numerics check's), so outliers
         /// are recognised from the first step.
         public var referenceNorm: Double?
+        /// How long the coordinator, once the run is over, waits for workers that lost their
+        /// connection to come back and hear so: one worker reconnection at the longest delay
+        /// after it noticed the silence. A batch system restarts a crashed worker (Kubernetes,
+        /// restartPolicy OnFailure); told the run is over it exits 0, and its pod is done.
+        public var farewellPeriod = Wire.reconnectDelayMaximum + Wire.heartbeatExpiry
         /// Meta-parameter count: the size every meta-gradient must have.
         public var parameterCount: Int
         public init(parameterCount: Int) { self.parameterCount = parameterCount }
@@ -214,6 +219,13 @@ public struct Scheduler {
     var faults: [String: Int] = [:]
     public internal(set) var counters = Counters()
     var state = BatchState.idle
+    /// Workers declared dead (silent) or disconnected that have not been heard since, by
+    /// connection (a stopped process that wakes up speaks on its old one) with their names (a
+    /// restarted one registers again on a new connection under its name): once the run is
+    /// over, the coordinator waits a while for them to hear so.
+    var missing: [WorkerID: String] = [:]
+    /// Why the run is over, once it is: every peer that speaks from then on is told so.
+    var over: String?
     /// Observed task times (seconds), for the backup deadline.
     var taskTimes: [Double] = []
     /// Norms of recently accepted meta-gradients, in slot order batch after batch.
@@ -254,6 +266,8 @@ public struct Scheduler {
     public var remainingSlots: Int {
         if case .running(let b) = state { b.jobs.count - b.outcomes.count } else { 0 }
     }
+    /// Workers that lost their connection and have not registered again (see `missing`).
+    public var missingWorkers: Int { Set(missing.values).count }
     /// Tasks sent and not answered, over all workers.
     public var outstandingTasks: Int { workers.values.reduce(0) { $0 + $1.outstanding.count } }
 
@@ -290,6 +304,7 @@ public struct Scheduler {
             return [.send(id, Wire.Message(.refused, run: message.run, body: Wire.Notice(reason: "this coordinator runs another run (\(run)); worker of run \(message.run) refused"))),
                     .log(.warning, "refused a worker of another run", metadata)] + actions + dispatch(now: now)
         }
+        if let over { return farewell(id, name: missing[id], over) }
         guard workers[id] != nil else {
             counters.unknown += 1
             return [.send(id, Wire.Message(.reset, run: run, body: Wire.Notice(reason: "unknown worker; register again")))]
@@ -316,11 +331,23 @@ public struct Scheduler {
         public init(_ reason: String) { self.reason = reason }
     }
 
-    /// Tells every worker the run is over.
+    /// Tells every worker the run is over, and from now on every worker that comes back (see
+    /// `missingWorkers`) or speaks at all.
     public mutating func shutdownAll(reason: String) -> [Action] {
         let ids = workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) })
         workers = [:]
+        over = reason
         return ids.map { .send($0, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: reason))) }
+    }
+
+    /// Tells a peer that spoke after the end of the run that the run is over; it is no longer
+    /// missing.
+    mutating func farewell(_ id: WorkerID, name: String?, _ reason: String) -> [Action] {
+        let shutdown = Action.send(id, Wire.Message(.shutdown, run: run, body: Wire.Notice(reason: reason)))
+        // Logged for the workers waited for only: any other peer could flood the log.
+        guard let name else { return [shutdown] }
+        missing = missing.filter { $0.value != name }
+        return [shutdown, .log(.info, "told a worker that came back that the run is over", peer(id, ["worker": "\(name)"]))]
     }
 
     /// Log metadata naming a peer: its worker name if registered, and its routing id.

@@ -47,6 +47,8 @@ public final class WorkerNode: @unchecked Sendable {
     let resultsEndpoint = "inproc://medmaml-results-\(UUID().uuidString)"
     private let queue = WorkQueue()
     private let prepared = Locked<Prepared?>(nil)
+    /// The run's metrics, made when WELCOME names the run (every series carries its id).
+    private let monitor = Locked<WorkerMetrics?>(nil)
     /// Events from background threads (data loaded) for the I/O loop.
     private let inbox = Locked<[WorkerSession.Event]>([])
 
@@ -57,9 +59,9 @@ public final class WorkerNode: @unchecked Sendable {
 
     // MARK: Compute threads
 
-    private func startComputeThreads(monitor: WorkerMetrics) -> [Thread] {
+    private func startComputeThreads() -> [Thread] {
         (0..<options.threads).map { i in
-            let t = Thread { [self] in self.computeLoop(i, monitor: monitor) }
+            let t = Thread { [self] in self.computeLoop(i) }
             t.name = "medmaml-worker-compute-\(i)"
             t.stackSize = 8 << 20
             t.start()
@@ -67,7 +69,7 @@ public final class WorkerNode: @unchecked Sendable {
         }
     }
 
-    private func computeLoop(_ index: Int, monitor: WorkerMetrics) {
+    private func computeLoop(_ index: Int) {
         let clock = MonotonicClock()
         var window = BusyWindow()
         guard let push = try? ZMQSocket(context, .push), (try? push.connect(resultsEndpoint)) != nil else {
@@ -108,7 +110,7 @@ public final class WorkerNode: @unchecked Sendable {
                 frames = failed("no parameters for batch \(item.batch)")
             }
             window.add(start: started, end: clock.now)
-            monitor.taskDone(thread: index, seconds: clock.now - started, fraction: window.fraction(now: clock.now), failed: failedTask)
+            monitor.get()?.taskDone(thread: index, seconds: clock.now - started, fraction: window.fraction(now: clock.now), failed: failedTask)
             // The generation travels with the result, so results of an older connection are dropped.
             _ = try? push.send([withUnsafeBytes(of: Int64(item.generation).littleEndian) { Array($0) }] + frames)
         }
@@ -126,8 +128,7 @@ public final class WorkerNode: @unchecked Sendable {
         } catch {
             return .failed("\(error)")
         }
-        let monitor = WorkerMetrics(threads: options.threads)
-        let threads = startComputeThreads(monitor: monitor)
+        let threads = startComputeThreads()
         var connections = 0
         var connection: (dealer: ZMQSocket, monitor: ZMQSocket)?
         defer {
@@ -164,7 +165,7 @@ public final class WorkerNode: @unchecked Sendable {
                 switch action {
                 case .connect(let generation):
                     connections += 1
-                    if connections > 1 { monitor.reconnects.increment() }
+                    if connections > 1 { monitor.get()?.reconnects.increment() }
                     connection?.dealer.close()
                     connection?.monitor.close()
                     connection = nil
@@ -183,6 +184,12 @@ public final class WorkerNode: @unchecked Sendable {
                 case .forward(let frames):
                     send(frames, what: "a task's result")
                 case .load(let wire):
+                    monitor.withLock { metrics in
+                        guard metrics == nil else { return }
+                        let made = WorkerMetrics(run: wire.runID, threads: options.threads)
+                        made.reconnects.increment(by: connections - 1)
+                        metrics = made
+                    }
                     load(wire)
                 case .storeParameters(let batch, let values):
                     queue.store(batch: batch, values)

@@ -43,6 +43,20 @@ public func startMetrics(_ address: String?, logger: Logger) throws {
     do { metricsEndpoint = try MetricsEndpoint(address: address, logger: logger) } catch { throw ValidationError("\(error)") }
 }
 
+/// Runs `body`; when it throws (training diverged, no worker can come), lets Prometheus take
+/// one last scrape before the error ends the process, so the run's last values (its
+/// `medmaml_training_diverged` among them) reach the alerts. See
+/// `MetricsEndpoint.awaitNextScrape`.
+public func withFinalScrapeOnFailure<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        if let endpoint = metricsEndpoint, endpoint.isWatched {
+            note("the run failed; waiting for Prometheus to scrape its last metrics")
+            endpoint.awaitNextScrape()
+        }
+        throw error
+    }
+}
+
 /// Writes the effective configuration (`RunFile.effective`) as `folder/run.yaml`.
 public func writeRunFile(into folder: String) throws {
     guard let text = RunFile.effective else { return }

@@ -18,6 +18,7 @@ public final class MetricsEndpoint: @unchecked Sendable {
     public let host: String
     private let server: HTTPServer
     private let task: Task<Void, Never>
+    private let scrapes = ScrapeLog()
 
     /// Parses `HOST:PORT` (`[::1]:9464`, `:9464` or `*:9464` for every interface, `localhost`).
     public static func parse(_ address: String) throws(MetricsAddressError) -> (host: String, port: UInt16) {
@@ -60,9 +61,12 @@ public final class MetricsEndpoint: @unchecked Sendable {
         self.registry = registry
         self.host = host
         var routes = RoutedHTTPHandler()
+        let scrapes = self.scrapes
         routes.appendRoute("GET /metrics") { _ in
-            HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                         body: Data(registry.emitToBuffer()))
+            let serial = scrapes.begin()
+            defer { scrapes.end(serial) }
+            return HTTPResponse(statusCode: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                                body: Data(registry.emitToBuffer()))
         }
         routes.appendRoute("GET /healthz") { _ in HTTPResponse(statusCode: .ok, body: Data("ok\n".utf8)) }
         let server = host.contains(":")
@@ -93,6 +97,23 @@ public final class MetricsEndpoint: @unchecked Sendable {
         logger.notice("serving Prometheus metrics", metadata: ["url": "http://\(host.contains(":") ? "[\(host)]" : host):\(self.port)/metrics"])
     }
 
+    /// Waits until a scrape that began after this call has read the metrics, then stops
+    /// serving (which lets its response go out): how a process that is about to exit on a
+    /// failure gets its last values (`medmaml_training_diverged 1`) to Prometheus, which
+    /// would otherwise find the target gone and never see them. Returns at once when nothing
+    /// has scraped this endpoint yet (nobody is watching); waits at most twice the interval
+    /// between the last two scrapes, plus a second, and never more than `limit` seconds.
+    /// Returns whether such a scrape came.
+    /// Whether anything has scraped this endpoint yet.
+    public var isWatched: Bool { scrapes.count > 0 }
+
+    @discardableResult
+    public func awaitNextScrape(limit: Double = 120) -> Bool {
+        let scraped = scrapes.awaitNext(limit: limit)
+        if scraped { stop() }
+        return scraped
+    }
+
     /// Stops serving (open scrapes get a second to finish).
     public func stop() {
         let done = OneShot<Void>()
@@ -110,6 +131,49 @@ public struct MetricsAddressError: Error, CustomStringConvertible {
     public var address: String
     public var reason: String
     public var description: String { "--metrics-address \(address): \(reason)" }
+}
+
+/// When the endpoint was scraped: scrapes are numbered as they begin, and a waiter can ask for
+/// one that began after it started waiting.
+final class ScrapeLog: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var begun = 0
+    private var lastEnded = 0
+    private var times: [Date] = []
+
+    func begin() -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        begun += 1
+        times = Array((times + [Date()]).suffix(2))
+        return begun
+    }
+
+    func end(_ serial: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        lastEnded = max(lastEnded, serial)
+        condition.broadcast()
+    }
+
+    var count: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return begun
+    }
+
+    func awaitNext(limit: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !times.isEmpty else { return false }
+        let interval = times.count == 2 ? times[1].timeIntervalSince(times[0]) : limit
+        let deadline = Date().addingTimeInterval(min(limit, 2 * interval + 1))
+        let wanted = begun + 1
+        while lastEnded < wanted {
+            if !condition.wait(until: deadline) { return lastEnded >= wanted }
+        }
+        return true
+    }
 }
 
 /// A value set once, waited for from synchronous code (never from async code).

@@ -20,7 +20,7 @@ public final class TrainingRun: @unchecked Sendable {
     /// The tasks the held-out evaluations during training score.
     let heldOut: [Int]
     private let metrics: MetricsLog?
-    private let monitor = RunMetrics()
+    private let monitor: RunMetrics
     /// Called on the run's thread after every step and evaluation (progress lines, plots).
     public var onStep: ((StepReport, TrainingRun) -> Void)?
     public var onEvaluation: ((HeldOutScore) -> Void)?
@@ -37,6 +37,7 @@ public final class TrainingRun: @unchecked Sendable {
         self.backend = backend
         self.outputs = outputs
         self.logger = logger
+        monitor = RunMetrics(run: spec.runID)
         let partition = spec.partition(source)
         // Progress is watched on meta-validation tasks when the split has them: the
         // meta-test tasks are for the final report only.
@@ -60,6 +61,11 @@ public final class TrainingRun: @unchecked Sendable {
     /// Runs to the last step (or a stop signal), checkpoints, and writes final.safetensors
     /// when the run is complete. When the run cannot go on (training diverged, a task cannot
     /// be computed anywhere), the last good state is checkpointed before the error is thrown.
+    ///
+    /// The backend is finished (workers told the run is over) only once the state is on disk:
+    /// a coordinator that dies in between is restarted with `--resume` by its batch system and
+    /// must find the run as its workers were told it ended, not a few steps earlier with
+    /// every worker gone.
     public func run() throws -> RunSummary {
         let lock = try FolderLock(folder: outputs.checkpointFolder, purpose: "a training run's checkpoints")
         defer { withExtendedLifetime(lock) {} }
@@ -68,15 +74,20 @@ public final class TrainingRun: @unchecked Sendable {
             stopped = try loop()
         } catch {
             logger.error("the run cannot go on; checkpointing the last good state", metadata: ["meta.step": "\(outer.step)", "error": "\(error)"])
-            backend.finish()
+            if error is OuterLoop.Divergence { monitor.diverged.record(1) }
             do { try checkpoint() } catch let checkpointError {
                 logger.error("cannot write the checkpoint", metadata: ["error": "\(checkpointError)"])
             }
+            backend.finish()
             throw error
         }
-        if stopped == nil { backend.finish() }
-        try checkpoint()
-        if stopped == nil { try writeFinal() }
+        if stopped == nil {
+            defer { backend.finish() }
+            try checkpoint()
+            try writeFinal()
+        } else {
+            try checkpoint()
+        }
         return RunSummary(finalParameters: outer.meta, finalHash: outer.parameterHash, steps: outer.step,
                           stoppedBySignal: stopped, evaluations: evaluations, reports: reports)
     }

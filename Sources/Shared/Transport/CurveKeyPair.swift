@@ -38,14 +38,23 @@ public struct CurveKeyPair: Sendable {
         }
     }
 
-    /// Reads a `.key` file: it must not be readable by group or others, and its keys must be
-    /// valid Z85 and belong together.
+    /// Reads a `.key` file: it must not be readable by others, nor by its group unless root
+    /// owns it, and its keys must be valid Z85 and belong together.
+    ///
+    /// The rule is PostgreSQL's for its server key: mode 0600 or less when the file belongs to
+    /// anyone but root; 0640 or less when root owns it, since then only root (who can read
+    /// anything) and one chosen group can read it. Kubernetes mounts a Secret exactly so for a
+    /// pod with an `fsGroup`: owned by root, group-readable by the pod's group, whatever
+    /// `defaultMode` asks.
     public static func read(secretFile path: String) throws(SecurityError) -> CurveKeyPair {
         var info = stat()
         guard stat(path, &info) == 0 else { throw .file(path: path, reason: "cannot read: \(String(cString: strerror(errno)))") }
-        guard info.st_mode & 0o077 == 0 else {
-            throw .file(path: path, reason: String(format: "permissions %o are too loose; a secret key must be mode 0600 (chmod 600 %@)", info.st_mode & 0o777, path))
+        guard info.st_mode & (info.st_uid == 0 ? 0o037 : 0o077) == 0 else {
+            throw .file(path: path, reason: String(format: "permissions %o are too loose; a secret key must be mode 0600 (chmod 600 %@), or 0640 if root owns it", info.st_mode & 0o777, path))
         }
+        // A key this process may not read (a Secret mounted without the pod's fsGroup) is
+        // "permission denied", not "not UTF-8 text".
+        guard access(path, R_OK) == 0 else { throw .file(path: path, reason: "cannot read: \(String(cString: strerror(errno)))") }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw .file(path: path, reason: "not UTF-8 text") }
         return try parse(secretText: text, source: path)
     }
