@@ -46,6 +46,11 @@ import Training
         }
         #expect(try String(contentsOfFile: out + "/index.html", encoding: .utf8).contains("<svg"))
         #expect(p.stderr.contains("ETA"))
+        // In a real browser: both figures render, and no two of their texts overlap.
+        let browser = try #require(BrowserCheck.browser, "no chromium: apt-get install chromium (.ci/run does)")
+        let check = try BrowserCheck.check(out + "/index.html", browser: browser)
+        #expect(check.figures == 2 && check.empty.isEmpty && check.texts > 20, "\(check)")
+        #expect(check.overlaps.isEmpty, "\(check.overlaps)")
     }
 
     /// Trains a tiny model on PNG-sized images for the commands below.

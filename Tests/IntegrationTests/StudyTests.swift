@@ -100,10 +100,17 @@ import TestSupport
             #expect(r.instanceDice.count == 3)
         }
         #expect(Set(first.pairedDifferences.keys) == ["maml - transfer", "maml - scratch"])
-        for png in ["dice_vs_budget.png", "dice_vs_shots.png", "per_task.png"] {
-            let g = try PNG.read(path: folder.path + "/in-process/" + png)
-            #expect(g.width > 100 && g.height > 100, "\(png)")
+        // Charts as SVG, inlined in index.html with the per-task table and the overlays.
+        for svg in ["dice_vs_budget.svg", "dice_vs_shots.svg"] {
+            let text = try String(contentsOfFile: folder.path + "/in-process/" + svg, encoding: .utf8)
+            #expect(text.hasPrefix("<svg") && text.contains("</svg>") && text.contains("maml"), "\(svg)")
         }
+        let html = try String(contentsOfFile: folder.path + "/in-process/index.html", encoding: .utf8)
+        #expect(html.contains("<svg") && html.contains("Task98_Four/label-4/axial") && html.contains("adaptation.png"))
+        let browser = try #require(BrowserCheck.browser, "no chromium: apt-get install chromium (.ci/run does)")
+        let check = try BrowserCheck.check(folder.path + "/in-process/index.html", browser: browser)
+        #expect(check.figures == 2 && check.empty.isEmpty && check.images == 1 && check.broken.isEmpty, "\(check)")
+        #expect(check.overlaps.isEmpty, "\(check.overlaps)")
         // One row of 16x16 panels (image, truth, before, after) for the one test task.
         let pictures = try PNG.read(path: folder.path + "/in-process/adaptation.png")
         #expect(pictures.width > 4 * 16 && pictures.height >= 16)

@@ -41,16 +41,13 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        try applyNumerics(numerics.settings(defaults: try TrainedModel.load(checkpoint).run.numerics))
+        let model = try TrainedModel.load(checkpoint)
+        try applyNumerics(numerics.settings(defaults: model.run.numerics))
         var settings = PredictJob.Settings(checkpoint: checkpoint, input: input, output: output)
         settings.support = zip(support, supportMasks).map { PredictJob.Support(images: $0, labels: $1) }
         settings.labels = label
         settings.shots = adaptation.shots
-        if adaptation.steps != nil || adaptation.adamRate != nil || adaptation.rateScale != 1 {
-            settings.setting = adaptation.adamRate.map { AdaptationSetting.fineTune(.init(steps: adaptation.steps ?? 100, learningRate: $0)) }
-                ?? .inner(steps: adaptation.steps ?? 0, rateScale: adaptation.rateScale)
-            if adaptation.adamRate == nil && adaptation.steps == nil { settings.setting = nil }
-        }
+        settings.setting = adaptation.setting(for: model)
         settings.window = window
         settings.overlap = overlap
         settings.threads = threads

@@ -192,16 +192,19 @@ public struct PredictJob {
         var report = Report(checkpoint: settings.checkpoint, labels: adapted.map { Int($0.label) },
                             preprocessing: "\(preprocessing.options.resampling), \(preprocessing.options.axis.rawValue) slices",
                             window: predictor.window.size, overlap: settings.overlap, adaptSeconds: adaptSeconds, cases: [])
+        var overlays: [String: String?] = [:]
         do {
             if let path = settings.saveAdapted { try AdaptedModels.write(adapted, model: model, to: path) }
             for (i, file) in inputs.enumerated() {
                 let caseClock = MonotonicClock()
                 let path = settings.input + "/" + file
                 let volume = try Self.volume(path)
-                let labels = predictor.predict(preprocessing.slices(of: volume))
+                let slices = preprocessing.slices(of: volume)
+                let labels = predictor.predict(slices)
                 let name = Self.outputName(file)
                 try NIfTIVolume.writeMask(labels, like: volume, to: staging + "/" + name)
                 var scores: [Int: VolumeScores]?
+                var truthVolume: NIfTIVolume?
                 if let reference = settings.reference {
                     let truth = try Self.volume(reference + "/" + name)
                     try Self.sameGrid(volume, truth, path, reference + "/" + name)
@@ -210,7 +213,9 @@ public struct PredictJob {
                         (Int(a.label), VolumeScores(prediction: labels.map { $0 == a.label }, truth: truth.values.map { $0 == Float(a.label) },
                                                     dims: volume.dims, spacing: spacing))
                     })
+                    truthVolume = truth
                 }
+                overlays[name] = try PredictReport.overlay(slices, labels: labels, truth: truthVolume, name: name, folder: staging)
                 report.cases.append(.init(input: file, output: name, seconds: caseClock.now, scores: scores))
                 let summary = scores.map { s in s.sorted { $0.key < $1.key }.map { String(format: "label %d Dice %.3f HD95 %@", $0.key, $0.value.dice, $0.value.hd95.map { String(format: "%.1f mm", $0) } ?? "-") }.joined(separator: ", ") } ?? ""
                 progress("case \(i + 1)/\(inputs.count) \(file) -> \(name) in \(String(format: "%.1f", caseClock.now)) s" + (summary.isEmpty ? "" : "; " + summary))
@@ -220,8 +225,14 @@ public struct PredictJob {
                 if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
                 try fm.moveItem(atPath: staging + "/" + c.output, toPath: target)
             }
+            if fm.fileExists(atPath: staging + "/overlays") {
+                let target = settings.output + "/overlays"
+                if fm.fileExists(atPath: target) { try fm.removeItem(atPath: target) }
+                try fm.moveItem(atPath: staging + "/overlays", toPath: target)
+            }
             try fm.removeItem(atPath: staging)
             try JSONFile.write(report, to: settings.output + "/predictions.json")
+            try PredictReport.write(report, overlays: overlays.compactMapValues { $0 }, to: settings.output)
         } catch {
             try? fm.removeItem(atPath: staging)
             throw error

@@ -4,8 +4,9 @@ import Evaluation
 import Foundation
 import MetaLearning
 
-/// A finished study's outputs: the table (printed and `report.txt`), `results.json`, and the
-/// pictures `dice_vs_budget.png`, `dice_vs_shots.png`, `per_task.png` and `adaptation.png`.
+/// A finished study's outputs: the table (printed and `report.txt`), `results.json`, the
+/// charts `dice_vs_budget.svg` and `dice_vs_shots.svg`, the overlays `adaptation.png`, and
+/// `index.html` with all of them and the per-task table.
 struct StudyReport {
     let state: StudyState
     let settings: StudyRunner.Settings
@@ -13,7 +14,7 @@ struct StudyReport {
     let partition: TaskSplit.Partition
 
     static let colors: [Family: (UInt8, UInt8, UInt8)] = [
-        .maml: (200, 40, 40), .transferHeads: (30, 110, 200), .transfer: (90, 170, 230),
+        .maml: (200, 40, 40), .transferHeads: (30, 110, 200), .transfer: (90, 170, 230), .transferMultiClass: (20, 80, 160),
         .scratch: (120, 120, 120), .pretrainedMAML: (220, 140, 20),
     ]
 
@@ -72,13 +73,25 @@ struct StudyReport {
         Family(rawValue: name).flatMap { Family.allCases.firstIndex(of: $0) } ?? 99
     }
 
-    /// Dice against x for each family, with the CI as a band of two thin lines.
-    func curve(_ points: [Family: [StudyState.Point]], title: String, xLabel: String) -> Canvas {
-        var series: [Chart.Series] = []
-        for (family, p) in points.sorted(by: { $0.key < $1.key }) {
-            series.append(.init(label: family.rawValue, points: p.map { ($0.x, $0.dice.mean) }, color: Self.colors[family] ?? (0, 0, 0)))
+    /// Dice against x for each family, with each point's 95% CI.
+    func curve(_ points: [Family: [StudyState.Point]], title: String, xLabel: String, ordinal: Bool) -> SVG {
+        let series = points.sorted(by: { $0.key < $1.key }).map { family, p in
+            PanelChart.Series(label: family.rawValue, color: Self.colors[family] ?? (0, 0, 0),
+                              points: p.map { .init(x: $0.x, y: $0.dice.mean, lower: $0.dice.lower, upper: $0.dice.upper) })
         }
-        return Chart.render([Chart.Panel(title: title, series: series, yRange: (0, 1))], xLabel: xLabel, width: 640, height: 400)
+        var layout = PanelChart.Layout(columns: 1, xLabel: xLabel, yLabel: "meta-test Dice")
+        if ordinal { layout.xScale = .ordinal(Array(Set(points.values.flatMap { $0.map(\.x) })).sorted()) }
+        layout.panelWidth = 520
+        layout.panelHeight = 300
+        return PanelChart.render([.init(title: title, series: series)], title: "Study on \(settings.dataset.name)", layout: layout)
+    }
+
+    /// Meta-test Dice per task and method, with 95% CIs.
+    var perTaskTable: [[String]] {
+        let methods = state.test.sorted { order($0.key) < order($1.key) }
+        return [["task"] + methods.map(\.key)] + testNames.map { task in
+            [task] + methods.map { $0.value.perTaskDice[task].map { String(format: "%.3f ± %.3f", $0.mean, $0.halfWidth) } ?? "-" }
+        }
     }
 
     func write(runner: StudyRunner) throws {
@@ -88,13 +101,16 @@ struct StudyReport {
         try TextFile.write(table, to: out + "/report.txt")
         try JSONFile.write(StudyResults(state: state, settings: settings, names: names, partition: partition, testNames: testNames),
                            to: out + "/results.json")
-        try curve(state.budgetCurve, title: "meta-test Dice vs training budget", xLabel: "core-seconds").write(to: out + "/dice_vs_budget.png")
-        try curve(state.shotsCurve, title: "meta-test Dice vs shots K", xLabel: "K").write(to: out + "/dice_vs_shots.png")
-        try IntervalChart.render(state.test.sorted { order($0.key) < order($1.key) }.map { r in
-            IntervalChart.Group(label: r.key, color: Family(rawValue: r.key).flatMap { Self.colors[$0] } ?? (0, 0, 0),
-                                intervals: testNames.map { r.value.perTaskDice[$0] ?? MeanCI([]) })
-        }, categories: testNames.map { $0.split(separator: "/").dropFirst().joined(separator: "/") },
-           title: "meta-test Dice per task (95% CI)").write(to: out + "/per_task.png")
+        let budget = curve(state.budgetCurve, title: "Meta-test Dice against training budget", xLabel: "core-seconds", ordinal: false)
+        let shots = curve(state.shotsCurve, title: "Meta-test Dice against shots K", xLabel: "K", ordinal: true)
+        try budget.write(to: out + "/dice_vs_budget.svg")
+        try shots.write(to: out + "/dice_vs_shots.svg")
+        var html = HTMLReport(title: "MedMAML study on \(settings.dataset.name)")
+        html.preformatted(table)
+        html.figure(shots, caption: "Each family's chosen candidate and setting, at every K; bars are 95% CIs over meta-test instances.")
+        html.figure(budget, caption: "Each family's best snapshot at each share of the budget, chosen on meta-validation.")
+        html.heading("Meta-test Dice per task (\(settings.mainShots)-shot, mean ± 95% CI half-width)")
+        html.table(perTaskTable)
         if state.chosen[.maml] != nil {
             let method = try runner.chosenAdaptation(.maml).adaptation
             // Before adaptation: the meta-learned initialisation, whichever way it adapts.
@@ -108,6 +124,8 @@ struct StudyReport {
             let instances = test.tasks.map { task in TaskRef(task: task, index: TaskSampler.evaluation(seed: seed, pool: [task], perTask: 1)[0].index) }
             try AdaptationPictures.render(source: test.source, model: settings.base.meta.model, instances: instances, seed: seed,
                                           before: meta, method: method).write(to: out + "/adaptation.png")
+            html.image("adaptation.png", caption: "MAML's chosen model on one instance of each meta-test task: before and after adaptation.")
         }
+        try html.write(to: out + "/index.html")
     }
 }

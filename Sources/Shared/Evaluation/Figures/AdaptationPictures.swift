@@ -10,8 +10,11 @@ public enum AdaptationPictures {
     public static func render(source: TaskSource, model: ModelSpec, instances: [TaskRef], seed: UInt64,
                               before: [Float], method: MetaTest.Adaptation, zoom: Int = 2) throws -> Canvas {
         let shape = source.imageShape
+        let titles = ["support (1 of 5)", "ground truth", "before adaptation", "after adaptation"]
+        // Every column at least as wide as its title, so that no two titles touch.
+        let widest = titles.map { Font5x7.width($0) }.max() ?? 0
+        let zoom = max(zoom, (widest + 8 + shape.width - 1) / shape.width)
         let w = shape.width * zoom, h = shape.height * zoom, pad = 6, labelHeight = 14
-        let titles = ["support (5 shown 1)", "ground truth", "before adaptation", "after adaptation"]
         let nameWidth = 0
         var canvas = Canvas(width: nameWidth + pad + 4 * (w + pad), height: labelHeight + pad + instances.count * (h + labelHeight + pad) + 20)
         for (i, t) in titles.enumerated() {
