@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# MedMAML's main job on a fresh machine: install the system libraries, build in release mode,
-# then meta-train on the built-in synthetic family with local worker processes and meta-test
-# on held-out tasks against baselines. Results, pictures and the model go to demo-output/
-# (or the folder given as the first argument); extra arguments go to `medmaml-coordinator demo`.
+# MedMAML's main job on a fresh machine: install the system libraries (and
+# insighttoolkit5-examples, the real-scan fold's MRI), build in release mode, then run
+# `medmaml-coordinator demo`: meta-learning against transfer learning and scratch at equal
+# compute on the task universe, meta-training on local worker processes, then the same models
+# on the real scan. Results, figures and models go to demo-output/ (or the folder given as the
+# first argument); extra arguments go to `medmaml-coordinator demo`.
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${1:-demo-output}
 shift || true
-packages="pkg-config libopenblas-dev libdnnl-dev libzmq3-dev libsodium-dev libpng-dev zlib1g-dev"
+packages="pkg-config libopenblas-dev libdnnl-dev libzmq3-dev libsodium-dev libpng-dev zlib1g-dev insighttoolkit5-examples"
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -18,10 +20,6 @@ fi
 echo "building (release)..." >&2
 swift build -c release 2>&1 | grep -E "error|Compiling|Build complete" | sed -u 's/^/  /' >&2 || true
 test -x .build/release/medmaml-coordinator || { echo "build failed" >&2; exit 1; }
-# The demo's model is small (32x32): keep every inner step's passes for the exact
-# meta-gradient instead of recomputing them (a few MB per step and thread; same results).
-export MEDMAML_KEEP_STEPS=${MEDMAML_KEEP_STEPS:-1000}
-# oneDNN's AVX2 kernels on every x86-64 machine, so the table is the README's digit for
-# digit (AVX-512 kernels sum in another order and give another table).
-export ONEDNN_MAX_CPU_ISA=${ONEDNN_MAX_CPU_ISA:-AVX2}
+# The demo sets its own numerics (oneDNN's AVX2 kernels, every inner step's passes kept), so
+# its table is the same on any x86-64 machine; no environment variables are needed.
 exec .build/release/medmaml-coordinator demo --out "$OUT" "$@"
