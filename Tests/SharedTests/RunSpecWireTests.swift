@@ -12,7 +12,7 @@ import Wire
 /// The run specification's wire form: what the coordinator sends is what the worker rebuilds,
 /// and anything out of range is refused before it is used.
 @Suite struct RunSpecWireTests {
-    static func spec(pseudo: Bool = false, window: Bool = false) -> RunSpec {
+    static func spec(pseudo: Bool = false, window: Bool = false, spacing: Double? = nil) -> RunSpec {
         var training = TrainingConfig()
         training.meta.order = .first
         training.meta.learnedInnerRates = true
@@ -23,6 +23,7 @@ import Wire
         options.axis = .coronal
         options.augment = true
         if window { options.normalisation = .ctWindow(level: 40, width: 400) }
+        if let spacing { options.resampling = .spacing(spacing) }
         var dataset = DatasetSpec(kind: .decathlon, name: "Task09_Spleen", path: "/data/Task09_Spleen", options: options,
                                   identity: DatasetIdentity(name: "Task09_Spleen", fingerprint: "abc"))
         if pseudo {
@@ -49,6 +50,22 @@ import Wire
         #expect(rebuilt.split == original.split)
         #expect(rebuilt.evaluation == original.evaluation)
         #expect(rebuilt.wireForm == original.wireForm)
+    }
+
+    /// Slices resampled to a spacing travel with the spacing: a worker that squashed them
+    /// instead would open other data (regression: the field was missing, so every distributed
+    /// run on a volume dataset at its median spacing was refused at READY).
+    @Test func resamplingTravels() throws {
+        let original = Self.spec(spacing: 1.25)
+        let wire = original.wireForm
+        #expect(wire.dataset.spacing == 1.25)
+        #expect(try RunSpec(wire: wire).dataset.options.resampling == .spacing(1.25))
+        #expect(try RunSpec(wire: Self.spec().wireForm).dataset.options.resampling == .squash)
+        for bad in [0, -1, .nan, .infinity, 1e9] {
+            var refused = wire
+            refused.dataset.spacing = bad
+            #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+        }
     }
 
     /// A head-only inner loop travels in the learner (version 3: a version-2 worker would

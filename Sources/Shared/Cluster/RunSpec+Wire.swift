@@ -32,7 +32,7 @@ extension RunSpec {
             pseudo: dataset.pseudo.map(Self.wirePseudo), includeTrainingImages: dataset.includeTrainingImages,
             pseudoBesideTasks: dataset.pseudoBesideTasks.map(Self.wirePseudo), unionBesideTasks: dataset.unionBesideTasks ? true : nil,
             universe: dataset.universe.map { .init(types: $0.types, metaAugmentation: $0.metaAugmentation, seed: $0.seed) },
-            separateVolumes: o.separateVolumes ? true : nil)
+            separateVolumes: o.separateVolumes ? true : nil, spacing: Self.wireSpacing(o.resampling))
         let e = evaluation
         return Wire.RunSpecification(
             runID: runID, seed: training.seed, initSeed: training.initSeed ?? training.seed, model: model, learner: learner,
@@ -40,6 +40,16 @@ extension RunSpec {
             heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask),
             numerics: .init(cpuKernels: numerics.resolved().cpuKernels?.rawValue ?? "avx2", matrixLibrary: numerics.matrixLibrary.rawValue,
                             convolution: numerics.convolution?.rawValue, keptSteps: numerics.keptSteps))
+    }
+
+    /// The spacing slices are resampled to; nil for whole slices. A dataset spec holds the
+    /// median spacing resolved (`DatasetSpec.open` resolves it when it opens the volumes).
+    private static func wireSpacing(_ resampling: VolumeOptions.Resampling) -> Double? {
+        switch resampling {
+        case .squash: nil
+        case .spacing(let mm): mm
+        case .medianSpacing: preconditionFailure("a run specification with the median spacing unresolved")
+        }
     }
 
     private static func wirePseudo(_ p: PseudoTaskOptions) -> Wire.RunSpecification.Pseudo {
@@ -177,6 +187,10 @@ extension RunSpec {
         options.separateVolumes = d.separateVolumes ?? false
         options.augment = d.augment
         options.skipBad = d.skipBad
+        if let mm = d.spacing {
+            try check(mm.isFinite && (0.001...1000).contains(mm), "resampling spacing out of range")
+            options.resampling = .spacing(mm)
+        }
         var dataset = DatasetSpec(kind: kind, name: d.name, path: d.path, options: options,
                                   identity: DatasetIdentity(name: d.identityName, fingerprint: d.fingerprint))
         try check(d.pseudo == nil || d.pseudoBesideTasks == nil, "pseudo-tasks both instead of and beside the labelled tasks")

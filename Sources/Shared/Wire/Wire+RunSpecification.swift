@@ -144,10 +144,13 @@ extension Wire {
             public var universe: Universe?
             /// True when the support and the query come from different volumes.
             public var separateVolumes: Bool?
+            /// The in-plane spacing (mm per pixel) a volume's slices are resampled to before
+            /// patches are cut; absent: whole slices resized to the model's input.
+            public var spacing: Double?
             public init(kind: String, name: String, path: String, identityName: String, fingerprint: String, axis: String,
                         size: Int, normalisation: Normalisation, requireLabel: Bool, sameVolume: Bool, augment: Bool,
                         skipBad: Bool, pseudo: Pseudo?, includeTrainingImages: Bool, pseudoBesideTasks: Pseudo? = nil,
-                        unionBesideTasks: Bool? = nil, universe: Universe? = nil, separateVolumes: Bool? = nil) {
+                        unionBesideTasks: Bool? = nil, universe: Universe? = nil, separateVolumes: Bool? = nil, spacing: Double? = nil) {
                 self.kind = kind
                 self.name = name
                 self.path = path
@@ -166,6 +169,7 @@ extension Wire {
                 self.unionBesideTasks = unionBesideTasks
                 self.universe = universe
                 self.separateVolumes = separateVolumes
+                self.spacing = spacing
             }
         }
 
