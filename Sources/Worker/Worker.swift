@@ -31,6 +31,9 @@ struct Worker: ParsableCommand {
     @Flag(help: "Allow unencrypted, unauthenticated traffic to a coordinator that is not on this machine.") var insecure = false
     @Option(help: "Exit when the process with this id is no longer this worker's parent.") var exitWithParent: Int32?
     @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9465).") var metricsAddress: String?
+    @Option(help: ArgumentHelp("Inner steps whose passes this worker keeps (default: the run's setting).",
+                               discussion: "Memory for speed on this machine; results are the same bits whatever it keeps."))
+    var keepSteps: Int?
     @Option(help: "Log level.") var logLevel: Logger.Level = .info
 
     func run() throws {
@@ -46,6 +49,11 @@ struct Worker: ParsableCommand {
         options.dataRoot = dataRoot
         options.idleTimeout = idleTimeout
         options.parentProcess = exitWithParent
+        // MEDMAML_KEEP_STEPS is how set-ups from before the flag chose it.
+        options.keptSteps = keepSteps ?? NumericsSettings.fromEnvironment.keptSteps
+        if let kept = options.keptSteps, !(0...ActivationMemory.maximumKeptSteps).contains(kept) {
+            throw ValidationError("--keep-steps takes 0...\(ActivationMemory.maximumKeptSteps)")
+        }
         switch (secretKey, coordinatorKey, keysFromStdin) {
         case (let s?, let c?, false):
             options.security = SecurityConfig(keys: try CurveKeyPair.read(secretFile: s), serverKey: try CurveKeyPair.readPublic(c))

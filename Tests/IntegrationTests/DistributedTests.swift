@@ -158,18 +158,16 @@ import Wire
         _ = honest
     }
 
-    /// A worker that unfolds its convolutions computes other bits than a coordinator on
-    /// oneDNN's primitives: it is refused by its numerics fingerprint, and the refusal names
-    /// its convolution path; the run then completes on a matching worker.
-    @Test func workerWithOtherConvolutionPathIsRefused() throws {
+    /// Numerics travel with the run (protocol 5): a worker whose environment asks for
+    /// unfolded convolutions (other bits than oneDNN's primitives) computes with the run's
+    /// instead, is not refused, and the run ends with the in-process hash.
+    @Test func workerComputesWithTheRunsNumerics() throws {
         let port = freePort()
         let c = try coordinator(steps: 6, port: port)
-        let bad = try worker(port: port, name: "unfolding", environment: ["MEDMAML_CONV": "im2col"])
-        #expect(bad.waitExit(timeout: 60) == 2, "\(bad.stderr)")
-        #expect(bad.stderr.contains("numerics differ") && bad.stderr.contains("convolutions: im2col"), "\(bad.stderr)")
-        let good = try worker(port: port, name: "good")
+        let w = try worker(port: port, name: "unfolding", environment: ["MEDMAML_CONV": "im2col"])
         try expectSameHash(c, steps: 6)
-        _ = good
+        #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)")
+        #expect(!c.stderr.contains("refused a worker"), "\(c.stderr.suffix(2000))")
     }
 
     /// Keeping the inner steps' passes changes memory and speed, never bits: workers that keep
@@ -180,7 +178,11 @@ import Wire
         let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "3"])
         #expect(c.waitFor("waiting for workers"))
         let settings = ["5", "2", "0"]
-        let workers = try settings.map { try worker(port: port, name: "keep\($0)", environment: ["MEDMAML_KEEP_STEPS": $0]) }
+        // Two choose by flag, one by the environment variable of older set-ups.
+        let workers = try settings.map { keep in
+            keep == "0" ? try worker(port: port, name: "keep\(keep)", environment: ["MEDMAML_KEEP_STEPS": keep])
+                        : try worker(port: port, name: "keep\(keep)", extra: ["--keep-steps", keep])
+        }
         try expectSameHash(c, steps: 6)
         for (w, keep) in zip(workers, settings) {
             #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)")

@@ -79,7 +79,7 @@ extension Scheduler {
         if r.datasetFingerprint != datasetFingerprint {
             reason = "dataset fingerprint \(Self.cut(r.datasetFingerprint, 16)) differs from the coordinator's \(datasetFingerprint.prefix(16)): the worker's data is not the run's data"
         } else if r.numericsFingerprint != numericsFingerprint {
-            reason = "numerics differ from the coordinator's (worker kernels: \(Self.cut(r.kernel))); results would not be bitwise reproducible. Pin the kernels on every machine (OPENBLAS_CORETYPE, ONEDNN_MAX_CPU_ISA; the same MEDMAML_GEMM and MEDMAML_CONV) or use identical machines, and run the coordinator's MedMAML version everywhere (an older worker may fingerprint less of the run)"
+            reason = "numerics differ from the coordinator's (worker kernels: \(Self.cut(r.kernel))); results would not be bitwise reproducible. The run's numerics settings travel to every worker, so the difference is the machine or the program: give the run --cpu-kernels (the same kernels on every CPU that has them) or use identical machines, and run the coordinator's MedMAML version everywhere (an older worker may fingerprint less of the run)"
         }
         if let reason {
             counters.refused += 1

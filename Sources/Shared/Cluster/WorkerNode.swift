@@ -27,6 +27,9 @@ public final class WorkerNode: @unchecked Sendable {
         /// Exit when the process with this id stops being this process's parent (a local
         /// worker outliving its coordinator).
         public var parentProcess: Int32?
+        /// Inner steps whose passes this worker keeps, whatever the run's setting: memory for
+        /// speed on this machine, never other results (nil: the run's).
+        public var keptSteps: Int?
         public init(endpoint: String, threads: Int, name: String) {
             self.endpoint = endpoint
             self.threads = threads
@@ -283,19 +286,21 @@ public final class WorkerNode: @unchecked Sendable {
                 guard let runID = Wire.RunID(hex: spec.runID) else { throw WireError.malformed("bad run id") }
                 // The run's numerics before anything computes; a process that already computes
                 // with others starts again with the run's.
-                do { try spec.numerics.apply() } catch let failure as NumericsSettings.Failure {
+                var numerics = spec.numerics
+                if let own = options.keptSteps { numerics.keptSteps = own }
+                do { try numerics.apply() } catch let failure as NumericsSettings.Failure {
                     if case .alreadyApplied = failure {
-                        throw WorkerSession.LoadFailure("this process computes with other numerics than the run's (\(spec.numerics))",
-                                                        restartWith: spec.numerics)
+                        throw WorkerSession.LoadFailure("this process computes with other numerics than the run's (\(numerics))",
+                                                        restartWith: numerics)
                     }
                     throw failure
                 }
                 logger.info("loading data", metadata: ["dataset": "\(spec.dataset.name)", "run": "\(spec.runID)",
                                                        "keep_steps": "\(ActivationMemory.description)"])
                 let source = try spec.dataset.openOnWorker(dataRoot: options.dataRoot, split: spec.split, logger: logger)
-                let numerics = try NumericsCheck.fingerprint(run: spec, source: source)
+                let fingerprint = try NumericsCheck.fingerprint(run: spec, source: source)
                 prepared.set(Prepared(spec: spec, source: source, runID: runID))
-                let ready = Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: numerics,
+                let ready = Wire.Ready(datasetFingerprint: source.identity.fingerprint, numericsFingerprint: fingerprint,
                                        kernel: BLAS.kernelDescription)
                 result = .success(.init(ready: ready, parameterCount: try MetaLayout(config: spec.training.meta).count))
             } catch let failure as WorkerSession.LoadFailure {
