@@ -251,11 +251,17 @@ import Wire
         let honest = try worker(port: port, name: "honest")
         #expect(c.waitFor("step 2/10000", timeout: 120))
         // Messages the peer's socket accepted: the signal goes in while the flood is under way.
+        // The peer sends for as long as the test lasts, as fast as the coordinator takes them
+        // (a fixed number of attempts once ran out within a second against a full pipe).
         let sent = Locked(0)
+        let stop = Locked(false)
+        defer { stop.set(true) }
         let flood = Thread {
             guard let peer = try? ScriptedWorker(endpoint: "tcp://127.0.0.1:\(port)") else { return }
             let junk = Wire.Message(.heartbeat, run: Wire.RunID(bytes: Array(repeating: 7, count: 16)), body: Wire.Empty()).encode()
-            for _ in 0..<300_000 where (try? peer.socket.send(junk, dontWait: true)) == true { sent.withLock { $0 += 1 } }
+            while !stop.get() {
+                if (try? peer.socket.send(junk, dontWait: true)) == true { sent.withLock { $0 += 1 } } else { usleep(50) }
+            }
         }
         flood.start()
         let deadline = Date().addingTimeInterval(60)
