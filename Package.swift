@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Core", "CPNG", "CZlib", logging, numerics], path: "Sources/Shared/Datasets"),
         .target(name: "MetaLearning", dependencies: ["Core", "Engine", numerics], path: "Sources/Shared/MetaLearning"),
         .target(name: "Pretraining", dependencies: ["Core", "Datasets", logging, numerics], path: "Sources/Shared/Pretraining"),
-        .target(name: "Evaluation", dependencies: ["Core", "Engine", "MetaLearning", "Datasets"], path: "Sources/Shared/Evaluation"),
+        .target(name: "Evaluation", dependencies: ["Core", "Engine", "MetaLearning", "Datasets", numerics], path: "Sources/Shared/Evaluation"),
         .target(name: "Training",
                 dependencies: ["Core", "Engine", "MetaLearning", "Datasets", "Pretraining", "Evaluation", logging, metrics],
                 path: "Sources/Shared/Training"),
