@@ -24,6 +24,6 @@ for m in random-meta:"random init + meta-training" pretrained-meta:"pretrained i
          pretrain:"pretrained init alone" random:"random init alone"; do
   dir=${m%%:*}; label=${m#*:}
   line=$($B evaluate --checkpoint "$OUT/$dir/final.safetensors" --dataset synthetic --instances-per-task 8 \
-         --inner-steps 20 --threads 2 --seed 7919 2>/dev/null | sed -n 3p)
+         --steps 20 --threads 2 --seed 7919 2>/dev/null | sed -n 3p)
   printf "%-40s %s\n" "$label" "$(echo "$line" | awk '{print $2, $3, $4}')"
 done
