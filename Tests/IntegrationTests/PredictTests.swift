@@ -79,6 +79,26 @@ import TestSupport
         }
     }
 
+    /// A model saved before spacing-aware data (`checkpoints/before-spacing.safetensors`:
+    /// trained on this fixture by commit 7429d9a, 16 px, whole slices squashed) still adapts
+    /// and predicts, its slices squashed as it was trained, the label map on the input's grid.
+    @Test func aCheckpointFromBeforeSpacingAwareDataStillAdaptsAndPredicts() throws {
+        let old = fixturePath("checkpoints/before-spacing.safetensors")
+        let input = try inputs([1], name: "old-cases")
+        let support = ["--support", Self.mini + "/imagesTr/mini_000.nii.gz", "--support-masks", Self.mini + "/labelsTr/mini_000.nii.gz"]
+        let p = try coordinator(["predict", "--checkpoint", old, "-i", input, "-o", folder.path + "/old-out", "--label", "1", "--shots", "2",
+                                 "--steps", "3", "--adam-rate", "0.01", "--threads", "1"] + support, name: "old-predict")
+        #expect(p.waitExit() == 0, "\(p.stderr)")
+        let original = try NIfTIVolume.read(path: input + "/mini_001_0000.nii.gz")
+        let predicted = try NIfTIVolume.read(path: folder.path + "/old-out/mini_001.nii.gz")
+        #expect(predicted.dims == original.dims && predicted.spacing == original.spacing)
+        let a = try coordinator(["adapt", "--checkpoint", old, "--images", Self.mini + "/imagesTr/mini_001.nii.gz",
+                                 "--masks", Self.mini + "/labelsTr/mini_001.nii.gz", "--label", "1", "--shots", "2", "--steps", "3",
+                                 "--out", folder.path + "/old-adapt"] + support, name: "old-adapt")
+        #expect(a.waitExit() == 0, "\(a.stderr)")
+        #expect(a.stdout.contains("dice"), "\(a.stdout)")
+    }
+
     /// Writes `values` as an uncompressed float32 NIfTI with mini_000's header and geometry.
     func volume(_ values: [Float], dims: (Int, Int, Int), name: String) throws -> String {
         let like = try NIfTIVolume.read(path: Self.mini + "/imagesTr/mini_000.nii.gz")
