@@ -7,7 +7,7 @@ import Training
 
 /// Runs a training run on the backend its `ClusterSettings` ask for: threads in this process,
 /// or a coordinator socket with local worker processes and/or workers that connect. Every
-/// command that trains (`train`, `pretrain`, `study`, `demo`) goes through `run`, so they
+/// command that trains (`train`, `pretrain`, `study`, `map`, `demo`) goes through `run`, so they
 /// share one launch path.
 public struct TrainingLauncher {
     public var settings: ClusterSettings

@@ -1,7 +1,9 @@
 import Foundation
 
 /// How many inner steps' primal passes a meta-learner keeps for the exact second-order
-/// meta-gradient: chosen once per process from `MEDMAML_KEEP_STEPS`, or by the default rule.
+/// meta-gradient: chosen once per process from the numerics settings (`--keep-steps`, which
+/// `NumericsSettings.apply` hands to the engine as `MEDMAML_KEEP_STEPS` before it first reads
+/// it), or by the default rule.
 ///
 /// A kept step costs one tape for the support set per compute thread
 /// (`Network.tapeBytes(images:)`: 51 MB, 49.1 MiB, on W1) and saves that step's
@@ -12,7 +14,7 @@ import Foundation
 /// - Unset (the default): the first 2 steps, or fewer if their tapes would need more than
 ///   256 MB per compute thread (W1: 2 steps, 103 MB; memory from 1 to 20 inner steps grows
 ///   1.27x, `bench/memory.sh`).
-/// - `MEDMAML_KEEP_STEPS=N`: exactly N (0 keeps none: the flattest memory, 1.05x).
+/// - `--keep-steps N`: exactly N (0 keeps none: the flattest memory, 1.05x).
 ///
 /// The results are bitwise the same whatever the setting, so workers with different
 /// settings may serve one run.
