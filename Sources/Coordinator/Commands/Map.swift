@@ -21,9 +21,9 @@ struct MapCommand: ParsableCommand {
             bootstrap). Writes report.txt, results.json, map.svg, difference.svg and index.html \
             into --out, and map.json after every cell: run the same command again to continue. \
             With the defaults (6 values of N, 3 seeds, 150 core-seconds per candidate) it takes \
-            about 12 core-hours: on 2 cores, 22 minutes a cell with finite N and 10 with \
-            unbounded N (training is a third of it; the rest is choosing on meta-validation and \
-            the meta-test at every K and step count).
+            about 5 core-hours: on 2 cores, 7 to 11 minutes a cell with finite N and 6 with \
+            unbounded N (training is about half of it; the rest is choosing on meta-validation \
+            and the meta-test at every K and step count).
             """)
 
     @Option(help: "Output folder (continued if it holds a map with the same settings).") var out = "map"
