@@ -81,6 +81,73 @@ import TestSupport
     }
 }
 
+/// Reading a file in chunks: voxels split between chunks, gzip members split between them,
+/// extensions before the data, and the same values, digest and errors as decoding it whole.
+@Suite struct NIfTIStreamingTests {
+    /// A float64 volume with 4 bytes of extension (vox_offset 356), larger than one read chunk
+    /// (1 MiB), so chunk boundaries fall inside voxels.
+    static func file(dims: (Int, Int, Int) = (64, 48, 50)) -> (data: Data, values: [Float]) {
+        var header = [UInt8](repeating: 0, count: 348)
+        func put<T: FixedWidthInteger>(_ v: T, at: Int) { withUnsafeBytes(of: v.littleEndian) { header.replaceSubrange(at..<(at + $0.count), with: $0) } }
+        func putF(_ v: Float, at: Int) { put(v.bitPattern, at: at) }
+        put(Int32(348), at: 0)
+        for (i, d) in [3, dims.0, dims.1, dims.2, 1, 1, 1, 1].enumerated() { put(Int16(d), at: 40 + 2 * i) }
+        put(Int16(64), at: 70); put(Int16(64), at: 72)
+        for (i, p) in [Float(1), 0.7, 0.9, 2.5].enumerated() { putF(p, at: 76 + 4 * i) }
+        putF(356, at: 108); putF(0.5, at: 112); putF(-3, at: 116)
+        header.replaceSubrange(344..<348, with: Array("n+1\0".utf8))
+        var data = Data(header)
+        data.append(contentsOf: [0, 0, 0, 0, 9, 9, 9, 9])   // extension flag and 4 bytes skipped
+        var values: [Float] = []
+        for i in 0..<(dims.0 * dims.1 * dims.2) {
+            let raw = Double(i % 1013) * 1.25 - 400
+            values.append(Float(raw * 0.5 - 3))
+            withUnsafeBytes(of: raw.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return (data, values)
+    }
+
+    @Test func readsInChunksWhatItDecodesWhole() throws {
+        let tmp = TemporaryFolder()
+        let (data, values) = Self.file()
+        #expect(data.count > 1 << 20)
+        // Two gzip members, split inside a voxel, as `cat a.gz b.gz` makes.
+        let cut = 700_003
+        let members = try Gzip.compress(data.prefix(cut)) + Gzip.compress(data.dropFirst(cut))
+        for (name, bytes) in [("plain.nii", data), ("members.nii.gz", members)] {
+            let path = tmp.write(name, bytes)
+            let v = try NIfTIVolume.read(path: path)
+            #expect(v.dims == (64, 48, 50) && v.spacing == (0.7, 0.9, 2.5))
+            #expect(v.values == values, "\(name)")
+            #expect(v.fileDigest == SHA256.hex([UInt8](bytes)), "\(name)")
+            #expect(try NIfTIVolume.decode(data, path: name).values == values)
+            #expect(try NIfTIVolume.readGeometry(path: path).dims == (64, 48, 50))
+        }
+    }
+
+    @Test func truncationAndTrailingBytes() throws {
+        let tmp = TemporaryFolder()
+        let (data, values) = Self.file(dims: (20, 20, 10))
+        let gz = try Gzip.compress(data)
+        // A gzip stream cut short, and a file whose data ends early, are refused.
+        for (name, bytes, fragment) in [("cut.nii.gz", gz.prefix(gz.count / 2), "truncated gzip"),
+                                        ("short-data.nii.gz", try Gzip.compress(data.dropLast(9)), "data is truncated")] {
+            let path = tmp.write(name, Data(bytes))
+            #expect { try NIfTIVolume.read(path: path) } throws: { "\($0)".contains(fragment) && "\($0)".contains(path) }
+        }
+        // Bytes after the last member that start no other are ignored, as gzip does.
+        let path = tmp.write("trailing.nii.gz", gz + Data([0, 0, 0, 7]))
+        #expect(try NIfTIVolume.read(path: path).values == values)
+    }
+
+    @Test func compressingInPartsRoundTrips() throws {
+        let a = Data((0..<300_000).map { UInt8($0 % 251) }), b = Data(repeating: 3, count: 1_000_003)
+        let whole = try a.withUnsafeBytes { x in try b.withUnsafeBytes { y in try Gzip.compress([x, y]) } }
+        #expect(try Gzip.decompress(whole, limit: 1 << 30) == a + b)
+        #expect(try Gzip.decompress(Gzip.compress(Data()), limit: 10) == Data())
+    }
+}
+
 @Suite struct PNGTests {
     @Test func roundTrips() throws {
         let gray: [UInt8] = (0..<(7 * 5)).map { UInt8($0 * 7) }

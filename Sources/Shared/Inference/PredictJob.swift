@@ -198,8 +198,10 @@ public struct PredictJob {
             for (i, file) in inputs.enumerated() {
                 let caseClock = MonotonicClock()
                 let path = settings.input + "/" + file
-                let volume = try Self.volume(path)
-                let slices = preprocessing.slices(of: volume)
+                var volume = try Self.volume(path)
+                // The volume's values become the prepared slices' (normalised in place); each
+                // slice is resampled only as the windows reach it.
+                let slices = preprocessing.slices(taking: &volume)
                 let labels = predictor.predict(slices)
                 let name = Self.outputName(file)
                 try NIfTIVolume.writeMask(labels, like: volume, to: staging + "/" + name)

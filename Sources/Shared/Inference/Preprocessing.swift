@@ -16,12 +16,14 @@ public struct Preprocessing: Sendable {
         self.options = options
     }
 
-    /// A volume cut into prepared slices.
+    /// A volume cut into prepared slices. The volume is kept normalised on its native grid and
+    /// each slice is resampled when asked for, so preparing a volume costs no memory beyond
+    /// its own values whatever its number of slices (labels, when given, are prepared at once).
     public struct Slices: Sendable {
         public var slicer: VolumeSlicer
-        /// Prepared slices, slices x height x width.
-        public var images: [Float]
-        /// Label values per prepared slice (nearest), when labels were given.
+        /// The normalised volume (x fastest, the slicer's dims).
+        public var normalised: [Float]
+        /// Label values per prepared slice (nearest), slices x height x width, when labels were given.
         public var labels: [UInt8]
         public var height: Int
         public var width: Int
@@ -29,29 +31,55 @@ public struct Preprocessing: Sendable {
         public var spacing: (Double, Double)
         /// mm per pixel of the native slices (row, column).
         public var nativeSpacing: (Double, Double)
+        /// Slices are resampled to height x width (false: taken as they are).
+        var resampled: Bool
 
         public var plane: Int { height * width }
-        public func image(_ s: Int) -> [Float] { Array(images[(s * plane)..<((s + 1) * plane)]) }
+
+        /// Prepared slice `s`, height x width.
+        public func image(_ s: Int) -> [Float] {
+            let native = slicer.slice(normalised, s)
+            guard resampled else { return native }
+            return Resample.bilinear(native, height: slicer.height, width: slicer.width, outHeight: height, outWidth: width)
+        }
+
         public func labels(_ s: Int) -> [UInt8] { Array(labels[(s * plane)..<((s + 1) * plane)]) }
     }
 
     /// Normalises and slices `volume` (with `labels`, a label map on the same grid, when given).
     public func slices(of volume: NIfTIVolume, labels: NIfTIVolume? = nil) -> Slices {
-        var values = volume.values
+        var copy = volume
+        return slices(taking: &copy, labels: labels)
+    }
+
+    /// Normalises and slices `volume`, taking its values over (normalised in place, not
+    /// copied): `volume` keeps its header and geometry, with no values.
+    public func slices(taking volume: inout NIfTIVolume, labels: NIfTIVolume? = nil) -> Slices {
+        var values: [Float] = []
+        swap(&values, &volume.values)
         options.normalisation.apply(&values)
         let slicer = VolumeSlicer(dims: volume.dims, axis: options.axis)
-        let labelValues = labels.map { $0.values.map { UInt8(min(max($0.rounded(), 0), 255)) } } ?? []
         let native = DecathlonDataset.inPlane(volume.spacing, axis: options.axis)
+        let (h, w): (Int, Int)
+        let spacing: (Double, Double)
         switch options.resampling {
         case .spacing(let target):
-            let (images, slices, h, w) = slicer.resampledSlices(values, labels: labelValues, spacing: native, target: target)
-            return Slices(slicer: slicer, images: images, labels: slices, height: h, width: w, spacing: (target, target), nativeSpacing: native)
+            (h, w) = slicer.resampledSize(spacing: native, target: target)
+            spacing = (target, target)
         case .squash, .medianSpacing:
-            let size = options.size
-            let (images, slices) = slicer.resizedSlices(values, labels: labelValues, size: size)
-            let spacing = (native.0 * Double(slicer.height) / Double(size), native.1 * Double(slicer.width) / Double(size))
-            return Slices(slicer: slicer, images: images, labels: slices, height: size, width: size, spacing: spacing, nativeSpacing: native)
+            (h, w) = (options.size, options.size)
+            spacing = (native.0 * Double(slicer.height) / Double(h), native.1 * Double(slicer.width) / Double(w))
         }
+        var prepared: [UInt8] = []
+        if let labels {
+            let values = labels.values.map { UInt8(min(max($0.rounded(), 0), 255)) }
+            prepared.reserveCapacity(slicer.count * h * w)
+            for s in 0..<slicer.count {
+                prepared += Resample.nearest(slicer.slice(values, s), height: slicer.height, width: slicer.width, outHeight: h, outWidth: w)
+            }
+        }
+        return Slices(slicer: slicer, normalised: values, labels: prepared, height: h, width: w, spacing: spacing,
+                      nativeSpacing: native, resampled: true)
     }
 
     /// A 2D image (a PNG: no voxel size) prepared as one slice: normalised, squashed to the
@@ -62,11 +90,11 @@ public struct Preprocessing: Sendable {
         let slicer = VolumeSlicer(dims: (width, height, 1), axis: .axial)
         if options.resampling == .squash {
             let size = options.size
-            let resized = Resample.bilinear(values, height: height, width: width, outHeight: size, outWidth: size)
             let l = labels.isEmpty ? [] : Resample.nearest(labels, height: height, width: width, outHeight: size, outWidth: size)
-            return Slices(slicer: slicer, images: resized, labels: l, height: size, width: size,
-                          spacing: (Double(height) / Double(size), Double(width) / Double(size)), nativeSpacing: (1, 1))
+            return Slices(slicer: slicer, normalised: values, labels: l, height: size, width: size,
+                          spacing: (Double(height) / Double(size), Double(width) / Double(size)), nativeSpacing: (1, 1), resampled: true)
         }
-        return Slices(slicer: slicer, images: values, labels: labels, height: height, width: width, spacing: (1, 1), nativeSpacing: (1, 1))
+        return Slices(slicer: slicer, normalised: values, labels: labels, height: height, width: width, spacing: (1, 1),
+                      nativeSpacing: (1, 1), resampled: false)
     }
 }

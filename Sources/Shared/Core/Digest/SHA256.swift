@@ -32,4 +32,27 @@ public enum SHA256 {
     public static func hex(_ data: [UInt8]) -> String {
         data.withUnsafeBytes { hex($0) }
     }
+
+    /// A digest computed piece by piece (a file read in chunks): the same digest as `hex` of
+    /// the concatenation.
+    public struct Hasher {
+        private var state = crypto_hash_sha256_state()
+
+        public init() {
+            _ = sodium_init()
+            crypto_hash_sha256_init(&state)
+        }
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            crypto_hash_sha256_update(&state, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
+        }
+
+        /// The digest, as 64 lowercase hex characters.
+        public mutating func finish() -> String {
+            var digest = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+            digest.withUnsafeMutableBufferPointer { _ = crypto_hash_sha256_final(&state, $0.baseAddress!) }
+            return digest.map { String(format: "%02x", $0) }.joined()
+        }
+    }
 }

@@ -9,12 +9,21 @@ public enum AtomicFile {
     }
 
     public static func write(_ data: Data, to path: String) throws(Failure) {
+        var failure: Failure?
+        data.withUnsafeBytes { raw in
+            do throws(Failure) { try write([raw], to: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Writes the concatenation of `parts` (read in place, not copied together), atomically.
+    public static func write(_ parts: [UnsafeRawBufferPointer], to path: String) throws(Failure) {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw Failure(description: "cannot create \(temporary): \(errnoText())") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
+        var ok = parts.allSatisfy { raw -> Bool in
             var written = 0
             while written < raw.count {
                 let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)

@@ -36,32 +36,95 @@ public struct NIfTIVolume: Sendable {
 
     // MARK: Reading
 
+    /// Reads a `.nii` or `.nii.gz` file a chunk at a time, inflating and converting voxels as
+    /// they arrive: memory is the volume's Float values and one chunk, whatever the file's size.
     public static func read(path: String) throws(DataError) -> NIfTIVolume {
-        guard let raw = FileManager.default.contents(atPath: path) else {
-            throw .unreadable(path: path, reason: "no such file or not readable")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: "no such file or not readable") }
+        defer { close(fd) }
+        var decoder = Decoder(path: path)
+        var hasher = SHA256.Hasher()
+        var inflater: Gzip.Inflater?
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var first = true
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            let refusal = chunk.withUnsafeBytes { all -> DataError? in
+              do throws(DataError) {
+                let bytes = UnsafeRawBufferPointer(rebasing: all[0..<n])
+                hasher.update(bytes)
+                if first {
+                    first = false
+                    if n >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
+                        do { inflater = try Gzip.Inflater(limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
+                    } else if path.hasSuffix(".gz") {
+                        throw .invalid(path: path, reason: "named .gz but not gzip-compressed")
+                    }
+                }
+                if let inflater {
+                    // The decoder's own error stops the inflation and is thrown as it is.
+                    var refused: DataError?
+                    do {
+                        try inflater.feed(bytes) { out in
+                            do throws(DataError) { try decoder.consume(out) } catch { refused = error }
+                            return refused == nil
+                        }
+                    } catch { throw .invalid(path: path, reason: "\(error)") }
+                    if let refused { throw refused }
+                } else {
+                    try decoder.consume(bytes)
+                }
+                return nil
+              } catch { return error }
+            }
+            if let refusal { throw refusal }
         }
-        var data = raw
-        if Gzip.isGzip(raw) {
-            do { data = try Gzip.decompress(raw, limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
-        } else if path.hasSuffix(".gz") {
-            throw .invalid(path: path, reason: "named .gz but not gzip-compressed")
+        if let inflater {
+            do { try inflater.finish() } catch { throw .invalid(path: path, reason: "\(error)") }
+        } else if first {
+            if path.hasSuffix(".gz") { throw .invalid(path: path, reason: "named .gz but not gzip-compressed") }
         }
-        var volume = try decode(data, path: path)
-        volume.fileDigest = SHA256.hex([UInt8](raw))
+        var volume = try decoder.finish()
+        volume.fileDigest = hasher.finish()
         return volume
     }
 
-    /// A file's dimensions and voxel size from its header alone (the data is not read past it).
+    /// A file's dimensions and voxel size from its header alone (the file is read only as far
+    /// as the header).
     public static func readGeometry(path: String) throws(DataError) -> (dims: (Int, Int, Int), spacing: (Float, Float, Float)) {
-        guard let raw = FileManager.default.contents(atPath: path) else {
-            throw .unreadable(path: path, reason: "no such file or not readable")
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: "no such file or not readable") }
+        defer { close(fd) }
+        var header = Data(), first = true
+        var inflater: Gzip.Inflater?
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while header.count < 348 {
+            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            if first && n >= 2 && chunk[0] == 0x1F && chunk[1] == 0x8B {
+                do { inflater = try Gzip.Inflater(limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
+            }
+            first = false
+            guard let inflater else { header.append(contentsOf: chunk[0..<n]); continue }
+            let failure = chunk.withUnsafeBytes { all -> Gzip.Failure? in
+                do throws(Gzip.Failure) {
+                    try inflater.feed(UnsafeRawBufferPointer(rebasing: all[0..<n])) { out in
+                        header.append(contentsOf: out)
+                        return header.count < 348
+                    }
+                    return nil
+                } catch { return error }
+            }
+            if let failure { throw .invalid(path: path, reason: "\(failure)") }
         }
-        var data = raw
-        if Gzip.isGzip(raw) {
-            do { data = try Gzip.decompress(raw, limit: maximumFileBytes, prefix: 348) } catch { throw .invalid(path: path, reason: "\(error)") }
-        }
-        guard data.count >= 348 else { throw .invalid(path: path, reason: "file is \(data.count) bytes, shorter than a NIfTI-1 header (348)") }
-        let bytes = [UInt8](data.prefix(348))
+        guard header.count >= 348 else { throw .invalid(path: path, reason: "file is \(header.count) bytes, shorter than a NIfTI-1 header (348)") }
+        let bytes = [UInt8](header.prefix(348))
         let le = Reader(bytes: bytes, bigEndian: false)
         let big = le.int32(0) != 348
         let r = Reader(bytes: bytes, bigEndian: big)
@@ -70,71 +133,15 @@ public struct NIfTIVolume: Sendable {
         return (dims, (pix(1), pix(2), pix(3)))
     }
 
+    /// Decodes a whole (decompressed) NIfTI-1 file held in memory.
     public static func decode(_ data: Data, path: String) throws(DataError) -> NIfTIVolume {
-        let bytes = [UInt8](data)
-        guard bytes.count >= 348 else { throw .invalid(path: path, reason: "file is \(bytes.count) bytes, shorter than a NIfTI-1 header (348)") }
-        let le = Reader(bytes: bytes, bigEndian: false)
-        let big: Bool
-        switch le.int32(0) {
-        case 348: big = false
-        case Int32(348).byteSwapped: big = true
-        default:
-            if le.int32(0) == 540 || le.int32(0) == Int32(540).byteSwapped {
-                throw .unsupported(path: path, reason: "NIfTI-2 files are not supported (only NIfTI-1)")
-            }
-            throw .invalid(path: path, reason: "not a NIfTI-1 file (sizeof_hdr is \(le.int32(0)), expected 348)")
+        var decoder = Decoder(path: path)
+        var failure: DataError?
+        data.withUnsafeBytes { bytes in
+            do throws(DataError) { try decoder.consume(bytes) } catch { failure = error }
         }
-        let r = Reader(bytes: bytes, bigEndian: big)
-        let magic = Array(bytes[344..<348])
-        if magic == Array("ni1\0".utf8) {
-            throw .unsupported(path: path, reason: "two-file NIfTI (.hdr/.img) is not supported; convert to .nii")
-        }
-        guard magic == Array("n+1\0".utf8) else {
-            throw .invalid(path: path, reason: "bad magic \(magic.map { String(format: "%02x", $0) }.joined()), expected n+1")
-        }
-        let ndim = Int(r.int16(40))
-        guard (1...7).contains(ndim) else { throw .invalid(path: path, reason: "dim[0] = \(ndim) is not in 1...7") }
-        var dim = (1...7).map { Int(r.int16(40 + 2 * $0)) }
-        for i in ndim..<7 { dim[i] = 1 }
-        guard dim.prefix(ndim).allSatisfy({ $0 > 0 }) else {
-            throw .invalid(path: path, reason: "non-positive dimension in \(Array(dim.prefix(ndim)))")
-        }
-        guard ndim <= 4 || dim[4...].allSatisfy({ $0 == 1 }) else {
-            throw .unsupported(path: path, reason: "\(ndim)-D data with more than 4 dimensions")
-        }
-        let datatype = Int(r.int16(70)), bitpix = Int(r.int16(72))
-        guard let size = Self.elementSize(datatype) else {
-            throw .unsupported(path: path, reason: "datatype \(datatype) (supported: u/int8, u/int16, u/int32, u/int64, float32, float64)")
-        }
-        guard bitpix == 8 * size else { throw .invalid(path: path, reason: "bitpix \(bitpix) does not match datatype \(datatype)") }
-        let offsetF = r.float32(108)
-        guard offsetF.isFinite, offsetF >= 348, offsetF < Float(1 << 30) else {
-            throw .invalid(path: path, reason: "vox_offset \(offsetF) is out of range")
-        }
-        let offset = Int(offsetF)
-        let (nx, ny, nz) = (dim[0], dim[1], dim[2])
-        let (voxels, o1) = nx.multipliedReportingOverflow(by: ny)
-        let (voxels3, o2) = voxels.multipliedReportingOverflow(by: nz)
-        guard !o1, !o2, voxels3 <= maximumVoxels else {
-            throw .invalid(path: path, reason: "volume \(nx)x\(ny)x\(nz) has more than \(maximumVoxels) voxels")
-        }
-        let volumes = dim[3]
-        guard offset + voxels3 * size * volumes <= bytes.count else {
-            throw .invalid(path: path, reason: "data is truncated: \(bytes.count - offset) bytes after the header, \(voxels3 * size * volumes) needed")
-        }
-        var slope = r.float32(112), intercept = r.float32(116)
-        if slope == 0 || !slope.isFinite { slope = 1; intercept = 0 }
-        if !intercept.isFinite { intercept = 0 }
-        var values = [Float](repeating: 0, count: voxels3)
-        for i in 0..<voxels3 {
-            let v = r.element(offset + i * size, datatype: datatype)
-            values[i] = Float(v * Double(slope) + Double(intercept))
-        }
-        guard values.allSatisfy(\.isFinite) else { throw .invalid(path: path, reason: "volume contains NaN or infinite values") }
-        func pix(_ i: Int) -> Float { let p = abs(r.float32(76 + 4 * i)); return p.isFinite && p > 0 ? p : 1 }
-        return NIfTIVolume(dims: (nx, ny, nz), spacing: (pix(1), pix(2), pix(3)), values: values,
-                           header: Array(bytes[0..<348]), bigEndian: big, datatype: datatype,
-                           extraVolumesDropped: volumes - 1)
+        if let failure { throw failure }
+        return try decoder.finish()
     }
 
     static func elementSize(_ datatype: Int) -> Int? {
@@ -161,20 +168,6 @@ public struct NIfTIVolume: Sendable {
         func int16(_ at: Int) -> Int16 { raw(at, Int16.self) }
         func int32(_ at: Int) -> Int32 { raw(at, Int32.self) }
         func float32(_ at: Int) -> Float { Float(bitPattern: raw(at, UInt32.self)) }
-        func element(_ at: Int, datatype: Int) -> Double {
-            switch datatype {
-            case 2: Double(bytes[at])
-            case 256: Double(Int8(bitPattern: bytes[at]))
-            case 4: Double(raw(at, Int16.self))
-            case 512: Double(raw(at, UInt16.self))
-            case 8: Double(raw(at, Int32.self))
-            case 768: Double(raw(at, UInt32.self))
-            case 16: Double(Float(bitPattern: raw(at, UInt32.self)))
-            case 64: Double(bitPattern: raw(at, UInt64.self))
-            case 1024: Double(raw(at, Int64.self))
-            default: Double(raw(at, UInt64.self))
-            }
-        }
     }
 
     // MARK: Writing
@@ -201,13 +194,21 @@ public struct NIfTIVolume: Sendable {
         putF(108, 352)
         putF(112, 1)
         putF(116, 0)
-        var data = Data(h)
-        data.append(contentsOf: [0, 0, 0, 0])   // no extensions
-        data.append(contentsOf: labels)
-        if path.hasSuffix(".gz") {
-            do { data = try Gzip.compress(data) } catch { throw .unreadable(path: path, reason: "\(error)") }
+        h += [0, 0, 0, 0]   // no extensions
+        // The labels are read in place (compressed or written as they are), never copied whole.
+        let failure = h.withUnsafeBytes { head in
+            labels.withUnsafeBytes { body -> DataError? in
+                if path.hasSuffix(".gz") {
+                    let data: Data
+                    do { data = try Gzip.compress([head, body]) } catch { return .unreadable(path: path, reason: "\(error)") }
+                    do { try AtomicFile.write(data, to: path) } catch { return .unreadable(path: path, reason: "cannot write: \(error)") }
+                } else {
+                    do { try AtomicFile.write([head, body], to: path) } catch { return .unreadable(path: path, reason: "cannot write: \(error)") }
+                }
+                return nil
+            }
         }
-        do { try AtomicFile.write(data, to: path) } catch { throw .unreadable(path: path, reason: "cannot write: \(error)") }
+        if let failure { throw failure }
     }
 
     /// Writes `values` (x fastest, `dims`) as a NIfTI-1 volume of `datatype` (2: uint8, 16:
