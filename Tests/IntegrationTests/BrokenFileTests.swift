@@ -196,7 +196,8 @@ import Training
         let huge = folder.write("huge.nii", Data(header))
         #expect(throws: DataError.self) { try NIfTIVolume.read(path: huge) }
         do { _ = try NIfTIVolume.read(path: huge) } catch { #expect("\(error)".contains("voxels"), "\(error)") }
-        // 3 GB of zeros compress to about 3 MB: refused past the limit, not inflated.
+        // 3 GB of zeros compress to about 3 MB: refused past the limit, not inflated. Behind a
+        // header of zeros the file is refused as soon as its header is in.
         var zeros = Data(count: 64 << 20)
         let chunk = try Gzip.compress(zeros)
         zeros = Data()
@@ -204,6 +205,12 @@ import Training
         for _ in 0..<48 { bomb.append(chunk) }   // 48 members of 64 MB: 3 GB inflated
         let path = folder.write("bomb.nii.gz", bomb)
         let error = try #require(throws: DataError.self) { try NIfTIVolume.read(path: path) }
-        #expect("\(error)".contains("exceeds"), "\(error)")
+        #expect("\(error)".contains("not a NIfTI-1 file"), "\(error)")
+        // Behind a valid header of a 4D volume whose 200 volumes of 256^3 would take 3.3 GB,
+        // the inflation stops at the limit (2 GiB), a chunk at a time, never held whole.
+        put16(40, 4); put16(42, 256); put16(44, 256); put16(46, 256); put16(48, 200)
+        let headed = folder.write("headed-bomb.nii.gz", try Gzip.compress(Data(header)) + bomb)
+        let limit = try #require(throws: DataError.self) { try NIfTIVolume.read(path: headed) }
+        #expect("\(limit)".contains("exceeds"), "\(limit)")
     }
 }
