@@ -29,6 +29,25 @@ import Testing
         #expect(StudyPlan.mamlGrid.filter { if case .fineTune = $0 { true } else { false } }.count == 6)
     }
 
+    /// A map continues with more task-type counts or seeds (each cell is measured on its own),
+    /// but not with settings that change what a cell measures.
+    @Test func aMapContinuesWithMoreCellsButNotWithOtherSettings() throws {
+        var base = TrainingConfig()
+        base.meta = MetaConfig(model: UNetConfig(height: 32, width: 32, depth: 2, baseChannels: 8).spec)
+        let p = StudyProtocol(budget: 100, fractions: [1], shots: [1, 5], mainShots: 5, validationPerTask: 3, testPerTask: 10, costs: nil)
+        let first = try Demo.settings(out: "/tmp/map", base: base, protocol: p, typeCounts: [3, 10])
+        var more = first
+        more.typeCounts = [3, 10, 30, nil]
+        more.seeds = [0, 1, 2]
+        #expect(RegimeMapState.Fingerprint(more) == RegimeMapState.Fingerprint(first))
+        var other = first
+        other.budget = 200
+        #expect(RegimeMapState.Fingerprint(other) != RegimeMapState.Fingerprint(first))
+        other = first
+        other.steps = [0, 5]
+        #expect(RegimeMapState.Fingerprint(other) != RegimeMapState.Fingerprint(first))
+    }
+
     /// The demo's map: one candidate per family (the map's recipe, multi-class transfer,
     /// scratch), every candidate with the same number of adaptation settings, fixed step costs
     /// for its model, and one cell per asked type count at the demo's seed.

@@ -19,14 +19,15 @@ struct MapCommand: ParsableCommand {
             meta-test rules once at every K. Summaries pair the families on the same instances \
             and give 95% intervals over seeds, task types and instances (hierarchical \
             bootstrap). Writes report.txt, results.json, map.svg, difference.svg and index.html \
-            into --out, and map.json after every cell: run the same command again to continue. \
+            into --out, and map.json after every cell: run the same command again to continue, \
+            or with more --task-types or --seeds to add cells to a map. \
             With the defaults (6 values of N, 3 seeds, 150 core-seconds per candidate) it takes \
             about 5 core-hours: on 2 cores, 7 to 11 minutes a cell with finite N and 6 with \
             unbounded N (training is about half of it; the rest is choosing on meta-validation \
             and the meta-test at every K and step count).
             """)
 
-    @Option(help: "Output folder (continued if it holds a map with the same settings).") var out = "map"
+    @Option(help: "Output folder (continued if it holds a map with the same settings; other task types or seeds add cells).") var out = "map"
     @Option(help: "Meta-training task types per column, comma-separated; `unbounded` for fresh types every sample.")
     var taskTypes = "3,10,30,100,1000,unbounded"
     @Option(help: "Training seeds (0, 1, ...).") var seeds = 3

@@ -113,11 +113,7 @@ public final class RegimeMap: @unchecked Sendable {
         self.logger = logger
         self.say = say
         lock = try FolderLock(folder: settings.out, purpose: "a regime map")
-        let fingerprint = RegimeMapState.Fingerprint(
-            plan: settings.plan, config: settings.base, universe: settings.universe, typeCounts: settings.typeCounts.map { $0 ?? 0 },
-            seeds: settings.seeds, shots: settings.shots, mainShots: settings.mainShots, steps: settings.steps, budget: settings.budget,
-            fractions: settings.fractions, validationPerTask: settings.validationPerTask, testPerTask: settings.testPerTask,
-            budgetCurveCells: settings.budgetCurveCells)
+        let fingerprint = RegimeMapState.Fingerprint(settings)
         if FileManager.default.fileExists(atPath: settings.out + "/map.json") {
             let saved = try JSONFile.read(RegimeMapState.self, from: settings.out + "/map.json")
             guard saved.fingerprint == fingerprint else {
@@ -179,14 +175,14 @@ public final class RegimeMap: @unchecked Sendable {
 
 /// Everything a map has measured, saved after every cell (`map.json`).
 public struct RegimeMapState: Codable, Sendable {
-    /// What decides a map's results; a folder holding another map is not continued.
+    /// What decides a cell's results; a folder holding a map with other settings is not
+    /// continued. The cells themselves (task-type counts and seeds) are not part of it: each
+    /// cell is measured on its own, so a map continues with more of them (`--task-types`,
+    /// `--seeds`) and reports the ones asked for.
     public struct Fingerprint: Codable, Equatable, Sendable {
         public var plan: StudyPlan
         public var config: TrainingConfig
         public var universe: TaskUniverse.Options
-        /// 0 for unbounded.
-        public var typeCounts: [Int]
-        public var seeds: [UInt64]
         public var shots: [Int]
         public var mainShots: Int
         public var steps: [Int]
@@ -195,6 +191,12 @@ public struct RegimeMapState: Codable, Sendable {
         public var validationPerTask: Int
         public var testPerTask: Int
         public var budgetCurveCells: [RegimeMap.Cell]
+
+        public init(_ settings: RegimeMap.Settings) {
+            (plan, config, universe) = (settings.plan, settings.base, settings.universe)
+            (shots, mainShots, steps, budget, fractions) = (settings.shots, settings.mainShots, settings.steps, settings.budget, settings.fractions)
+            (validationPerTask, testPerTask, budgetCurveCells) = (settings.validationPerTask, settings.testPerTask, settings.budgetCurveCells)
+        }
     }
 
     /// A family's choice at one step count: the candidate and setting, and its
