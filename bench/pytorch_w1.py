@@ -102,12 +102,12 @@ def maml(args):
 
 
 def memory(args):
-    """One second-order W1 meta-gradient with --inner-steps steps (peak RSS is read outside)."""
+    """One second-order W1 (W2 with --image-size 128) meta-gradient with --inner-steps steps (peak RSS is read outside)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = UNetW1()
     names = [n for n, _ in model.named_parameters()]
-    task = make_task(torch.Generator().manual_seed(0))
+    task = make_task(torch.Generator().manual_seed(0), size=args.image_size)
     grads = meta_gradient(model, names, task, "second", steps=args.inner_steps)
     print(f"gradient_norm {torch.sqrt(sum((g * g).sum() for g in grads)).item():.4f}")
 
@@ -127,5 +127,6 @@ if __name__ == "__main__":
     m.add_argument("--image-size", type=int, default=64)
     mem = sub.add_parser("memory")
     mem.add_argument("--inner-steps", type=int, default=5)
+    mem.add_argument("--image-size", type=int, default=64)
     a = parser.parse_args()
     {"engine": engine, "maml": maml, "memory": memory}[a.command](a)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Core
 import Engine
 import MetaLearning
 
@@ -24,12 +25,15 @@ struct MetaGradientCommand: ParsableCommand {
     @Flag(help: "ANIL: the inner loop adapts only the output head.") var headOnlyInnerLoop = false
     @Flag(help: "Proto-MAML: the inner loop starts from the support set's prototype head added to the output head.")
     var prototypeHead = false
+    @Option(help: "Image height and width the task holds (W1: 64, W2: 128).") var imageSize = 64
     @Option(help: "Output gradient (safetensors).") var out: String
     @Option(help: "float32 (the engine's precision) or float64 (parameters read exactly from F64 tensors, the gradient written as F64), for exactness checks against an independent float64 implementation.")
     var precision: MetaGradientFiles.Precision = .float32
 
     func run() throws {
-        var config = MetaConfig(model: UNetConfig.w1.spec)
+        var spec = UNetConfig.w1.spec
+        spec.input = FeatureShape(channels: spec.input.channels, height: imageSize, width: imageSize)
+        var config = MetaConfig(model: spec)
         config.innerSteps = innerSteps
         config.innerLearningRate = innerLr
         config.order = order
