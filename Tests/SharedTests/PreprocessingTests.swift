@@ -18,10 +18,10 @@ import TestSupport
     @Test(arguments: [VolumeOptions.Resampling.spacing(1.3), .squash], SliceAxis.allCases)
     func slicesPreparedOnDemandEqualTheEagerOnes(_ resampling: VolumeOptions.Resampling, _ axis: SliceAxis) throws {
         let tmp = TemporaryFolder()
-        let path = tmp.write("case.nii", NIfTIStreamingTests.file(dims: (30, 22, 9)).data)
-        var volume = try NIfTIVolume.read(path: path)
+        let file = NIfTIStreamingTests.file(dims: (30, 22, 9)).data
+        var volume = try NIfTIVolume.read(path: tmp.write("case.nii", file))
         let original = volume.values
-        let labels = try NIfTIVolume.decode(NIfTIStreamingTests.file(dims: (30, 22, 9)).data, path: "labels")
+        let labels = try NIfTIVolume.decode(file, path: "labels")
         let preprocessing = try Preprocessing(options: Self.options(resampling, axis))
         let slices = preprocessing.slices(taking: &volume, labels: labels)
         #expect(volume.values.isEmpty && volume.dims == (30, 22, 9))

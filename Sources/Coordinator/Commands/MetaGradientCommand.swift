@@ -1,5 +1,4 @@
 import ArgumentParser
-import Core
 import Engine
 import MetaLearning
 
@@ -31,9 +30,9 @@ struct MetaGradientCommand: ParsableCommand {
     var precision: MetaGradientFiles.Precision = .float32
 
     func run() throws {
-        var spec = UNetConfig.w1.spec
-        spec.input = FeatureShape(channels: spec.input.channels, height: imageSize, width: imageSize)
-        var config = MetaConfig(model: spec)
+        var unet = UNetConfig.w1
+        (unet.height, unet.width) = (imageSize, imageSize)
+        var config = MetaConfig(model: unet.spec)
         config.innerSteps = innerSteps
         config.innerLearningRate = innerLr
         config.order = order

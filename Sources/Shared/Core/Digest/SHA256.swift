@@ -4,16 +4,9 @@ import CSodium
 public enum SHA256 {
     /// The digest of raw bytes, as 64 lowercase hex characters.
     public static func hex(_ bytes: UnsafeRawBufferPointer) -> String {
-        var digest = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
-        _ = sodium_init()
-        var empty: UInt8 = 0
-        digest.withUnsafeMutableBufferPointer { out in
-            let input = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            withUnsafePointer(to: &empty) { fallback in
-                _ = crypto_hash_sha256(out.baseAddress!, input ?? fallback, UInt64(bytes.count))
-            }
-        }
-        return digest.map { String(format: "%02x", $0) }.joined()
+        var hasher = Hasher()
+        hasher.update(bytes)
+        return hasher.finish()
     }
 
     /// The digest of Float32 values in little-endian byte order (the wire and checkpoint order).

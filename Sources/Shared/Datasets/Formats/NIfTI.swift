@@ -39,55 +39,11 @@ public struct NIfTIVolume: Sendable {
     /// Reads a `.nii` or `.nii.gz` file a chunk at a time, inflating and converting voxels as
     /// they arrive: memory is the volume's Float values and one chunk, whatever the file's size.
     public static func read(path: String) throws(DataError) -> NIfTIVolume {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: "no such file or not readable") }
-        defer { close(fd) }
         var decoder = Decoder(path: path)
         var hasher = SHA256.Hasher()
-        var inflater: Gzip.Inflater?
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        var first = true
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .unreadable(path: path, reason: "read failed: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            let refusal = chunk.withUnsafeBytes { all -> DataError? in
-              do throws(DataError) {
-                let bytes = UnsafeRawBufferPointer(rebasing: all[0..<n])
-                hasher.update(bytes)
-                if first {
-                    first = false
-                    if n >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
-                        do { inflater = try Gzip.Inflater(limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
-                    } else if path.hasSuffix(".gz") {
-                        throw .invalid(path: path, reason: "named .gz but not gzip-compressed")
-                    }
-                }
-                if let inflater {
-                    // The decoder's own error stops the inflation and is thrown as it is.
-                    var refused: DataError?
-                    do {
-                        try inflater.feed(bytes) { out in
-                            do throws(DataError) { try decoder.consume(out) } catch { refused = error }
-                            return refused == nil
-                        }
-                    } catch { throw .invalid(path: path, reason: "\(error)") }
-                    if let refused { throw refused }
-                } else {
-                    try decoder.consume(bytes)
-                }
-                return nil
-              } catch { return error }
-            }
-            if let refusal { throw refusal }
-        }
-        if let inflater {
-            do { try inflater.finish() } catch { throw .invalid(path: path, reason: "\(error)") }
-        } else if first {
-            if path.hasSuffix(".gz") { throw .invalid(path: path, reason: "named .gz but not gzip-compressed") }
+        try stream(path: path, chunk: 1 << 20, stored: { hasher.update($0) }) { (bytes) throws(DataError) -> Bool in
+            try decoder.consume(bytes)
+            return true
         }
         var volume = try decoder.finish()
         volume.fileDigest = hasher.finish()
@@ -97,40 +53,67 @@ public struct NIfTIVolume: Sendable {
     /// A file's dimensions and voxel size from its header alone (the file is read only as far
     /// as the header).
     public static func readGeometry(path: String) throws(DataError) -> (dims: (Int, Int, Int), spacing: (Float, Float, Float)) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .unreadable(path: path, reason: "no such file or not readable") }
-        defer { close(fd) }
-        var header = Data(), first = true
-        var inflater: Gzip.Inflater?
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while header.count < 348 {
-            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            if first && n >= 2 && chunk[0] == 0x1F && chunk[1] == 0x8B {
-                do { inflater = try Gzip.Inflater(limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
-            }
-            first = false
-            guard let inflater else { header.append(contentsOf: chunk[0..<n]); continue }
-            let failure = chunk.withUnsafeBytes { all -> Gzip.Failure? in
-                do throws(Gzip.Failure) {
-                    try inflater.feed(UnsafeRawBufferPointer(rebasing: all[0..<n])) { out in
-                        header.append(contentsOf: out)
-                        return header.count < 348
-                    }
-                    return nil
-                } catch { return error }
-            }
-            if let failure { throw .invalid(path: path, reason: "\(failure)") }
+        var header: [UInt8] = []
+        try stream(path: path, chunk: 1 << 16) { bytes in
+            header += bytes.prefix(348 - header.count)
+            return header.count < 348
         }
-        guard header.count >= 348 else { throw .invalid(path: path, reason: "file is \(header.count) bytes, shorter than a NIfTI-1 header (348)") }
-        let bytes = [UInt8](header.prefix(348))
-        let le = Reader(bytes: bytes, bigEndian: false)
+        guard header.count == 348 else { throw .invalid(path: path, reason: "file is \(header.count) bytes, shorter than a NIfTI-1 header (348)") }
+        let le = Reader(bytes: header, bigEndian: false)
         let big = le.int32(0) != 348
-        let r = Reader(bytes: bytes, bigEndian: big)
+        let r = Reader(bytes: header, bigEndian: big)
         let dims = (Int(r.int16(42)), Int(r.int16(44)), Int(r.int16(46)))
         func pix(_ i: Int) -> Float { let p = abs(r.float32(76 + 4 * i)); return p.isFinite && p > 0 ? p : 1 }
         return (dims, (pix(1), pix(2), pix(3)))
+    }
+
+    /// Reads the file at `path` a chunk at a time: `stored` sees its bytes as stored, `sink`
+    /// them inflated when the file is gzip-compressed (as they are otherwise), until the file
+    /// ends or `sink` returns false. A file named `.gz` must be gzip-compressed.
+    private static func stream(path: String, chunk size: Int, stored: (UnsafeRawBufferPointer) -> Void = { _ in },
+                               sink: (UnsafeRawBufferPointer) throws(DataError) -> Bool) throws(DataError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .unreadable(path: path, reason: "no such file or not readable") }
+        defer { close(fd) }
+        let notGzip = DataError.invalid(path: path, reason: "named .gz but not gzip-compressed")
+        var inflater: Gzip.Inflater?
+        var chunk = [UInt8](repeating: 0, count: size)
+        var first = true, more = true
+        while more {
+            let n = chunk.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .unreadable(path: path, reason: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            if first {
+                first = false
+                if n >= 2 && chunk[0] == 0x1F && chunk[1] == 0x8B {
+                    do { inflater = try Gzip.Inflater(limit: maximumFileBytes) } catch { throw .invalid(path: path, reason: "\(error)") }
+                } else if path.hasSuffix(".gz") {
+                    throw notGzip
+                }
+            }
+            // The sink's own error stops the inflation and is thrown as it is.
+            var refused: DataError?
+            let failure = chunk.withUnsafeBytes { all -> Gzip.Failure? in
+                let bytes = UnsafeRawBufferPointer(rebasing: all[0..<n])
+                stored(bytes)
+                func pass(_ out: UnsafeRawBufferPointer) -> Bool {
+                    do throws(DataError) { more = try sink(out) } catch { (refused, more) = (error, false) }
+                    return more
+                }
+                guard let inflater else { _ = pass(bytes); return nil }
+                do throws(Gzip.Failure) { try inflater.feed(bytes, sink: pass) } catch { return error }
+                return nil
+            }
+            if let refused { throw refused }
+            if let failure { throw .invalid(path: path, reason: "\(failure)") }
+        }
+        if first && path.hasSuffix(".gz") { throw notGzip }
+        if more, let inflater {
+            do { try inflater.finish() } catch { throw .invalid(path: path, reason: "\(error)") }
+        }
     }
 
     /// Decodes a whole (decompressed) NIfTI-1 file held in memory.
