@@ -117,6 +117,20 @@ public final class Network<Scalar: EngineScalar> {
         accumulateFlags = flags
     }
 
+    /// Bytes of the network's own per-node buffers (values, cotangents, tangents and their
+    /// cotangents): allocated, and resident in memory. Large buffers are memory maps whose
+    /// pages count only once written, so a network that only runs forward passes holds
+    /// little more than its values.
+    public var bufferBytes: (allocated: Int, resident: Int) {
+        var seen = Set<ObjectIdentifier>(), allocated = 0, resident = 0
+        for case let storage? in own.storage + tangents + cotangentTangents
+        where seen.insert(ObjectIdentifier(storage)).inserted {
+            allocated += storage.count * MemoryLayout<Scalar>.stride
+            resident += storage.residentBytes
+        }
+        return (allocated, resident)
+    }
+
     private static func spec(_ layout: ParameterLayout, _ name: String) -> ParameterSpec {
         let e = layout[name]!
         return ParameterSpec(name: e.name, shape: e.shape, offset: e.offset)
@@ -411,7 +425,7 @@ public final class Network<Scalar: EngineScalar> {
         let states: [UnsafeMutableRawPointer?]
         /// Images of the pass recorded here (0 if none).
         var batch = 0
-        private let storage: [Storage<Scalar>?]
+        let storage: [Storage<Scalar>?]
         private let stateStorage: [StateStorage?]
 
         /// Buffers for `capacity` images: all of them for a network's own (`scratch` nil);
