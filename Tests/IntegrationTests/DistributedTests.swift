@@ -72,13 +72,13 @@ import Wire
 
     @Test func workerStoppedLongerThanTheDeadlineThenContinued() throws {
         let port = freePort()
-        let c = try coordinator(steps: 40, port: port, extra: ["--min-workers", "2"])
+        let c = try coordinator(steps: 30, port: port, extra: ["--min-workers", "2"])
         let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
-        #expect(c.waitFor("step 5/40"))
+        #expect(c.waitFor("step 5/30"))
         w1.signal(SIGSTOP)
         #expect(c.waitFor("declared dead", timeout: 30))
         w1.signal(SIGCONT)
-        try expectSameHash(c, steps: 40)
+        try expectSameHash(c, steps: 30)
         _ = w0
     }
 
