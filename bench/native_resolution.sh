@@ -8,7 +8,9 @@
 # half (100 Adam steps at 1e-3) and segments the second half: OLD's adapt (a 64 px prediction
 # per slice, the mask scaled back by nearest neighbour) against this build's predict (sliding
 # windows, probabilities resampled linearly to the native grid). Scored alike on the native
-# grid by bench/volume_scores.py: 3D Dice and HD95 in mm. Then the same on a synthetic case.
+# grid by bench/volume_scores.py: 3D Dice and HD95 in mm. The new model adapts twice: from one
+# window per support slice around the structure (the default), and from the whole support
+# slices (--whole-support-slices). Then the same on a synthetic case.
 # Usage: OLD=/path/to/old/medmaml-coordinator bench/native_resolution.sh [label] [outer-steps]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +31,14 @@ $OLD adapt --checkpoint "$W/old-model/final.safetensors" --support "$W/itk/image
 $NEW predict --checkpoint "$W/new-model/final.safetensors" --support "$W/itk/imagesTr/t1_part1_0000.nii.gz" \
     --support-masks "$W/itk/labelsTr/t1_part1.nii.gz" --label "$LABEL" -i "$W/target" -o "$W/new-out" \
     --shots 5 --steps 100 --adam-rate 0.001 >/dev/null 2>&1
+$NEW predict --checkpoint "$W/new-model/final.safetensors" --support "$W/itk/imagesTr/t1_part1_0000.nii.gz" \
+    --support-masks "$W/itk/labelsTr/t1_part1.nii.gz" --label "$LABEL" -i "$W/target" -o "$W/whole-out" \
+    --shots 5 --steps 100 --adam-rate 0.001 --whole-support-slices >/dev/null 2>&1
 old=$(ls "$W"/old-out/*_pred.nii.gz)
 echo "# label $LABEL, $OUTER outer steps; 3D scores on the native 128x128x31 grid (2x2x3 mm)"
 echo "squash_and_nearest $(python3 bench/volume_scores.py "$old" "$W/reference/t1_part2.nii.gz" "$LABEL" nonzero | tr '\n' ' ')"
 echo "native_resolution $(python3 bench/volume_scores.py "$W/new-out/t1_part2.nii.gz" "$W/reference/t1_part2.nii.gz" "$LABEL" | tr '\n' ' ')"
+echo "native_whole_support_slices $(python3 bench/volume_scores.py "$W/whole-out/t1_part2.nii.gz" "$W/reference/t1_part2.nii.gz" "$LABEL" | tr '\n' ' ')"
 
 # A synthetic case with non-square, anisotropic slices (160x120 voxels of 1x1 mm, 3 mm apart;
 # bench/make_volume.py): the same two models adapt to its label 1 from 5 slices of one case
@@ -47,7 +53,11 @@ $OLD adapt --checkpoint "$W/old-model/final.safetensors" --support "$W/syn-suppo
 $NEW predict --checkpoint "$W/new-model/final.safetensors" --support "$W/syn-support.nii.gz" \
     --support-masks "$W/syn-support-label.nii.gz" --label 1 -i "$W/syn-target" -o "$W/syn-new" \
     --shots 5 --steps 100 --adam-rate 0.001 >/dev/null 2>&1
+$NEW predict --checkpoint "$W/new-model/final.safetensors" --support "$W/syn-support.nii.gz" \
+    --support-masks "$W/syn-support-label.nii.gz" --label 1 -i "$W/syn-target" -o "$W/syn-whole" \
+    --shots 5 --steps 100 --adam-rate 0.001 --whole-support-slices >/dev/null 2>&1
 old=$(ls "$W"/syn-old/*_pred.nii.gz)
 echo "# synthetic label 1; 3D scores on its native 160x120x24 grid (1x1x3 mm)"
 echo "squash_and_nearest $(python3 bench/volume_scores.py "$old" "$W/syn-reference.nii.gz" 1 nonzero | tr '\n' ' ')"
 echo "native_resolution $(python3 bench/volume_scores.py "$W/syn-new/case.nii.gz" "$W/syn-reference.nii.gz" 1 | tr '\n' ' ')"
+echo "native_whole_support_slices $(python3 bench/volume_scores.py "$W/syn-whole/case.nii.gz" "$W/syn-reference.nii.gz" 1 | tr '\n' ' ')"

@@ -5,7 +5,8 @@
 # 256x256xZ cases at the same 2 mm (one 256x256 slice at the model's spacing: 3x3 windows of
 # 128 px at overlap 0.5). For each Z: wall time and peak resident memory (/usr/bin/time) of
 # adapt+predict, and of predict alone with the saved adaptation (--adapted).
-# Usage: bench/predict_cost.sh [threads] [Z values...]
+# EXTRA holds more predict flags for the adapting run (for example --whole-support-slices).
+# Usage: [EXTRA=...] bench/predict_cost.sh [threads] [Z values...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}; shift || true
@@ -28,7 +29,7 @@ for Z in $ZS; do
     python3 bench/make_volume.py "$W/in-$Z/case.nii.gz" "$W/ref-$Z.nii.gz" 256 256 "$Z" 2 2
     echo "## 256x256x$Z ($((256 * 256 * Z * 4 / 1048576)) MB)"
     measure "adapt (5 slices) + predict" $BIN predict "${model[@]}" --support "$W/support.nii.gz" \
-        --support-masks "$W/support-label.nii.gz" --shots 5 --steps 100 --adam-rate 0.001 \
+        --support-masks "$W/support-label.nii.gz" --shots 5 --steps 100 --adam-rate 0.001 ${EXTRA:-} \
         -i "$W/in-$Z" -o "$W/out-$Z" --save-adapted "$W/adapted-$Z.safetensors"
     measure "predict alone" $BIN predict "${model[@]}" --adapted "$W/adapted-$Z.safetensors" -i "$W/in-$Z" -o "$W/again-$Z"
 done

@@ -28,6 +28,8 @@ struct Predict: ParsableCommand {
     @Option(name: .customShort("i"), help: "Folder of NIfTI cases to segment.") var input: String
     @Option(name: .customShort("o"), help: "Output folder.") var output: String
     @OptionGroup var adaptation: AdaptationOptions
+    @Flag(help: "Adapt from every window of each support slice (the slice's own share of structure and background) instead of one window around the structure: lower boundary errors, at a cost in time and memory that grows with the slices' area.")
+    var wholeSupportSlices = false
     @OptionGroup var numerics: NumericsOptions
     @Option(help: "Sliding-window size in pixels (default: the model's input size; a multiple of its poolings).") var window: Int?
     @Option(help: "Overlap of neighbouring windows (0...0.95).") var overlap = 0.5
@@ -47,6 +49,7 @@ struct Predict: ParsableCommand {
         settings.support = zip(support, supportMasks).map { PredictJob.Support(images: $0, labels: $1) }
         settings.labels = label
         settings.shots = adaptation.shots
+        settings.cut = wholeSupportSlices ? .wholeSlices : .aroundStructure
         settings.setting = adaptation.setting(for: model)
         settings.window = window
         settings.overlap = overlap

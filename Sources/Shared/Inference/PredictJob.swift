@@ -30,6 +30,8 @@ public struct PredictJob {
         public var output: String
         public var setting: AdaptationSetting?
         public var shots = 5
+        /// How support slices become examples (one patch around the structure, or all of each slice).
+        public var cut = SupportSet.Cut.aroundStructure
         public var window: Int?
         public var overlap = 0.5
         public var threads = 1
@@ -179,8 +181,11 @@ public struct PredictJob {
         } else {
             let setting = settings.setting ?? .inner(steps: model.config.innerSteps, rateScale: 1)
             adapted = try Predictor.adapt(model, setting: setting, labels: settings.labels.map(UInt8.init), cases: try supportCases(preprocessing),
-                                          shots: settings.shots)
-            progress("adapted to label(s) \(settings.labels.map(String.init).joined(separator: ", ")) from \(settings.shots) example(s) each with \(setting) in \(ProgressLine.duration(clock.now))")
+                                          shots: settings.shots, cut: settings.cut)
+            let examples = settings.cut == .wholeSlices ? "the whole of \(settings.shots) slice(s)" : "\(settings.shots) example(s)"
+            let shares = adapted.compactMap { a in a.supportShare.map { "label \(a.label) \(String(format: "%.1f", 100 * $0))%" } }
+            progress("adapted to label(s) \(settings.labels.map(String.init).joined(separator: ", ")) from \(examples) each"
+                     + " (the structure's share of their pixels: \(shares.joined(separator: ", "))) with \(setting) in \(ProgressLine.duration(clock.now))")
         }
         let adaptSeconds = clock.now
         let predictor = try Predictor(model: model, adapted: adapted, windowSize: settings.window, overlap: settings.overlap, threads: settings.threads)

@@ -17,9 +17,13 @@ public final class Predictor: @unchecked Sendable {
     public struct Adapted: Sendable {
         public var label: UInt8
         public var parameters: [Float]
-        public init(label: UInt8, parameters: [Float]) {
+        /// The share of the support examples' pixels that are the structure (nil when loaded
+        /// from a file of adapted parameters).
+        public var supportShare: Double?
+        public init(label: UInt8, parameters: [Float], supportShare: Double? = nil) {
             self.label = label
             self.parameters = parameters
+            self.supportShare = supportShare
         }
     }
 
@@ -51,16 +55,18 @@ public final class Predictor: @unchecked Sendable {
         pool = try ComputePool(threads: threads) { _ in try Network<Float>(spec: spec, capacity: 8) }
     }
 
-    /// Adapts the model to each of `labels` from `cases`, with `setting`, from `shots` examples each.
+    /// Adapts the model to each of `labels` from `cases`, with `setting`, from `shots` slices
+    /// each, cut into examples as `cut` says.
     public static func adapt(_ model: TrainedModel, setting: AdaptationSetting, labels: [UInt8], cases: [SupportSet.Case],
-                             shots: Int) throws -> [Adapted] {
+                             shots: Int, cut: SupportSet.Cut = .aroundStructure) throws -> [Adapted] {
         let size = model.config.model.input.height
-        let scorer = try MetaTest.Scorer(model: model.config.model, capacity: max(shots, 1))
         let modelCount = try MetaLayout(config: model.config).model.count
         let adaptation = setting.adaptation(meta: model.meta, config: model.config, modelCount: modelCount)
         return try labels.map { label in
-            let sample = try SupportSet.examples(of: label, in: cases, shots: shots, size: size)
-            return Adapted(label: label, parameters: try scorer.adapt(adaptation, sample: sample))
+            let sample = try SupportSet.examples(of: label, in: cases, shots: shots, size: size, cut: cut)
+            let scorer = try MetaTest.Scorer(model: model.config.model, capacity: max(sample.supportCount, 1))
+            let share = Double(sample.supportMasks.reduce(0, +)) / Double(max(sample.supportMasks.count, 1))
+            return Adapted(label: label, parameters: try scorer.adapt(adaptation, sample: sample), supportShare: share)
         }
     }
 

@@ -2,10 +2,19 @@ import Core
 import Datasets
 
 /// The labelled examples a model adapts from: K slices that hold the structure, spread evenly
-/// over every support case's slices that hold it, each cut to a patch of the model's input
-/// around the structure (the whole squashed slice for models trained that way), as training
-/// cut them.
+/// over every support case's slices that hold it, each cut to patches of the model's input
+/// (the whole squashed slice for models trained that way).
 public enum SupportSet {
+    /// How a support slice larger than the model's input becomes examples.
+    public enum Cut: String, Sendable {
+        /// One patch per slice around the structure, as training cut them: K examples, but
+        /// the structure takes a larger share of them than of the slices.
+        case aroundStructure
+        /// Every patch of a grid that covers the slice: the slice's own balance of structure
+        /// and background, at a cost in time and memory that grows with the slice's area.
+        case wholeSlices
+    }
+
     /// One support case, prepared: its slices and label values.
     public struct Case: Sendable {
         public var name: String
@@ -17,7 +26,8 @@ public enum SupportSet {
     }
 
     /// K examples of `label` from `cases`; throws naming the cases when none holds it.
-    public static func examples(of label: UInt8, in cases: [Case], shots: Int, size: Int) throws(DataError) -> TaskSample {
+    public static func examples(of label: UInt8, in cases: [Case], shots: Int, size: Int,
+                                cut: Cut = .aroundStructure) throws(DataError) -> TaskSample {
         var pool: [(case: Int, slice: Int)] = []
         for (c, item) in cases.enumerated() {
             for s in 0..<item.slices.slicer.count where item.slices.labels(s).contains(label) { pool.append((c, s)) }
@@ -31,6 +41,16 @@ public enum SupportSet {
             let s = cases[p.case].slices
             var image = s.image(p.slice)
             var mask = s.labels(p.slice).map { $0 == label ? Float(1) : 0 }
+            if cut == .wholeSlices && (s.height > size || s.width > size) {
+                for top in grid(s.height, size) {
+                    for left in grid(s.width, size) {
+                        let window = Patch.Window(top: top, left: left)
+                        images += Patch.cut(image, height: s.height, width: s.width, window: window, size: size, fill: image.min() ?? 0)
+                        masks += Patch.cut(mask, height: s.height, width: s.width, window: window, size: size, fill: 0)
+                    }
+                }
+                continue
+            }
             if s.height != size || s.width != size {
                 var rng = RandomStream(key: [UInt64(label), UInt64(p.case), UInt64(p.slice), UInt64(k)])
                 let window = Patch.window(around: mask, height: s.height, width: s.width, size: size, rng: &rng)
@@ -42,5 +62,12 @@ public enum SupportSet {
         }
         return TaskSample(shape: FeatureShape(channels: 1, height: size, width: size), supportImages: images, supportMasks: masks,
                           queryImages: [], queryMasks: [])
+    }
+
+    /// Window origins along an extent: abutting windows, the last one flush with the end (so
+    /// every pixel is covered); one centred window where the extent is smaller than a window.
+    static func grid(_ extent: Int, _ size: Int) -> [Int] {
+        guard extent > size else { return [(extent - size) / 2] }
+        return Array(stride(from: 0, to: extent - size, by: size)) + [extent - size]
     }
 }
