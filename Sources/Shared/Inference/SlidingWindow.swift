@@ -31,6 +31,18 @@ public struct SlidingWindow: Sendable {
 
     /// Window origins along an axis of `extent` pixels: every `step`, the last flush with the end.
     public func origins(_ extent: Int) -> [Int] {
+        Self.origins(extent, size: size, overlap: overlap)
+    }
+
+    /// The windows of `size` pixels overlapping by `overlap` that cover a `height` x `width`
+    /// image, row by row (one centred window along an axis shorter than a window).
+    public static func windows(height: Int, width: Int, size: Int, overlap: Double) -> [Patch.Window] {
+        origins(height, size: size, overlap: overlap).flatMap { top in
+            origins(width, size: size, overlap: overlap).map { Patch.Window(top: top, left: $0) }
+        }
+    }
+
+    private static func origins(_ extent: Int, size: Int, overlap: Double) -> [Int] {
         guard extent > size else { return [(extent - size) / 2] }
         let step = max(1, Int((Double(size) * (1 - overlap)).rounded(.down)))
         var out = Array(stride(from: 0, to: extent - size, by: step))
@@ -44,7 +56,7 @@ public struct SlidingWindow: Sendable {
         precondition(network.spec.input.height == size && network.spec.input.width == size, "the network's input is not the window")
         var sum = [Float](repeating: 0, count: height * width), weight = sum
         let fill = image.min() ?? 0
-        let windows = origins(height).flatMap { top in origins(width).map { Patch.Window(top: top, left: $0) } }
+        let windows = Self.windows(height: height, width: width, size: size, overlap: overlap)
         var start = 0
         let plane = size * size
         while start < windows.count {

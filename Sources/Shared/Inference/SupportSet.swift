@@ -39,35 +39,28 @@ public enum SupportSet {
         var images: [Float] = [], masks: [Float] = []
         for (k, p) in chosen.enumerated() {
             let s = cases[p.case].slices
-            var image = s.image(p.slice)
-            var mask = s.labels(p.slice).map { $0 == label ? Float(1) : 0 }
-            if cut == .wholeSlices && (s.height > size || s.width > size) {
-                for top in grid(s.height, size) {
-                    for left in grid(s.width, size) {
-                        let window = Patch.Window(top: top, left: left)
-                        images += Patch.cut(image, height: s.height, width: s.width, window: window, size: size, fill: image.min() ?? 0)
-                        masks += Patch.cut(mask, height: s.height, width: s.width, window: window, size: size, fill: 0)
-                    }
-                }
+            let image = s.image(p.slice)
+            let mask = s.labels(p.slice).map { $0 == label ? Float(1) : 0 }
+            guard s.height != size || s.width != size else {
+                images += image
+                masks += mask
                 continue
             }
-            if s.height != size || s.width != size {
+            let windows: [Patch.Window]
+            switch cut {
+            case .wholeSlices:
+                windows = SlidingWindow.windows(height: s.height, width: s.width, size: size, overlap: 0)
+            case .aroundStructure:
                 var rng = RandomStream(key: [UInt64(label), UInt64(p.case), UInt64(p.slice), UInt64(k)])
-                let window = Patch.window(around: mask, height: s.height, width: s.width, size: size, rng: &rng)
-                image = Patch.cut(image, height: s.height, width: s.width, window: window, size: size, fill: image.min() ?? 0)
-                mask = Patch.cut(mask, height: s.height, width: s.width, window: window, size: size, fill: 0)
+                windows = [Patch.window(around: mask, height: s.height, width: s.width, size: size, rng: &rng)]
             }
-            images += image
-            masks += mask
+            let fill = image.min() ?? 0
+            for window in windows {
+                images += Patch.cut(image, height: s.height, width: s.width, window: window, size: size, fill: fill)
+                masks += Patch.cut(mask, height: s.height, width: s.width, window: window, size: size, fill: 0)
+            }
         }
         return TaskSample(shape: FeatureShape(channels: 1, height: size, width: size), supportImages: images, supportMasks: masks,
                           queryImages: [], queryMasks: [])
-    }
-
-    /// Window origins along an extent: abutting windows, the last one flush with the end (so
-    /// every pixel is covered); one centred window where the extent is smaller than a window.
-    static func grid(_ extent: Int, _ size: Int) -> [Int] {
-        guard extent > size else { return [(extent - size) / 2] }
-        return Array(stride(from: 0, to: extent - size, by: size)) + [extent - size]
     }
 }
