@@ -34,7 +34,7 @@ struct MapCommand: ParsableCommand {
     @Option(help: "Adaptation step counts, comma-separated.") var stepsCurve = "0,1,2,5,10,20,50,100"
     @Option(help: "Fast adaptation: at most this many steps.") var fastSteps = 5
     @Option(help: "Comma-separated candidate names (default: the universe plan's recipes and baselines).") var candidates: String?
-    @Option(help: "Cells whose snapshots give Dice against budget, as N:seed, comma-separated, or none (default: the first and last N, seed 0).")
+    @Option(help: "Cells whose snapshots give Dice against budget, as N:seed, comma-separated, or none (default: the first and last N, seed 0); a cell already measured keeps what it has.")
     var budgetCells: String?
     @Option(help: "Universe: the seed that picks its task types.") var universeSeed: UInt64 = 0
     @Option(help: "Afterwards, every cell's models meet this dataset's tasks once, with the settings chosen on the universe (cross-domain; support and query from different volumes).")

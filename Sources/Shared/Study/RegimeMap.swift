@@ -42,8 +42,12 @@ public final class RegimeMap: @unchecked Sendable {
         public var testPerTask = 3
         public var threads = 1
         public var costs: [String: Double]?
-        /// The cells whose snapshots give the Dice-against-budget curves.
+        /// The cells whose snapshots give the Dice-against-budget curves, when they run (a
+        /// curve adds a measurement to its cell and changes none, so it is not part of the
+        /// fingerprint; a cell measured before keeps what it has).
         public var budgetCurveCells: [Cell] = []
+        /// The cells asked for, in the order they run: every N for the first seed, then the next seed.
+        public var cells: [Cell] { seeds.flatMap { seed in typeCounts.map { Cell(types: $0, seed: seed) } } }
         /// The candidates (at most a few per family): each family's choice at each s is made
         /// among all of its candidates.
         public var plan: StudyPlan
@@ -126,8 +130,8 @@ public final class RegimeMap: @unchecked Sendable {
         }
     }
 
-    /// The cells in the order they run: every N for the first seed, then the next seed.
-    public var cells: [Cell] { settings.seeds.flatMap { seed in settings.typeCounts.map { Cell(types: $0, seed: seed) } } }
+    /// The cells in the order they run.
+    public var cells: [Cell] { settings.cells }
 
     /// Runs every cell not yet done, writing the report after each.
     public func run() throws {
@@ -190,12 +194,11 @@ public struct RegimeMapState: Codable, Sendable {
         public var fractions: [Double]
         public var validationPerTask: Int
         public var testPerTask: Int
-        public var budgetCurveCells: [RegimeMap.Cell]
 
         public init(_ settings: RegimeMap.Settings) {
             (plan, config, universe) = (settings.plan, settings.base, settings.universe)
             (shots, mainShots, steps, budget, fractions) = (settings.shots, settings.mainShots, settings.steps, settings.budget, settings.fractions)
-            (validationPerTask, testPerTask, budgetCurveCells) = (settings.validationPerTask, settings.testPerTask, settings.budgetCurveCells)
+            (validationPerTask, testPerTask) = (settings.validationPerTask, settings.testPerTask)
         }
     }
 

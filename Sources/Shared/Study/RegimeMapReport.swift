@@ -158,7 +158,8 @@ struct RegimeMapReport {
             }
         }
         var budget: [RegimeMapResults.BudgetEntry] = []
-        for cell in settings.budgetCurveCells {
+        // Every asked cell that has a curve, whichever run measured it.
+        for cell in settings.cells {
             guard let r = state.cells[cell.name], let curves = r.budget else { continue }
             for (family, points) in curves.sorted(by: { $0.key < $1.key }) {
                 for p in points {
@@ -197,7 +198,6 @@ struct RegimeMapReport {
         }
         var s = settings
         s.shots = Set(results.values.flatMap { $0.instanceTasks.keys }).sorted()
-        s.budgetCurveCells = []
         return .init(dataset: name, headlines: RegimeMapReport(state: derived, settings: s).results.headlines)
     }
 
