@@ -62,9 +62,13 @@ public final class Predictor: @unchecked Sendable {
         let size = model.config.model.input.height
         let modelCount = try MetaLayout(config: model.config).model.count
         let adaptation = setting.adaptation(meta: model.meta, config: model.config, modelCount: modelCount)
+        // One scorer per example count (every label's, unless whole slices differ in size).
+        var scorers: [Int: MetaTest.Scorer] = [:]
         return try labels.map { label in
             let sample = try SupportSet.examples(of: label, in: cases, shots: shots, size: size, cut: cut)
-            let scorer = try MetaTest.Scorer(model: model.config.model, capacity: max(sample.supportCount, 1))
+            let capacity = max(sample.supportCount, 1)
+            let scorer = try scorers[capacity] ?? MetaTest.Scorer(model: model.config.model, capacity: capacity)
+            scorers[capacity] = scorer
             let share = Double(sample.supportMasks.reduce(0, +)) / Double(max(sample.supportMasks.count, 1))
             return Adapted(label: label, parameters: try scorer.adapt(adaptation, sample: sample), supportShare: share)
         }
