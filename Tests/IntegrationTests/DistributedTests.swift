@@ -170,6 +170,38 @@ import Wire
         #expect(!c.stderr.contains("refused a worker"), "\(c.stderr.suffix(2000))")
     }
 
+    /// bf16 precision travels with the run and pins its kernels (avx512-bf16), so workers of
+    /// one and two threads end a bf16 run with the in-process bf16 hash, which differs from
+    /// the Float32 one. Where the CPU lacks AVX512-BF16 the run is refused before it starts,
+    /// saying why.
+    @Test func bf16RunGivesTheInProcessBF16Result() throws {
+        let bf16 = ["--precision", "bf16"]
+        func inProcess(_ name: String) throws -> ChildProcess {
+            try ChildProcess(executable("medmaml-coordinator"),
+                             ["train"] + Self.common + ["--outer-steps", "6", "--in-process", "--threads", "2",
+                                                        "--checkpoint-dir", folder.path + "/" + name] + bf16,
+                             name: name, folder: folder.path)
+        }
+        guard machineHasBF16 else {
+            let refused = try inProcess("refused")
+            #expect(refused.waitExit() != 0)
+            #expect(refused.stderr.contains("AVX512-BF16"), "\(refused.stderr.suffix(2000))")
+            return
+        }
+        let reference = try inProcess("bf16-reference")
+        #expect(reference.waitExit() == 0, "\(reference.stderr.suffix(2000))")
+        let hash = try #require(reference.finalHash)
+        #expect(hash != (try self.reference(steps: 6)))
+
+        let port = freePort()
+        let c = try coordinator(steps: 6, port: port, extra: bf16 + ["--min-workers", "2"])
+        #expect(c.waitFor("waiting for workers"))
+        let workers = [try worker(port: port, name: "one"), try worker(port: port, threads: 2, name: "two")]
+        #expect(c.waitExit() == 0, "\(c.stderr.suffix(3000))")
+        #expect(c.finalHash == hash, "\(c.stderr.suffix(3000))")
+        for w in workers { #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)") }
+    }
+
     /// Keeping the inner steps' passes changes memory and speed, never bits: workers that keep
     /// all, some or none of them (each says which) serve one run, which ends with the
     /// in-process hash.

@@ -57,6 +57,51 @@ import TestSupport
         try expectClose(g.head(f), batch: 2)
     }
 
+    /// bf16 precision: the same rules on bfloat16 operands. Against Float64 the error is
+    /// bfloat16's rounding (8 significant bits: about 0.4% per operand), well above Float32's
+    /// and far below the error of order one a wrong rule gives; the networks are built in a
+    /// bf16 scope, so the process's own precision is untouched. On a CPU without AVX512-BF16
+    /// the settings are refused instead (`bf16IsRefusedWhereItCannotRun`).
+    @Test(.enabled(if: machineHasBF16), arguments: [1, 3])
+    func bf16ChainIsCloseToFloat64(batch: Int) throws {
+        var g = GraphBuilder(channels: 2, height: 12, width: 12)
+        let a = g.add(.conv2d(outChannels: 3, kernel: 3, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 1, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 16, kernel: 3, bias: false), b)
+        let d = g.add(.groupNorm(groups: 4, epsilon: 1e-5), c)
+        let e = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), d)
+        let spec = g.head(e)
+        let single = try PrecisionCheck.check(spec, batch: batch)
+        let half = try BLAS.$scopedPrecision.withValue(.bf16) { try PrecisionCheck.check(spec, batch: batch) }
+        #expect(half.largest < 0.05, "\(half)")
+        // bfloat16 really computed: every result is further from Float64 than Float32's.
+        for (h, s) in [(half.logits, single.logits), (half.gradient, single.gradient),
+                       (half.hessianVectorProduct, single.hessianVectorProduct)] {
+            #expect(h > 1e-4 && h > 20 * s, "bf16 \(half), float32 \(single)")
+        }
+    }
+
+    /// bf16 keeps the determinism contract: a replayed product has the bits of a recomputed
+    /// one, and a fresh network computes the same bits.
+    @Test(.enabled(if: machineHasBF16)) func bf16IsDeterministic() throws {
+        try BLAS.$scopedPrecision.withValue(.bf16) { try savedInputsBelongToTheirPass() }
+    }
+
+    /// What no machine computes is refused before anything runs: bf16 with unfolded
+    /// convolutions, with OpenBLAS, or with kernels other than avx512-bf16.
+    @Test func bf16IsRefusedWhereItCannotRun() throws {
+        let refused = [NumericsSettings(convolution: .im2col, precision: .bf16),
+                       NumericsSettings(matrixLibrary: .openblas, precision: .bf16),
+                       NumericsSettings(cpuKernels: .avx512, precision: .bf16),
+                       NumericsSettings(cpuKernels: .avx512AMX, precision: .bf16)]
+        for settings in refused {
+            #expect(throws: NumericsSettings.Failure.self, "\(settings)") { try settings.check() }
+        }
+        try NumericsSettings(precision: .bf16).check()
+        try NumericsSettings(cpuKernels: .avx512BF16, precision: .bf16).check()
+        #expect(NumericsSettings(precision: .bf16).resolved().cpuKernels == .avx512BF16)
+    }
+
     /// Batch sizes change between calls on one network (support, query, evaluation): each
     /// gets its own primitives, and an earlier size's results are unchanged by a later one.
     @Test func batchSizesMixOnOneNetwork() throws {

@@ -240,13 +240,13 @@ import Wire
         }
     }
 
-    /// The numerics settings travel (version 5: a version-4 worker would compute with its own
-    /// kernels and be refused only by the fingerprint), and an unknown kernel set is refused.
+    /// The numerics settings travel (since version 5: a version-4 worker would compute with its
+    /// own kernels and be refused only by the fingerprint), and an unknown kernel set is refused.
     @Test func numericsTravel() throws {
         var original = Self.spec()
         original.numerics = NumericsSettings(cpuKernels: .avx2, matrixLibrary: .openblas, convolution: .im2col, keptSteps: 3)
         let wire = original.wireForm
-        #expect(Wire.version == 5)
+        #expect(Wire.version == 6)
         #expect(try RunSpec(wire: wire).numerics == original.numerics)
         var refused = wire
         refused.numerics.cpuKernels = "sse9"
@@ -254,6 +254,34 @@ import Wire
         refused = wire
         refused.numerics.keptSteps = -1
         #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+    }
+
+    /// The precision travels (version 6: a version-5 worker would compute Float32); Float32 is
+    /// the absent field, and anything else but bf16 is refused.
+    @Test func precisionTravels() throws {
+        var original = Self.spec()
+        original.numerics = NumericsSettings(cpuKernels: .avx512BF16, precision: .bf16)
+        let wire = original.wireForm
+        #expect(wire.numerics.precision == "bf16")
+        #expect(try RunSpec(wire: wire).numerics.precision == .bf16)
+        original.numerics.precision = .float32
+        #expect(original.wireForm.numerics.precision == nil)
+        #expect(try RunSpec(wire: original.wireForm).numerics.precision == .float32)
+        for name in ["float32", "fp16", ""] {
+            var refused = wire
+            refused.numerics.precision = name
+            #expect(throws: WireError.self, "\(name)") { try RunSpec(wire: refused) }
+        }
+    }
+
+    /// Numerics saved before the precision existed (run specification schema 2) read as
+    /// Float32; a bf16 specification reads back as bf16.
+    @Test func savedNumericsWithoutPrecisionAreFloat32() throws {
+        let old = Data(#"{"cpuKernels":"avx512","matrixLibrary":"onednn","keptSteps":2}"#.utf8)
+        let settings = try JSONDecoder().decode(NumericsSettings.self, from: old)
+        #expect(settings == NumericsSettings(cpuKernels: .avx512, keptSteps: 2))
+        let bf16 = NumericsSettings(cpuKernels: .avx512BF16, precision: .bf16)
+        #expect(try JSONDecoder().decode(NumericsSettings.self, from: JSONEncoder().encode(bf16)) == bf16)
     }
 
     /// The run's kept passes (`--keep-steps`) count towards a worker's memory per thread: a

@@ -148,6 +148,13 @@ public enum PrecisionCheck {
     }
 }
 
+/// Whether this CPU has AVX512-BF16 (the `avx512_bf16` flag of /proc/cpuinfo), which bf16
+/// precision needs.
+public let machineHasBF16: Bool = {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512_bf16") }
+}()
+
 /// max |a - b| / max |b| (norm-wise relative error, robust to near-zero entries).
 public func relativeError<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {
     precondition(a.count == b.count, "length mismatch")

@@ -39,7 +39,8 @@ extension RunSpec {
             dataset: wireDataset, validationPatterns: split.validationPatterns, testPatterns: split.testPatterns,
             heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask),
             numerics: .init(cpuKernels: numerics.resolved().cpuKernels?.rawValue ?? "avx2", matrixLibrary: numerics.matrixLibrary.rawValue,
-                            convolution: numerics.convolution?.rawValue, keptSteps: numerics.keptSteps))
+                            convolution: numerics.convolution?.rawValue,
+                            precision: numerics.precision == .float32 ? nil : numerics.precision.rawValue, keptSteps: numerics.keptSteps))
     }
 
     /// The spacing slices are resampled to; nil for whole slices. A dataset spec holds the
@@ -229,7 +230,14 @@ extension RunSpec {
             guard let path = BLAS.ConvolutionPath(rawValue: name) else { throw .malformed("run specification: unknown convolution path '\(name.prefix(20))'") }
             return path
         }
-        let numerics = NumericsSettings(cpuKernels: kernels, matrixLibrary: library, convolution: convolution, keptSteps: n.keptSteps)
+        let precision = try n.precision.map { name throws(WireError) -> BLAS.Precision in
+            guard let precision = BLAS.Precision(rawValue: name), precision != .float32 else {
+                throw .malformed("run specification: unknown precision '\(name.prefix(20))'")
+            }
+            return precision
+        } ?? .float32
+        let numerics = NumericsSettings(cpuKernels: kernels, matrixLibrary: library, convolution: convolution, precision: precision,
+                                        keptSteps: n.keptSteps)
 
         var training = TrainingConfig(meta: meta)
         training.seed = w.seed

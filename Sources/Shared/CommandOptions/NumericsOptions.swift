@@ -10,6 +10,8 @@ public struct NumericsOptions: ParsableArguments {
     @Option(help: "The library that computes matrix products: onednn (default) or openblas. Changes the bits.") public var matrixLibrary: BLAS.Backend?
     @Option(help: "Convolutions on oneDNN's primitives or by unfolding: primitives or im2col (default: the library's own). Changes the bits.")
     public var convolution: BLAS.ConvolutionPath?
+    @Option(help: "The convolutions' operands: float32 (default) or bf16 (bfloat16 inputs, Float32 accumulation and results, Float32 parameters; on oneDNN's avx512-bf16 kernels only, so every worker needs AVX512-BF16). Faster only where the CPU's bfloat16 dot products outrun its Float32 ones; slower on the Intel Xeon of BENCHMARKS.md. Changes the bits.")
+    public var precision: BLAS.Precision?
     @Option(help: "Inner steps whose passes are kept for the exact meta-gradient (default: 2 within 256 MB per thread; the demo's: all). Memory for speed: the same bits.")
     public var keepSteps: Int?
 
@@ -21,12 +23,13 @@ public struct NumericsOptions: ParsableArguments {
 
     /// The settings: the flags, then the command's `defaults` (a model's own, the demo's),
     /// then the environment variables older set-ups used (ONEDNN_MAX_CPU_ISA, MEDMAML_GEMM,
-    /// MEDMAML_CONV, MEDMAML_KEEP_STEPS), then the built-in defaults.
+    /// MEDMAML_CONV, MEDMAML_PRECISION, MEDMAML_KEEP_STEPS), then the built-in defaults.
     public func settings(defaults: NumericsSettings? = nil) -> NumericsSettings {
         let environment = NumericsSettings.fromEnvironment
         return NumericsSettings(cpuKernels: cpuKernels ?? defaults?.cpuKernels ?? environment.cpuKernels,
                                 matrixLibrary: matrixLibrary ?? defaults?.matrixLibrary ?? environment.matrixLibrary,
                                 convolution: convolution ?? defaults?.convolution ?? environment.convolution,
+                                precision: precision ?? defaults?.precision ?? environment.precision,
                                 keptSteps: keepSteps ?? defaults?.keptSteps ?? environment.keptSteps)
     }
 }
@@ -34,6 +37,7 @@ public struct NumericsOptions: ParsableArguments {
 extension NumericsSettings.CPUKernels: ExpressibleByArgument {}
 extension BLAS.Backend: ExpressibleByArgument {}
 extension BLAS.ConvolutionPath: ExpressibleByArgument {}
+extension BLAS.Precision: ExpressibleByArgument {}
 
 /// Applies a run's numerics to this process (resolving the machine's own kernels when none is
 /// named) before it computes anything; returns what was applied, for the run to record.

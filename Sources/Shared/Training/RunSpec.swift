@@ -9,8 +9,9 @@ import MetaLearning
 /// checkpoints and final.safetensors; workers receive its wire form (`Wire.RunSpecification`)
 /// when they register.
 public struct RunSpec: Codable, Sendable {
-    /// The schema's version: 2 added the numerics settings and the datasets' resampling.
-    public static let schemaVersion = 2
+    /// The schema's version: 2 added the numerics settings and the datasets' resampling; 3
+    /// their precision (absent in 2: Float32).
+    public static let schemaVersion = 3
 
     public var schema: Int
     public var runID: String

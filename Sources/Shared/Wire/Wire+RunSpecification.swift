@@ -221,17 +221,20 @@ extension Wire {
 
         /// The numerics settings: oneDNN's instruction set (`avx2`, `avx512`, `avx512-bf16`,
         /// `avx512-amx`), the matrix library (`onednn`, `openblas`), the convolution path
-        /// (`primitives`, `im2col`, absent: the library's default), kept inner steps (absent:
-        /// the default rule).
+        /// (`primitives`, `im2col`, absent: the library's default), the convolutions' precision
+        /// (`bf16`, absent: Float32; new in version 6), kept inner steps (absent: the default
+        /// rule).
         public struct Numerics: Codable, Sendable, Equatable {
             public var cpuKernels: String
             public var matrixLibrary: String
             public var convolution: String?
+            public var precision: String?
             public var keptSteps: Int?
-            public init(cpuKernels: String, matrixLibrary: String, convolution: String?, keptSteps: Int?) {
+            public init(cpuKernels: String, matrixLibrary: String, convolution: String?, precision: String? = nil, keptSteps: Int?) {
                 self.cpuKernels = cpuKernels
                 self.matrixLibrary = matrixLibrary
                 self.convolution = convolution
+                self.precision = precision
                 self.keptSteps = keptSteps
             }
         }

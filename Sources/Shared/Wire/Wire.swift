@@ -16,8 +16,9 @@ public enum Wire {
 
     public static let magic: [UInt8] = Array("MMAL".utf8)
     /// 2: the run specification carries meta-validation patterns; 3: the head-only inner
-    /// loop; 4: the prototype head (a worker without it would compute plain MAML).
-    public static let version: UInt16 = 5
+    /// loop; 4: the prototype head (a worker without it would compute plain MAML); 5: the
+    /// numerics settings; 6: their precision (a worker without it would compute Float32).
+    public static let version: UInt16 = 6
     public static let headerSize = 32
     public static let maximumBodySize = 1 << 20
     /// Frames of a message: header, body and an optional payload.

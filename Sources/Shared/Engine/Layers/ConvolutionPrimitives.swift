@@ -17,12 +17,19 @@ import CDNNL
 /// through reorders with a sum post-op. So every product is a primitive call, and every
 /// result is the exact derivative, as in `Conv2d`'s im2col path.
 ///
+/// In bf16 precision (`BLAS.Precision`) the primitives take their inputs (x, W, y-bar and
+/// their tangents) in bfloat16 and write Float32: the staging reorders round each operand to
+/// bfloat16 as it blocks it, so the saved x is half the size, and every output, accumulation
+/// and sum post-op stays Float32. The rules are unchanged: each product is the exact
+/// derivative of the convolution of the rounded operands.
+///
 /// Primitives are created per batch size on first use (oneDNN's primitive cache makes a
 /// second network's creation cheap) with one OpenMP thread, so the kernel and its
 /// reduction order never depend on the thread count: the determinism contract holds.
 /// Not thread-safe: belongs to one network, which belongs to one thread.
 final class ConvolutionPrimitives {
     let inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool
+    let precision: BLAS.Precision
     private var plans: [Int: Plan] = [:]
     /// Bytes of the layer's saved state per pass: a header (the batch of the copy held, 0 if
     /// none) and the forward's input in the primitive's layout for `capacity` images; 0 when
@@ -38,6 +45,7 @@ final class ConvolutionPrimitives {
         self.width = width
         self.kernel = kernel
         self.hasBias = hasBias
+        precision = BLAS.networkPrecision
         let source = plan(batch: capacity).forwardSource
         stateBytes = source.same ? 0 : Self.header + source.bytes
     }
@@ -243,16 +251,22 @@ private final class Plan {
         let weightDims = [Int64(layer.outChannels), Int64(layer.inChannels), k, k]
         let strides: [Int64] = [1, 1], padding: [Int64] = [pad, pad]
 
-        func descriptor(_ dims: [Int64], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+        func descriptor(_ dims: [Int64], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32) -> dnnl_memory_desc_t {
             var md = dnnl_memory_desc_t()
-            check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims, dnnl_f32, tag), "memory descriptor")
+            check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims, type, tag), "memory descriptor")
             return md
         }
         let plainSource = descriptor(sourceDims, dnnl_nchw), plainDestination = descriptor(destinationDims, dnnl_nchw)
         let plainWeights = descriptor(weightDims, dnnl_oihw)
-        var anySource = descriptor(sourceDims, dnnl_format_tag_any)
+        // Inputs in the precision's type, outputs in Float32 (x and y are each an input of one
+        // primitive and the output of another).
+        let input = layer.precision == .bf16 ? dnnl_bf16 : dnnl_f32
+        var anySource = descriptor(sourceDims, dnnl_format_tag_any, input)
         var anyDestination = descriptor(destinationDims, dnnl_format_tag_any)
-        var anyWeights = descriptor(weightDims, dnnl_format_tag_any)
+        var anyWeights = descriptor(weightDims, dnnl_format_tag_any, input)
+        var anySourceResult = descriptor(sourceDims, dnnl_format_tag_any)
+        var anyDestinationInput = descriptor(destinationDims, dnnl_format_tag_any, input)
+        var anyWeightsResult = descriptor(weightDims, dnnl_format_tag_any)
         var biasDescriptor = descriptor([Int64(layer.outChannels)], dnnl_x)
 
         func attributes(adding: Bool) -> dnnl_primitive_attr_t {
@@ -301,13 +315,13 @@ private final class Plan {
 
         var dataDescriptor = dnnl_convolution_desc_t()
         check(dnnl_convolution_backward_data_desc_init(
-            &dataDescriptor, dnnl_convolution_direct, &anySource, &anyWeights, &anyDestination,
+            &dataDescriptor, dnnl_convolution_direct, &anySourceResult, &anyWeights, &anyDestinationInput,
             strides, padding, padding), "backward-data descriptor")
         let dataPD = create(&dataDescriptor, hint: forwardPD)
 
         var weightsDescriptor = dnnl_convolution_desc_t()
         check(dnnl_convolution_backward_weights_desc_init(
-            &weightsDescriptor, dnnl_convolution_direct, &anySource, &anyWeights, nil, &anyDestination,
+            &weightsDescriptor, dnnl_convolution_direct, &anySource, &anyWeightsResult, nil, &anyDestinationInput,
             strides, padding, padding), "backward-weights descriptor")
         let weightsPD = create(&weightsDescriptor, hint: forwardPD)
 

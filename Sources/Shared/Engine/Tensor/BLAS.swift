@@ -70,11 +70,44 @@ public enum BLAS {
         return path
     }
 
+    /// The number format of the convolutions' operands on the primitives path.
+    public enum Precision: String, Codable, Sendable, CaseIterable {
+        /// Float32 operands and results.
+        case float32
+        /// bfloat16 inputs (activations, weights, incoming gradients, rounded to nearest even
+        /// as each call stages them) with Float32 accumulation and Float32 results, on
+        /// oneDNN's AVX512-BF16 kernels; parameters, optimiser and every other layer stay
+        /// Float32. About half the arithmetic time of a convolution, and other bits.
+        case bf16
+    }
+
+    /// Chosen once per process from `MEDMAML_PRECISION` (`float32` by default).
+    public static let precision: Precision = {
+        do { return try requestedPrecision() } catch { preconditionFailure("\(error)") }
+    }()
+
+    /// The precision `MEDMAML_PRECISION` asks for; throws naming the variable for any other value.
+    public static func requestedPrecision() throws(BLASError) -> Precision {
+        let name = ProcessInfo.processInfo.environment["MEDMAML_PRECISION"] ?? Precision.float32.rawValue
+        guard let precision = Precision(rawValue: name) else {
+            throw BLASError("MEDMAML_PRECISION=\(name.prefix(40)) is not a precision; use one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return precision
+    }
+
+    /// The precision of the networks built in this scope: the process's (`precision`) unless
+    /// a scope sets another, so that tests compare both in one process.
+    @TaskLocal public static var scopedPrecision: Precision?
+
+    /// What a network built now uses.
+    static var networkPrecision: Precision { scopedPrecision ?? precision }
+
     /// Checks the environment variables that set up the engine (the numerics, and
     /// `ActivationMemory`), for executables to call before any work.
     public static func checkEnvironment() throws(BLASError) {
         _ = try requestedBackend()
         _ = try requestedConvolution()
+        _ = try requestedPrecision()
         _ = try ActivationMemory.requestedKeptSteps()
     }
 
@@ -117,7 +150,7 @@ public enum BLAS {
         switch backend {
         case .onednn:
             let isa = ProcessInfo.processInfo.environment["ONEDNN_MAX_CPU_ISA"] ?? "auto"
-            return "onednn \(dnnlVersion) (max ISA \(isa)), convolutions: \(convolution.rawValue)"
+            return "onednn \(dnnlVersion) (max ISA \(isa)), convolutions: \(convolution.rawValue)\(precision == .bf16 ? " in bf16" : "")"
         case .openblas:
             return "openblas \(coreName), convolutions: \(convolution.rawValue)"
         }

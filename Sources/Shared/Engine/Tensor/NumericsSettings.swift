@@ -12,6 +12,9 @@ import Foundation
 ///   match: it is refused with the reason.
 /// - `matrixLibrary`, `convolution`: which library computes matrix products, and whether
 ///   convolutions run on oneDNN's primitives or unfold (change the bits).
+/// - `precision`: the convolutions' operands in Float32 or bfloat16 (`BLAS.Precision`;
+///   changes the bits). bf16 runs on exactly oneDNN's AVX512-BF16 kernels, never on AMX or
+///   on another set's emulation, so every worker of a bf16 run computes the same bits.
 /// - `keptSteps`: inner steps whose passes are kept for the exact meta-gradient
 ///   (`ActivationMemory`; memory for speed, the same bits).
 ///
@@ -55,19 +58,36 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
     public var matrixLibrary: BLAS.Backend = .onednn
     /// nil: the library's default (primitives with oneDNN, unfolding with OpenBLAS).
     public var convolution: BLAS.ConvolutionPath?
+    public var precision: BLAS.Precision = .float32
     /// nil: the default rule.
     public var keptSteps: Int?
 
     public init(cpuKernels: CPUKernels? = nil, matrixLibrary: BLAS.Backend = .onednn, convolution: BLAS.ConvolutionPath? = nil,
-                keptSteps: Int? = nil) {
+                precision: BLAS.Precision = .float32, keptSteps: Int? = nil) {
         self.cpuKernels = cpuKernels
         self.matrixLibrary = matrixLibrary
         self.convolution = convolution
+        self.precision = precision
         self.keptSteps = keptSteps
     }
 
+    private enum CodingKeys: String, CodingKey { case cpuKernels, matrixLibrary, convolution, precision, keptSteps }
+
+    /// Settings saved before the precision existed read as Float32, which they computed with.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        cpuKernels = try c.decodeIfPresent(CPUKernels.self, forKey: .cpuKernels)
+        matrixLibrary = try c.decode(BLAS.Backend.self, forKey: .matrixLibrary)
+        convolution = try c.decodeIfPresent(BLAS.ConvolutionPath.self, forKey: .convolution)
+        precision = try c.decodeIfPresent(BLAS.Precision.self, forKey: .precision) ?? .float32
+        keptSteps = try c.decodeIfPresent(Int.self, forKey: .keptSteps)
+    }
+
+    /// The convolution path these settings compute with.
+    public var effectiveConvolution: BLAS.ConvolutionPath { convolution ?? (matrixLibrary == .onednn ? .primitives : .im2col) }
+
     public var description: String {
-        "cpu kernels \(cpuKernels?.rawValue ?? "native"), \(matrixLibrary.rawValue), convolutions \((convolution ?? (matrixLibrary == .onednn ? .primitives : .im2col)).rawValue), kept steps \(keptSteps.map(String.init) ?? "default")"
+        "cpu kernels \(cpuKernels?.rawValue ?? "native"), \(matrixLibrary.rawValue), convolutions \(effectiveConvolution.rawValue)\(precision == .bf16 ? " in bf16" : ""), kept steps \(keptSteps.map(String.init) ?? "default")"
     }
 
     /// The settings a process with no flags computes with (what runs saved before settings
@@ -78,6 +98,7 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
         if let isa = env["ONEDNN_MAX_CPU_ISA"] { s.cpuKernels = CPUKernels.allCases.first { $0.environmentValue == isa.uppercased() } }
         s.matrixLibrary = env["MEDMAML_GEMM"].flatMap(BLAS.Backend.init(rawValue:)) ?? .onednn
         s.convolution = env["MEDMAML_CONV"].flatMap(BLAS.ConvolutionPath.init(rawValue:))
+        s.precision = env["MEDMAML_PRECISION"].flatMap(BLAS.Precision.init(rawValue:)) ?? .float32
         s.keptSteps = env["MEDMAML_KEEP_STEPS"].flatMap(Int.init)
         return s
     }
@@ -90,7 +111,8 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
     /// The variables the engine reads, as these settings set them.
     var environment: [String: String?] {
         ["ONEDNN_MAX_CPU_ISA": cpuKernels?.environmentValue, "MEDMAML_GEMM": matrixLibrary.rawValue,
-         "MEDMAML_CONV": convolution?.rawValue, "MEDMAML_KEEP_STEPS": keptSteps.map(String.init)]
+         "MEDMAML_CONV": convolution?.rawValue, "MEDMAML_PRECISION": precision == .float32 ? nil : precision.rawValue,
+         "MEDMAML_KEEP_STEPS": keptSteps.map(String.init)]
     }
 
     /// The process's settings, once applied.
@@ -115,11 +137,25 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
         }
     }
 
+    /// Refuses combinations no machine computes: bf16 precision needs oneDNN's primitives and
+    /// exactly the avx512-bf16 kernels (named, or left unset to be resolved to them).
+    public func check() throws(Failure) {
+        guard precision == .bf16 else { return }
+        guard effectiveConvolution == .primitives else {
+            throw .unsupported("bf16 precision runs on oneDNN's convolution primitives, not with --convolution im2col or --matrix-library openblas")
+        }
+        guard cpuKernels == nil || cpuKernels == .avx512BF16 else {
+            throw .unsupported("bf16 precision runs on oneDNN's avx512-bf16 kernels only (other sets sum in other orders, so workers would differ); use --cpu-kernels avx512-bf16 or leave it unset")
+        }
+    }
+
     /// Makes this process compute with these settings: sets what the engine reads before it
     /// first reads it. Applying the same settings again does nothing; other settings throw.
     public func apply() throws(Failure) {
         Self.lock.lock()
         defer { Self.lock.unlock() }
+        try check()
+        if precision == .bf16 && cpuKernels == nil { throw .unsupported("bf16 settings are applied with their kernels named (resolved())") }
         if let current = Self.appliedSettings {
             guard current == self else { throw .alreadyApplied(current) }
             return
@@ -134,8 +170,12 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
             if effective != kernels {
                 let order = CPUKernels.allCases
                 if let effective, order.firstIndex(of: effective)! > order.firstIndex(of: kernels)! {
-                    throw .alreadyApplied(NumericsSettings(cpuKernels: effective, matrixLibrary: matrixLibrary, convolution: convolution,
-                                                           keptSteps: keptSteps))
+                    var current = self
+                    current.cpuKernels = effective
+                    throw .alreadyApplied(current)
+                }
+                if precision == .bf16 {
+                    throw .unsupported("bf16 precision needs a CPU with AVX512-BF16 (this one offers oneDNN's \(effective?.rawValue ?? "less than avx2") kernels); run in float32 here")
                 }
                 throw .unsupported("this CPU cannot run oneDNN's \(kernels.rawValue) kernels (it offers \(effective?.rawValue ?? "less than avx2")); start the run with --cpu-kernels set to what every machine has")
             }
@@ -143,11 +183,12 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
         Self.appliedSettings = self
     }
 
-    /// These settings with the machine's own CPU kernels named when none was asked for: what
-    /// a run records, so every worker computes with the coordinator's kernels.
+    /// These settings with the machine's own CPU kernels named when none was asked for (for
+    /// bf16 precision, its one set): what a run records, so every worker computes with the
+    /// coordinator's kernels.
     public func resolved() -> NumericsSettings {
         var s = self
-        if s.cpuKernels == nil { s.cpuKernels = CPUKernels.named(dnnl_get_effective_cpu_isa()) }
+        if s.cpuKernels == nil { s.cpuKernels = precision == .bf16 ? .avx512BF16 : CPUKernels.named(dnnl_get_effective_cpu_isa()) }
         return s
     }
 }
