@@ -274,6 +274,31 @@ import Wire
         }
     }
 
+    /// The fuzzer's seed messages are messages of today's protocol (each a frame list: a
+    /// 2-byte length, then the frame): they parse, and the WELCOME's run specification is one
+    /// a worker accepts, so fuzzing starts past the version check and into the validation.
+    @Test func fuzzSeedsSpeakTodaysProtocol() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/Corpus/Wire")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(names.count >= 10)
+        for name in names {
+            let bytes = try [UInt8](Data(contentsOf: folder.appendingPathComponent(name)))
+            var frames: [[UInt8]] = [], offset = 0
+            while offset + 2 <= bytes.count {
+                let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8
+                offset += 2
+                frames.append(Array(bytes[offset..<min(bytes.count, offset + length)]))
+                offset += length
+            }
+            let message = try #require(try? Wire.Message(frames: frames, maximumPayload: 1 << 16), "\(name)")
+            if name == "welcome" {
+                let spec = try RunSpec(wire: try message.decode(Wire.Welcome.self).run)
+                #expect(spec.numerics.precision == .bf16)
+            }
+        }
+    }
+
     /// Numerics saved before the precision existed (run specification schema 2) read as
     /// Float32; a bf16 specification reads back as bf16.
     @Test func savedNumericsWithoutPrecisionAreFloat32() throws {
