@@ -38,7 +38,7 @@ extension ScaleBenchmark {
 extension NumericsBenchmark {
     /// One line per seed.
     public func report(seeds: [UInt64]) throws -> String {
-        var lines = ["# \(BLAS.kernelDescription): Float32 against Float64 (OpenBLAS dgemm), \(config.order.rawValue)-order meta-gradient, \(config.innerSteps) inner steps",
+        var lines = ["# \(BLAS.kernelDescription): \(BLAS.precision == .bf16 ? "bf16 convolutions" : "Float32") against Float64 (OpenBLAS dgemm), \(config.order.rawValue)-order meta-gradient, \(config.innerSteps) inner steps",
                      "seed  gradient_distance  conv_output_error  relu_flips  pool_flips"]
         for r in try run(seeds: seeds) {
             lines.append(String(format: "%4d  %17.3e  %17.3e  %10d  %10d", r.seed, r.gradientDistance, r.convolutionError, r.reluFlips, r.poolFlips))

@@ -175,7 +175,7 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
                     throw .alreadyApplied(current)
                 }
                 if precision == .bf16 {
-                    throw .unsupported("bf16 precision needs a CPU with AVX512-BF16 (this one offers oneDNN's \(effective?.rawValue ?? "less than avx2") kernels); run in float32 here")
+                    throw .unsupported("bf16 precision needs a CPU with AVX512-BF16 (this one offers oneDNN's \(effective?.rawValue ?? "less than avx2") kernels); use --precision float32 on this machine")
                 }
                 throw .unsupported("this CPU cannot run oneDNN's \(kernels.rawValue) kernels (it offers \(effective?.rawValue ?? "less than avx2")); start the run with --cpu-kernels set to what every machine has")
             }
