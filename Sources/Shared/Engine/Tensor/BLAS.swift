@@ -77,7 +77,8 @@ public enum BLAS {
         /// bfloat16 inputs (activations, weights, incoming gradients, rounded to nearest even
         /// as each call stages them) with Float32 accumulation and Float32 results, on
         /// oneDNN's AVX512-BF16 kernels; parameters, optimiser and every other layer stay
-        /// Float32. About half the arithmetic time of a convolution, and other bits.
+        /// Float32. Other bits; faster only on CPUs whose bfloat16 dot products outrun their
+        /// Float32 FMAs (slower on the Xeon of BENCHMARKS.md, where they deliver half).
         case bf16
     }
 
