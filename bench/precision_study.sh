@@ -35,7 +35,7 @@ def ci(v):
     return m, m - h, m + h
 def load(name):
     state = json.load(open(f"{out}/{name}/state.json"))
-    (method, result), = [(k, v) for k, v in state["test"].items() if not k.startswith("transfer") and k != "scratch"] or [next(iter(state["test"].items()))]
+    (result,) = state["test"].values()  # the one candidate's family
     steps = max(max(t["steps"]) for t in state["trained"].values())
     return result["instanceDice"], steps, state["stepCost"]
 runs = {n: load(n) for n in ["float32", "bf16", "bf16-steps"]}
