@@ -193,7 +193,7 @@ import Training
         put16(70, 2); put16(72, 8)
         putF(108, 352); putF(112, 1)
         header[344...347] = [0x6E, 0x2B, 0x31, 0]
-        let huge = folder.write("huge.nii", Data(header))
+        let huge = try folder.write("huge.nii", Data(header))
         #expect(throws: DataError.self) { try NIfTIVolume.read(path: huge) }
         do { _ = try NIfTIVolume.read(path: huge) } catch { #expect("\(error)".contains("voxels"), "\(error)") }
         // 3 GB of zeros compress to about 3 MB: refused past the limit, not inflated. Behind a
@@ -203,13 +203,13 @@ import Training
         zeros = Data()
         var bomb = Data()
         for _ in 0..<48 { bomb.append(chunk) }   // 48 members of 64 MB: 3 GB inflated
-        let path = folder.write("bomb.nii.gz", bomb)
+        let path = try folder.write("bomb.nii.gz", bomb)
         let error = try #require(throws: DataError.self) { try NIfTIVolume.read(path: path) }
         #expect("\(error)".contains("not a NIfTI-1 file"), "\(error)")
         // Behind a valid header of a 4D volume whose 200 volumes of 256^3 would take 3.3 GB,
         // the inflation stops at the limit (2 GiB), a chunk at a time, never held whole.
         put16(40, 4); put16(42, 256); put16(44, 256); put16(46, 256); put16(48, 200)
-        let headed = folder.write("headed-bomb.nii.gz", try Gzip.compress(Data(header)) + bomb)
+        let headed = try folder.write("headed-bomb.nii.gz", try Gzip.compress(Data(header)) + bomb)
         let limit = try #require(throws: DataError.self) { try NIfTIVolume.read(path: headed) }
         #expect("\(limit)".contains("exceeds"), "\(limit)")
     }

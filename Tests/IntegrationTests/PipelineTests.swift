@@ -149,7 +149,7 @@ import Training
     }
 
     @Test func badInputsAreOneClearLine() throws {
-        let bad = folder.write("bad.safetensors", Data([1, 2, 3]))
+        let bad = try folder.write("bad.safetensors", Data([1, 2, 3]))
         // A folder another process is writing into (this one holds it).
         let held = folder.path + "/held"
         let lock = try FolderLock(folder: held, purpose: "a test")

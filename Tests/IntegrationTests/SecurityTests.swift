@@ -53,7 +53,7 @@ import Wire
         chmod(base + ".key", 0o644)
         #expect(throws: SecurityError.self) { try CurveKeyPair.read(secretFile: base + ".key") }
         do { _ = try CurveKeyPair.read(secretFile: base + ".key") } catch { #expect("\(error)".contains("too loose")) }
-        let garbage = folder.write("garbage.key", Data("secret-key = \"not a key\"\n".utf8))
+        let garbage = try folder.write("garbage.key", Data("secret-key = \"not a key\"\n".utf8))
         chmod(garbage, 0o600)
         #expect(throws: SecurityError.self) { try CurveKeyPair.read(secretFile: garbage) }
         #expect(throws: SecurityError.self) { try CurveKeyPair.read(secretFile: base + ".pub") }
@@ -98,9 +98,9 @@ import Wire
             if pair.publicKey.contains("#") { withHash.append(pair) }
         }
         let text = "# workers of this run\npublic-key = \"\(withHash[0].publicKey)\"\n\(withHash[1].publicKey)  # bare, with a comment\n\n"
-        let file = folder.write("authorized.txt", Data(text.utf8))
+        let file = try folder.write("authorized.txt", Data(text.utf8))
         #expect(try CurveKeyPair.readAuthorized(file) == Set(withHash.map(\.publicKey)))
-        let bad = folder.write("bad.txt", Data("\(withHash[0].publicKey)\nnot-a-key\n".utf8))
+        let bad = try folder.write("bad.txt", Data("\(withHash[0].publicKey)\nnot-a-key\n".utf8))
         do { _ = try CurveKeyPair.readAuthorized(bad); Issue.record("accepted a bad line") } catch {
             #expect("\(error)".contains("line 2"))
         }

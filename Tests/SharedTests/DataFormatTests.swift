@@ -49,8 +49,8 @@ import TestSupport
     @Test func badFiles() throws {
         let tmp = TemporaryFolder()
         let good = try Data(contentsOf: URL(fileURLWithPath: Self.folder + "/u8.nii"))
-        func expectError(_ data: Data, _ name: String, _ fragment: String) {
-            let path = tmp.write(name, data)
+        func expectError(_ data: Data, _ name: String, _ fragment: String) throws {
+            let path = try tmp.write(name, data)
             do {
                 _ = try NIfTIVolume.read(path: path)
                 Issue.record("\(name) was accepted")
@@ -59,24 +59,24 @@ import TestSupport
                 #expect(error.description.contains(fragment), "\(name): \(error)")
             }
         }
-        expectError(good.prefix(100), "short.nii", "shorter than a NIfTI-1 header")
-        expectError(good.dropLast(10), "truncated.nii", "truncated")
+        try expectError(good.prefix(100), "short.nii", "shorter than a NIfTI-1 header")
+        try expectError(good.dropLast(10), "truncated.nii", "truncated")
         var magic = good; magic[344] = UInt8(ascii: "x")
-        expectError(magic, "magic.nii", "bad magic")
+        try expectError(magic, "magic.nii", "bad magic")
         var pair = good; pair.replaceSubrange(344..<348, with: Array("ni1\0".utf8))
-        expectError(pair, "pair.nii", "two-file")
+        try expectError(pair, "pair.nii", "two-file")
         var dtype = good; dtype[70] = 32; dtype[71] = 0
-        expectError(dtype, "complex.nii", "datatype 32")
+        try expectError(dtype, "complex.nii", "datatype 32")
         var bitpix = good; bitpix[72] = 16
-        expectError(bitpix, "bitpix.nii", "bitpix")
+        try expectError(bitpix, "bitpix.nii", "bitpix")
         var dims = good; dims[42] = 0; dims[43] = 0
-        expectError(dims, "dims.nii", "non-positive dimension")
+        try expectError(dims, "dims.nii", "non-positive dimension")
         var size = good; size[0] = 0x1C; size[1] = 0x02
-        expectError(size, "nifti2.nii", "NIfTI-2")
+        try expectError(size, "nifti2.nii", "NIfTI-2")
         var offset = good; offset.replaceSubrange(108..<112, with: withUnsafeBytes(of: Float(10).bitPattern.littleEndian) { Array($0) })
-        expectError(offset, "offset.nii", "vox_offset")
-        expectError(Data([0x1F, 0x8B, 1, 2, 3, 4]), "corrupt.nii.gz", "gzip")
-        expectError(good, "plain.nii.gz", "not gzip")
+        try expectError(offset, "offset.nii", "vox_offset")
+        try expectError(Data([0x1F, 0x8B, 1, 2, 3, 4]), "corrupt.nii.gz", "gzip")
+        try expectError(good, "plain.nii.gz", "not gzip")
         #expect(throws: DataError.self) { try NIfTIVolume.read(path: tmp.path + "/missing.nii") }
     }
 }
@@ -115,7 +115,7 @@ import TestSupport
         let cut = 700_003
         let members = try Gzip.compress(data.prefix(cut)) + Gzip.compress(data.dropFirst(cut))
         for (name, bytes) in [("plain.nii", data), ("members.nii.gz", members)] {
-            let path = tmp.write(name, bytes)
+            let path = try tmp.write(name, bytes)
             let v = try NIfTIVolume.read(path: path)
             #expect(v.dims == (64, 48, 50) && v.spacing == (0.7, 0.9, 2.5))
             #expect(v.values == values, "\(name)")
@@ -132,11 +132,11 @@ import TestSupport
         // A gzip stream cut short, and a file whose data ends early, are refused.
         for (name, bytes, fragment) in [("cut.nii.gz", gz.prefix(gz.count / 2), "truncated gzip"),
                                         ("short-data.nii.gz", try Gzip.compress(data.dropLast(9)), "data is truncated")] {
-            let path = tmp.write(name, Data(bytes))
+            let path = try tmp.write(name, Data(bytes))
             #expect { try NIfTIVolume.read(path: path) } throws: { "\($0)".contains(fragment) && "\($0)".contains(path) }
         }
         // Bytes after the last member that start no other are ignored, as gzip does.
-        let path = tmp.write("trailing.nii.gz", gz + Data([0, 0, 0, 7]))
+        let path = try tmp.write("trailing.nii.gz", gz + Data([0, 0, 0, 7]))
         #expect(try NIfTIVolume.read(path: path).values == values)
     }
 

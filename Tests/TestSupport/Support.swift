@@ -270,9 +270,9 @@ public final class TemporaryFolder {
         return target
     }
 
-    public func write(_ name: String, _ data: Data) -> String {
+    public func write(_ name: String, _ data: Data) throws -> String {
         let p = path + "/" + name
-        FileManager.default.createFile(atPath: p, contents: data)
+        try data.write(to: URL(fileURLWithPath: p))
         return p
     }
 }

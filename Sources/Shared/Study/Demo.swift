@@ -66,7 +66,7 @@ public enum Demo {
         var options = VolumeOptions()
         options.size = size
         options.separateVolumes = true
-        let (spec, source) = try DatasetSpec.open(folder, options: options, logger: logger)
+        let (_, source) = try DatasetSpec.open(folder, options: options, logger: logger)
         return (RegimeMap.CrossDomain(name: "the real-scan fold", source: source, tasks: Array(source.taskNames.indices),
                                       shots: [1, 5], perTask: perTask), nil)
     }

@@ -15,7 +15,7 @@ public struct CurveKeyPair: Sendable {
     public static func generate() throws(SecurityError) -> CurveKeyPair {
         var pub = [CChar](repeating: 0, count: 41), sec = [CChar](repeating: 0, count: 41)
         guard zmq_curve_keypair(&pub, &sec) == 0 else { throw .unavailable("this libzmq has no CURVE support") }
-        return CurveKeyPair(publicKey: String(cString: pub), secretKey: String(cString: sec))
+        return CurveKeyPair(publicKey: String(zeroTerminated: pub), secretKey: String(zeroTerminated: sec))
     }
 
     /// Writes `base.key` (mode 0600) and `base.pub`. Refuses to overwrite.
@@ -72,7 +72,7 @@ public struct CurveKeyPair: Sendable {
         guard valid(secret) else { throw .file(path: path, reason: "the secret key is not 40 valid Z85 characters") }
         var derived = [CChar](repeating: 0, count: 41)
         guard zmq_curve_public(&derived, secret) == 0 else { throw .file(path: path, reason: "cannot derive the public key") }
-        let publicKey = String(cString: derived)
+        let publicKey = String(zeroTerminated: derived)
         if let stated = field("public-key", in: text), stated != publicKey {
             throw .file(path: path, reason: "the public key in the file does not belong to its secret key")
         }

@@ -62,7 +62,7 @@ public final class ZAPHandler: @unchecked Sendable {
         }
         var z85 = [CChar](repeating: 0, count: 41)
         zmq_z85_encode(&z85, f[6], 32)
-        let key = String(cString: z85)
+        let key = String(zeroTerminated: z85)
         guard allowed.contains(f[6]) else {
             lock.withLock { refusals += 1 }
             logger.warning("refused a worker key that is not authorized", metadata: ["peer.address": "\(address)", "peer.key": "\(key)"])

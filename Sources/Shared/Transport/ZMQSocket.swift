@@ -120,7 +120,7 @@ public final class ZMQSocket {
         var buffer = [CChar](repeating: 0, count: 512)
         var size = buffer.count
         _ = zmq_getsockopt(handle, ZMQ_LAST_ENDPOINT, &buffer, &size)
-        return String(cString: buffer)
+        return String(zeroTerminated: buffer)
     }
 
     /// Sends a multipart message. Returns false if it would block (with `dontWait`) or the
@@ -197,5 +197,13 @@ public final class ZMQSocket {
             throw .last("zmq_poll")
         }
         return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+    }
+}
+
+extension String {
+    /// The text of a character buffer that libzmq filled with a NUL-terminated string, read
+    /// no further than the buffer: without a terminator it ends at the buffer's end.
+    init(zeroTerminated buffer: [CChar]) {
+        self.init(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -6,7 +6,7 @@ import RealModule
 ///
 /// The only requirement beyond arithmetic is a matrix product. Every engine kernel is
 /// generic over this protocol and is specialised for `Float` in release builds.
-public protocol EngineScalar: BinaryFloatingPoint, Real, SIMDScalar, Sendable
+public protocol EngineScalar: BinaryFloatingPoint, Real, SIMDScalar, Sendable, Codable
 where RawSignificand: FixedWidthInteger {
     /// `C = alpha * op(A) * op(B) + beta * C`, row-major, where `op(X)` is `X` or `X^T`.
     ///
