@@ -10,7 +10,7 @@ public struct NumericsOptions: ParsableArguments {
     @Option(help: "The library that computes matrix products: onednn (default) or openblas. Changes the bits.") public var matrixLibrary: BLAS.Backend?
     @Option(help: "Convolutions on oneDNN's primitives or by unfolding: primitives or im2col (default: the library's own). Changes the bits.")
     public var convolution: BLAS.ConvolutionPath?
-    @Option(help: "The convolutions' operands: float32 (default) or bf16 (bfloat16 inputs, Float32 accumulation and results, Float32 parameters; on oneDNN's avx512-bf16 kernels only, so every worker needs AVX512-BF16). Faster only where the CPU's bfloat16 dot products outrun its Float32 ones; slower on the Intel Xeon of BENCHMARKS.md. Changes the bits.")
+    @Option(help: "The convolutions' operands: float32 (default) or bf16 (bfloat16 inputs, Float32 accumulation and results, Float32 parameters; on oneDNN's avx512-bf16 kernels only, so every worker needs AVX512-BF16). Faster only where the CPU's bfloat16 dot products outrun its Float32 ones (BENCHMARKS.md: faster on an AMD EPYC, slower on an Intel Xeon). Changes the bits.")
     public var precision: BLAS.Precision?
     @Option(help: "Inner steps whose passes are kept for the exact meta-gradient (default: 2 within 256 MB per thread; the demo's: all). Memory for speed: the same bits.")
     public var keepSteps: Int?
