@@ -246,7 +246,7 @@ import Wire
         var original = Self.spec()
         original.numerics = NumericsSettings(cpuKernels: .avx2, matrixLibrary: .openblas, convolution: .im2col, keptSteps: 3)
         let wire = original.wireForm
-        #expect(Wire.version == 6)
+        #expect(Wire.version == 7)
         #expect(try RunSpec(wire: wire).numerics == original.numerics)
         var refused = wire
         refused.numerics.cpuKernels = "sse9"

@@ -22,8 +22,9 @@ import Wire
         /// Slots handed to the coordinator's own computation.
         var arbitrations: [Int] = []
 
-        init(maximumFaults: Int = 3, prefetch: Int? = nil, verify: Double = 0) {
+        init(maximumFaults: Int = 3, prefetch: Int? = nil, verify: Double = 0, heartbeat: Double = Wire.heartbeatInterval) {
             var settings = Scheduler.Settings(parameterCount: SchedulerTests.count)
+            settings.heartbeat = Wire.Heartbeat(interval: heartbeat)
             settings.maximumFaults = maximumFaults
             settings.verifyFraction = verify
             if let prefetch { settings.prefetch = prefetch }
@@ -160,6 +161,22 @@ import Wire
         #expect(!h.commands(to: a).contains(.heartbeat))
         h.tick(0.6)
         #expect(h.commands(to: a).filter { $0 == .heartbeat }.count == 1)
+    }
+
+    /// A coordinator's `--heartbeat` goes to every worker in WELCOME and sets its own times:
+    /// heartbeats every interval, and a worker silent for 5 of them is declared dead.
+    @Test func theHeartbeatIntervalTravelsInWelcomeAndSetsTheExpiry() throws {
+        var h = Harness(heartbeat: 0.2)
+        h.receive(a, Wire.Message(.hello, run: .none, body: Wire.Hello(name: "w1", threads: 1, previousRun: nil)))
+        let welcome = try #require(h.sent.first { $0.to == a && $0.1.command == .welcome })
+        #expect(try welcome.1.decode(Wire.Welcome.self).heartbeat == 0.2)
+        h.join(b)
+        h.tick(0.25)
+        #expect(h.commands(to: b).contains(.heartbeat))
+        h.tick(0.5)
+        #expect(h.scheduler.readyWorkers == 1, "b heard from 0.75 s ago is still alive")
+        h.tick(0.6)
+        #expect(h.scheduler.readyWorkers == 0, "b silent for 1.35 s (more than 5 x 0.2 s) is dead")
     }
 
     @Test func stragglerGetsABackupAndTheFirstResultWins() {

@@ -127,6 +127,38 @@ import Wire
         #expect(h.sent.last == .ready)
     }
 
+    /// The coordinator's heartbeat interval (WELCOME) sets the worker's: its heartbeats, its
+    /// expiry of the coordinator and its reconnect delays all scale with it. One outside the
+    /// accepted range, or not finite, is a malformed WELCOME and changes nothing.
+    @Test func theWelcomesHeartbeatSetsEveryLivenessTime() {
+        var h = Harness()
+        h.handle(.start)
+        for bad in [0.0, -1, .nan, .infinity, 1e9] {
+            h.receive(Wire.Message(.welcome, run: Self.run, body: Wire.Welcome(run: Self.specification(), heartbeat: bad)))
+        }
+        #expect(h.loads == 0, "an out-of-range heartbeat was accepted")
+        #expect(h.session.heartbeat == Wire.Heartbeat(interval: Wire.heartbeatInterval))
+        h.receive(Wire.Message(.welcome, run: Self.run, body: Wire.Welcome(run: Self.specification(), heartbeat: 0.25)))
+        h.handle(.loaded(runID: Self.run.description, .success(.init(ready: Self.ready, parameterCount: 3))))
+        #expect(h.loads == 1 && h.sent == [.hello, .ready])
+        // Heartbeats every 0.25 s (not 1 s), and silence is death after 1.25 s (not 5 s).
+        h.tick(0.3)
+        #expect(h.sent.last == .heartbeat)
+        h.tick(1.0)
+        #expect(h.actions.contains { if case .disconnect = $0 { true } else { false } })
+        // The first reconnect comes after 0.25 s, and the delays double up to 5 s (not 20 s).
+        h.tick(0.3)
+        #expect(h.connects == 2)
+        var gaps: [Double] = []
+        var last = h.now
+        while h.now < 60 {
+            let before = h.connects
+            h.tick(0.05)
+            if h.connects > before { gaps.append(h.now - last); last = h.now }
+        }
+        #expect((gaps.max() ?? 0) < 5 + 1.25 + 0.1 && (gaps.max() ?? 0) > 5, "reconnect gaps \(gaps)")
+    }
+
     @Test func idleTimeoutEndsAWorkerNobodyTalksTo() {
         var h = Harness(idleTimeout: 12)
         h.handle(.start)

@@ -50,6 +50,8 @@ public final class DistributedBackend: TaskBackend {
     private let verdicts = Locked<[(batch: UInt64, slot: Int, Result<(Wire.Result, [Float]?), Scheduler.ArbitrationFailure>)]>([])
     /// Fraction of slots computed twice and compared (`--verify`).
     public var verifyFraction = 0.0
+    /// Seconds between heartbeats (`--heartbeat`), which workers adopt from WELCOME.
+    public var heartbeatInterval = Wire.heartbeatInterval
     /// Memory (bytes) the socket may hold above the coordinator's own use before every
     /// connection is dropped (see `guardMemory`).
     public var memoryBudget = Wire.defaultMemoryBudget
@@ -91,6 +93,7 @@ public final class DistributedBackend: TaskBackend {
         var settings = Scheduler.Settings(parameterCount: run.outer.layout.count)
         settings.prefetch = prefetch
         settings.verifyFraction = verifyFraction
+        settings.heartbeat = Wire.Heartbeat(interval: heartbeatInterval)
         settings.referenceNorm = numerics.gradientNorm
         arbitrationBytes = 2 * numerics.taskBytes
         arbiter = Arbiter(spec: run.spec, source: run.source)
@@ -149,9 +152,9 @@ public final class DistributedBackend: TaskBackend {
     public func finish() {
         guard scheduler != nil else { return close() }
         try? perform(scheduler!.shutdownAll(reason: "the run is complete"))
-        let deadline = clock.now + scheduler!.settings.farewellPeriod
+        let deadline = clock.now + scheduler!.settings.heartbeat.farewellPeriod
         if scheduler!.missingWorkers > 0 {
-            onStatus?("the run is complete; waiting up to \(Int(scheduler!.settings.farewellPeriod)) s for \(scheduler!.missingWorkers) worker(s) that lost their connection, to tell them")
+            onStatus?("the run is complete; waiting up to \(Int(scheduler!.settings.heartbeat.farewellPeriod)) s for \(scheduler!.missingWorkers) worker(s) that lost their connection, to tell them")
         }
         while scheduler!.missingWorkers > 0 && clock.now < deadline && StopSignal.received == nil {
             do { try pump() } catch { break }

@@ -8,7 +8,7 @@ extension Scheduler {
     /// The deadline after which an outstanding task gets a backup copy: a multiple of the lower
     /// quartile of recent task times, so that slow workers cannot push it up step after step.
     public var deadline: Double {
-        guard !taskTimes.isEmpty else { return max(settings.minimumDeadline, settings.initialDeadline) }
+        guard !taskTimes.isEmpty else { return max(settings.minimumDeadline, settings.heartbeat.initialDeadline) }
         let sorted = taskTimes.suffix(64).sorted()
         return max(settings.minimumDeadline, settings.deadlineFactor * sorted[sorted.count / 4])
     }

@@ -9,7 +9,7 @@ extension Scheduler {
         var actions: [Action] = []
         for id in workers.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             guard let w = workers[id] else { continue }
-            if now - w.lastSeen > settings.heartbeatExpiry {
+            if now - w.lastSeen > settings.heartbeat.expiry {
                 counters.lost += 1
                 // A restarted worker may have registered again before its old connection fell
                 // silent: then it is not missing.
@@ -19,7 +19,7 @@ extension Scheduler {
                 actions += remove(id)
                 continue
             }
-            if now - w.lastSent >= settings.heartbeatInterval {
+            if now - w.lastSent >= settings.heartbeat.interval {
                 workers[id]?.lastSent = now
                 actions.append(.send(id, Wire.Message(.heartbeat, run: run, body: Wire.Empty())))
             }

@@ -35,10 +35,10 @@ public struct Scheduler {
 
     /// The protocol's scheduling numbers (`Wire`), adjustable for tests and benchmarks.
     public struct Settings: Sendable {
-        public var heartbeatInterval = Wire.heartbeatInterval
-        public var heartbeatExpiry = Wire.heartbeatExpiry
+        /// The run's heartbeat interval and the liveness times derived from it (expiry,
+        /// initial backup deadline, farewell period); sent to every worker in WELCOME.
+        public var heartbeat = Wire.Heartbeat(interval: Wire.heartbeatInterval)
         public var minimumDeadline = Wire.minimumDeadline
-        public var initialDeadline = Wire.initialDeadline
         public var deadlineFactor = Wire.deadlineFactor
         public var presumedLostFactor = Wire.presumedLostFactor
         public var maximumFaults = Wire.maximumFaults
@@ -50,11 +50,6 @@ public struct Scheduler {
         /// The norm of an honest meta-gradient of this run (the numerics check's), so outliers
         /// are recognised from the first step.
         public var referenceNorm: Double?
-        /// How long the coordinator, once the run is over, waits for workers that lost their
-        /// connection to come back and hear so: one worker reconnection at the longest delay
-        /// after it noticed the silence. A batch system restarts a crashed worker (Kubernetes,
-        /// restartPolicy OnFailure); told the run is over it exits 0, and its pod is done.
-        public var farewellPeriod = Wire.reconnectDelayMaximum + Wire.heartbeatExpiry
         /// Meta-parameter count: the size every meta-gradient must have.
         public var parameterCount: Int
         public init(parameterCount: Int) { self.parameterCount = parameterCount }
@@ -231,8 +226,12 @@ public struct Scheduler {
     /// Norms of recently accepted meta-gradients, in slot order batch after batch.
     var acceptedNorms: [Double] = []
 
+    /// `welcome`'s heartbeat is set to the settings' interval, so workers keep the times the
+    /// scheduler expects of them.
     public init(run: Wire.RunID, welcome: Wire.Welcome, datasetFingerprint: String, numericsFingerprint: String, settings: Settings) {
         self.run = run
+        var welcome = welcome
+        welcome.heartbeat = settings.heartbeat.interval
         self.welcome = welcome
         self.datasetFingerprint = datasetFingerprint
         self.numericsFingerprint = numericsFingerprint

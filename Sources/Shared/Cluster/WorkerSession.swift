@@ -21,10 +21,8 @@ public struct WorkerSession {
         public var idleTimeout: Double = 0
         /// Whether the connection uses CURVE (for the message when handshakes fail).
         public var secure = false
-        public var heartbeatInterval = Wire.heartbeatInterval
-        public var heartbeatExpiry = Wire.heartbeatExpiry
-        public var reconnectDelay = Wire.reconnectDelay
-        public var reconnectDelayMaximum = Wire.reconnectDelayMaximum
+        /// The liveness times until a coordinator's WELCOME brings its own heartbeat interval.
+        public var heartbeat = Wire.Heartbeat(interval: Wire.heartbeatInterval)
         /// Consecutive failed security handshakes after which the worker gives up: the
         /// coordinator does not accept this worker's key, or this is not the coordinator's key.
         public var handshakeFailureLimit = 3
@@ -149,10 +147,13 @@ public struct WorkerSession {
     /// The run this worker last belonged to: a coordinator of another run refuses it.
     private(set) var previousRun: String?
     private var handshakeFailures = 0
+    /// The liveness times in force: the settings' until a WELCOME names the coordinator's.
+    public private(set) var heartbeat: Wire.Heartbeat
 
     public init(settings: Settings, now: Double) {
         self.settings = settings
-        delay = settings.reconnectDelay
+        heartbeat = settings.heartbeat
+        delay = heartbeat.reconnectDelay
         lastHeardAnyone = now
     }
 
@@ -212,17 +213,17 @@ public struct WorkerSession {
             if settings.idleTimeout > 0 && now - lastHeardAnyone > settings.idleTimeout { return exit(.idle) }
             return now >= until ? connect(now: now) : []
         case .connected(var c):
-            if now - c.lastHeard > settings.heartbeatExpiry {
+            if now - c.lastHeard > heartbeat.expiry {
                 // Paranoid Pirate: the coordinator is gone; reconnect after a growing delay.
-                if c.hadContact { delay = settings.reconnectDelay }
+                if c.hadContact { delay = heartbeat.reconnectDelay }
                 if settings.idleTimeout > 0 && now - lastHeardAnyone > settings.idleTimeout { return exit(.idle) }
                 state = .waiting(until: now + delay)
                 let actions: [Action] = [.disconnect, .log(.warning, "coordinator silent; reconnecting", ["delay.s": "\(delay)"])]
-                delay = min(delay * 2, settings.reconnectDelayMaximum)
+                delay = min(delay * 2, heartbeat.reconnectDelayMaximum)
                 return actions
             }
             if settings.idleTimeout > 0 && now - lastHeardAnyone > settings.idleTimeout { return exit(.idle) }
-            guard c.hadContact, now - c.lastSent >= settings.heartbeatInterval else { return [] }
+            guard c.hadContact, now - c.lastSent >= heartbeat.interval else { return [] }
             c.lastSent = now
             state = .connected(c)
             return [.send(Wire.Message(.heartbeat, run: c.run, body: Wire.Empty()))]
@@ -246,6 +247,10 @@ public struct WorkerSession {
             guard let welcome = try? message.decode(Wire.Welcome.self), let id = Wire.RunID(hex: welcome.run.runID) else {
                 return [.log(.warning, "malformed welcome dropped", [:])]
             }
+            guard welcome.heartbeat.isFinite, Wire.heartbeatIntervalRange.contains(welcome.heartbeat) else {
+                return [.log(.warning, "malformed welcome dropped", ["reason": "heartbeat \(welcome.heartbeat) s is outside \(Wire.heartbeatIntervalRange)"])]
+            }
+            heartbeat = Wire.Heartbeat(interval: welcome.heartbeat)
             c.run = id
             c.readySent = false
             state = .connected(c)

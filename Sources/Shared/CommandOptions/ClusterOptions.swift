@@ -19,6 +19,8 @@ public struct ClusterOptions: ParsableArguments {
     @Flag(help: "Allow unencrypted, unauthenticated traffic on a non-loopback address.") public var insecure = false
     @Option(help: "Fraction (0...1) of tasks computed again by a second worker and compared bit for bit; a disagreement is settled by a third computation and the wrong worker quarantined.")
     public var verify = 0.0
+    @Option(help: "Seconds between heartbeats with the workers, which adopt it; a worker silent for 5 of them is declared dead, and every other liveness time scales with it. Lower it to notice failures sooner on a fast network.")
+    public var heartbeat = Wire.heartbeatInterval
     @Option(help: "Memory (MB) the coordinator's socket may hold beyond the run's own use before every connection is dropped and workers re-register.")
     public var memoryBudget = Wire.defaultMemoryBudget >> 20
     @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (for example 0.0.0.0:9464).") public var metricsAddress: String?
@@ -41,6 +43,7 @@ public struct ClusterOptions: ParsableArguments {
         s.insecure = insecure
         s.verify = verify
         s.memoryBudgetMB = memoryBudget
+        s.heartbeat = heartbeat
         s.workerLogLevel = logLevel
         return s
     }

@@ -14,10 +14,15 @@ extension Wire {
         }
     }
 
-    /// The run's specification, in its wire form: a worker needs nothing else.
+    /// The run's specification, in its wire form, and the coordinator's heartbeat interval
+    /// (seconds; new in version 7), which the worker adopts: a worker needs nothing else.
     public struct Welcome: Codable, Sendable, Equatable {
         public var run: RunSpecification
-        public init(run: RunSpecification) { self.run = run }
+        public var heartbeat: Double
+        public init(run: RunSpecification, heartbeat: Double = Wire.heartbeatInterval) {
+            self.run = run
+            self.heartbeat = heartbeat
+        }
     }
 
     public struct Ready: Codable, Sendable, Equatable {

@@ -17,8 +17,9 @@ public enum Wire {
     public static let magic: [UInt8] = Array("MMAL".utf8)
     /// 2: the run specification carries meta-validation patterns; 3: the head-only inner
     /// loop; 4: the prototype head (a worker without it would compute plain MAML); 5: the
-    /// numerics settings; 6: their precision (a worker without it would compute Float32).
-    public static let version: UInt16 = 6
+    /// numerics settings; 6: their precision (a worker without it would compute Float32);
+    /// 7: WELCOME carries the coordinator's heartbeat interval, which the worker adopts.
+    public static let version: UInt16 = 7
     public static let headerSize = 32
     public static let maximumBodySize = 1 << 20
     /// Frames of a message: header, body and an optional payload.
@@ -48,22 +49,41 @@ public enum Wire {
 
     // MARK: Timing
 
-    /// Seconds between heartbeats, in both directions.
+    /// Seconds between heartbeats, in both directions, unless the coordinator says otherwise
+    /// (`--heartbeat`, sent in WELCOME).
     public static let heartbeatInterval = 1.0
+    /// The heartbeat intervals a coordinator may choose and a worker accepts.
+    public static let heartbeatIntervalRange = 0.1...60.0
     /// Heartbeats a peer may miss before it is declared dead.
     public static let liveness = 5
     /// Silence after which a peer is dead.
-    public static let heartbeatExpiry = heartbeatInterval * Double(liveness)
+    public static let heartbeatExpiry = Heartbeat(interval: heartbeatInterval).expiry
     /// A worker's first reconnect delay after losing the coordinator, doubled up to the maximum.
-    public static let reconnectDelay = heartbeatInterval
-    public static let reconnectDelayMaximum = heartbeatExpiry * 4
+    public static let reconnectDelay = Heartbeat(interval: heartbeatInterval).reconnectDelay
+    public static let reconnectDelayMaximum = Heartbeat(interval: heartbeatInterval).reconnectDelayMaximum
+
+    /// Every liveness time of a run, derived from its heartbeat interval, so that one number
+    /// (the coordinator's `--heartbeat`) scales them together on both sides.
+    public struct Heartbeat: Sendable, Equatable {
+        public var interval: Double
+        public init(interval: Double) { self.interval = interval }
+        /// Silence after which a peer is dead.
+        public var expiry: Double { interval * Double(Wire.liveness) }
+        public var reconnectDelay: Double { interval }
+        public var reconnectDelayMaximum: Double { expiry * 4 }
+        /// The backup deadline before any task time has been observed.
+        public var initialDeadline: Double { expiry * 4 }
+        /// How long a finished run waits for a worker it declared dead to come back and hear
+        /// so: one reconnection at the longest delay after the worker noticed the silence.
+        public var farewellPeriod: Double { reconnectDelayMaximum + expiry }
+    }
 
     // MARK: Scheduling
 
     /// No backup copy is made for a task younger than this (seconds).
     public static let minimumDeadline = 5.0
     /// The backup deadline before any task time has been observed.
-    public static let initialDeadline = heartbeatExpiry * 4
+    public static let initialDeadline = Heartbeat(interval: heartbeatInterval).initialDeadline
     /// Once task times are known, a task gets a backup after this many times the median.
     public static let deadlineFactor = 3.0
     /// A task unanswered for this many deadlines is presumed lost and requeued.

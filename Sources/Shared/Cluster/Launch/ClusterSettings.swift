@@ -31,6 +31,8 @@ public struct ClusterSettings: Sendable, Equatable {
     public var verify = 0.0
     /// Memory (MB) the socket may hold beyond the run's own before connections are dropped.
     public var memoryBudgetMB = Wire.defaultMemoryBudget >> 20
+    /// Seconds between heartbeats; every liveness time scales with it, on the workers too.
+    public var heartbeat = Wire.heartbeatInterval
     /// Log level handed to local workers.
     public var workerLogLevel: Logger.Level = .info
 
@@ -72,6 +74,9 @@ public struct ClusterSettings: Sendable, Equatable {
         guard (0...64).contains(prefetch) else { throw .invalid("--prefetch must be between 0 and 64") }
         guard verify.isFinite, (0...1).contains(verify) else { throw .invalid("--verify takes a fraction in 0...1") }
         guard (16...1 << 20).contains(memoryBudgetMB) else { throw .invalid("--memory-budget takes 16...1048576 MB") }
+        guard heartbeat.isFinite, Wire.heartbeatIntervalRange.contains(heartbeat) else {
+            throw .invalid("--heartbeat takes \(Wire.heartbeatIntervalRange.lowerBound)...\(Wire.heartbeatIntervalRange.upperBound) seconds")
+        }
         guard minimumWorkers >= 0 else { throw .invalid("--min-workers must not be negative") }
         guard localWorkers == 0 || bind != nil || minimumWorkers <= localWorkers else {
             throw .invalid("--min-workers \(minimumWorkers) can never be met: without --bind only the \(localWorkers) local worker(s) can connect (loopback); lower --min-workers or --bind an address for other workers")

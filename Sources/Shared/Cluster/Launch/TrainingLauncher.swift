@@ -65,6 +65,7 @@ public struct TrainingLauncher {
                                        security: security?.config, logger: logger)
             d.prefetch = settings.prefetch
             d.verifyFraction = settings.verify
+            d.heartbeatInterval = settings.heartbeat
             d.memoryBudget = settings.memoryBudgetMB << 20
             distributed = d
             backend = d
