@@ -137,13 +137,17 @@ import Training
     /// When every local worker has died, the coordinator exits with a clear error rather
     /// than waiting forever for workers that cannot come.
     @Test func losingEveryLocalWorkerIsAClearError() throws {
-        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "10000", "--local-workers", "2", "--checkpoint-dir", folder.path + "/orphan"],
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "10000", "--local-workers", "2", "--heartbeat", "0.25",
+                                                         "--checkpoint-dir", folder.path + "/orphan"],
                                 name: "orphan")
         #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
         let workers = childProcesses(of: c.pid)
         #expect(workers.count == 2, "local workers: \(workers)")
         for w in workers { kill(w, SIGKILL) }
         expectClearError(c, mentioning: "every local worker exited (signal 9, signal 9)", "all local workers killed")
+        // Nobody can come back to hear that the run is over: the coordinator does not wait
+        // for them (it once waited the whole farewell period, saying the run was complete).
+        #expect(!c.stderr.contains("lost their connection"), "\(c.stderr.suffix(2000))")
     }
 
     /// More workers asked for than the local workers, on the loopback endpoint where no other
