@@ -11,8 +11,11 @@ import Wire
 /// Real coordinator and worker processes on loopback, with real faults. Every run must end
 /// with the same `final_params_sha256` as the same run `--in-process`.
 @Suite(.serialized) struct DistributedTests {
-    static let common = ["--image-size", "32", "--base-channels", "8", "--meta-batch", "4", "--seed", "3",
-                         "--checkpoint-every", "5", "--log-level", "info"]
+    /// Heartbeats every 0.25 s, so a silent worker is dead after 1.25 s and a finished run
+    /// waits at most 6.25 s for one that lost its connection: the faults below are noticed
+    /// within short runs of a small model.
+    static let common = ["--image-size", "32", "--base-channels", "4", "--meta-batch", "4", "--seed", "3",
+                         "--checkpoint-every", "5", "--log-level", "info", "--heartbeat", "0.25"]
     let folder = TemporaryFolder()
 
     /// The in-process reference hash for `steps` steps (cached per step count).
@@ -52,33 +55,33 @@ import Wire
     @Test(arguments: [(1, 1), (2, 1), (1, 2)])
     func topologiesGiveTheInProcessResult(_ shape: (workers: Int, threads: Int)) throws {
         let port = freePort()
-        let c = try coordinator(steps: 12, port: port, extra: ["--min-workers", "\(shape.workers)"])
+        let c = try coordinator(steps: 6, port: port, extra: ["--min-workers", "\(shape.workers)"])
         #expect(c.waitFor("waiting for workers"))
         let workers = try (0..<shape.workers).map { try worker(port: port, threads: shape.threads, name: "w\($0)") }
-        try expectSameHash(c, steps: 12, "\(shape.workers) worker(s) x \(shape.threads) thread(s)")
+        try expectSameHash(c, steps: 6, "\(shape.workers) worker(s) x \(shape.threads) thread(s)")
         for w in workers { #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr)") }
     }
 
     @Test func workerKilledMidStep() throws {
         let port = freePort()
-        let c = try coordinator(steps: 30, port: port, extra: ["--min-workers", "2"])
+        let c = try coordinator(steps: 12, port: port, extra: ["--min-workers", "2"])
         let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
-        #expect(c.waitFor("step 5/30"))
+        #expect(c.waitFor("step 3/12"))
         w1.signal(SIGKILL)
-        try expectSameHash(c, steps: 30)
+        try expectSameHash(c, steps: 12)
         #expect(logged(c.stderr, "worker silent", ["worker": "w1"]) || logged(c.stderr, "backup copy", ["backup": "w0"]))
         _ = w0
     }
 
     @Test func workerStoppedLongerThanTheDeadlineThenContinued() throws {
         let port = freePort()
-        let c = try coordinator(steps: 30, port: port, extra: ["--min-workers", "2"])
+        let c = try coordinator(steps: 12, port: port, extra: ["--min-workers", "2"])
         let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
-        #expect(c.waitFor("step 5/30"))
+        #expect(c.waitFor("step 3/12"))
         w1.signal(SIGSTOP)
         #expect(c.waitFor("declared dead", timeout: 30))
         w1.signal(SIGCONT)
-        try expectSameHash(c, steps: 30)
+        try expectSameHash(c, steps: 12)
         _ = w0
     }
 
@@ -103,25 +106,25 @@ import Wire
 
     @Test func workerJoiningMidRun() throws {
         let port = freePort()
-        let c = try coordinator(steps: 30, port: port)
+        let c = try coordinator(steps: 20, port: port)
         let w0 = try worker(port: port, name: "w0")
-        #expect(c.waitFor("step 5/30"))
+        #expect(c.waitFor("step 5/20"))
         let w1 = try worker(port: port, name: "late")
         #expect(c.waitForLog("worker ready", ["worker": "late"]))
-        try expectSameHash(c, steps: 30)
+        try expectSameHash(c, steps: 20)
         _ = (w0, w1)
     }
 
     @Test func coordinatorKilledAndResumed() throws {
         let port = freePort()
-        let first = try coordinator(steps: 30, port: port, name: "coordinator-1")
+        let first = try coordinator(steps: 20, port: port, name: "coordinator-1")
         let w0 = try worker(port: port, name: "w0"), w1 = try worker(port: port, name: "w1")
-        #expect(first.waitFor("step 12/30"))
+        #expect(first.waitFor("step 8/20"))
         first.signal(SIGKILL)
         _ = first.waitExit()
-        let second = try coordinator(steps: 30, port: port, name: "coordinator-2", extra: ["--resume"])
+        let second = try coordinator(steps: 20, port: port, name: "coordinator-2", extra: ["--resume"])
         #expect(second.waitFor("resuming run"))
-        try expectSameHash(second, steps: 30)
+        try expectSameHash(second, steps: 20)
         #expect(logged(second.stderr, "worker ready", ["worker": "w0"]) && logged(second.stderr, "worker ready", ["worker": "w1"]),
                 "workers did not re-register: \(second.stderr.suffix(2000))")
         _ = (w0, w1)
@@ -129,14 +132,14 @@ import Wire
 
     @Test func sigtermCheckpointsAndResumeContinues() throws {
         let port = freePort()
-        let first = try coordinator(steps: 30, port: port, name: "coordinator-1")
+        let first = try coordinator(steps: 20, port: port, name: "coordinator-1")
         let w0 = try worker(port: port, threads: 2, name: "w0")
-        #expect(first.waitFor("step 8/30"))
+        #expect(first.waitFor("step 6/20"))
         first.signal(SIGTERM)
         #expect(first.waitExit() == 128 + SIGTERM, "\(first.stderr.suffix(1500))")
         #expect(first.stderr.contains("continue with --resume"))
-        let second = try coordinator(steps: 30, port: port, name: "coordinator-2", extra: ["--resume"])
-        try expectSameHash(second, steps: 30)
+        let second = try coordinator(steps: 20, port: port, name: "coordinator-2", extra: ["--resume"])
+        try expectSameHash(second, steps: 20)
         _ = w0
     }
 

@@ -233,8 +233,11 @@ import Wire
     /// for a flood and drop every connection.
     @Test func arbitrationDoesNotTripTheMemoryGuard() throws {
         let port = freePort()
-        let c = try coordinator(steps: 3, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1",
-                                                              "--memory-budget", "16", "--image-size", "64", "--base-channels", "16"])
+        // Two steps of two tasks: the forgery is settled in the first, and the guard keeps
+        // checking through the second.
+        let c = try coordinator(steps: 2, port: port, extra: ["--min-workers", "2", "--checkpoint-every", "0", "--verify", "1",
+                                                              "--memory-budget", "16", "--image-size", "64", "--base-channels", "16",
+                                                              "--meta-batch", "2"])
         let honest = try worker(port: port, name: "honest")
         try forge(against: c, port: port)
         #expect(c.waitExit(timeout: 240) == 0, "\(c.stderr.suffix(3000))")

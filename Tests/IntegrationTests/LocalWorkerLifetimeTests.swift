@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 import Training
 
-/// A local worker's lifetime is its coordinator's. Its one test waits half a minute, mostly
+/// A local worker's lifetime is its coordinator's. Its one test waits several seconds, mostly
 /// asleep, so it runs beside the others rather than in BrokenFileTests' queue.
 @Suite struct LocalWorkerLifetimeTests {
     let folder = TemporaryFolder()
@@ -13,12 +13,14 @@ import Training
     /// fingerprint before it welcomes anyone) keeps its local workers: they run without an
     /// idle timeout, so they wait for it as long as it lives, and the run goes on when it
     /// answers again. They used to get a 120 s idle timeout and leave, and the coordinator
-    /// then stopped the run because every local worker had exited. The silence here (25 s)
-    /// spans several reconnections; `WorkerSessionTests` holds a day of injected silence.
+    /// then stopped the run because every local worker had exited. The silence here (6 s at
+    /// a heartbeat of 0.25 s, which the workers adopt: silence is noticed after 1.25 s and the
+    /// reconnect delays double from 0.25 s) spans several reconnections; `WorkerSessionTests`
+    /// holds a day of injected silence.
     @Test func localWorkersWaitForASilentCoordinator() throws {
         let metrics = folder.path + "/silent-metrics.jsonl"
         let args = ["train"] + BrokenFileTests.tiny
-            + ["--outer-steps", "100000", "--local-workers", "1", "--checkpoint-dir", folder.path + "/silent", "--metrics", metrics]
+            + ["--outer-steps", "100000", "--local-workers", "1", "--heartbeat", "0.25", "--checkpoint-dir", folder.path + "/silent", "--metrics", metrics]
         let c = try ChildProcess(executable("medmaml-coordinator"), args, name: "silent", folder: folder.path)
         #expect(c.waitFor("step 2/100000", timeout: 120), "\(c.stderr)")
         let workers = childProcesses(of: c.pid)
@@ -28,7 +30,7 @@ import Training
             #expect(arguments.contains("--exit-with-parent") && !arguments.contains("--idle-timeout"), "\(arguments)")
         }
         c.signal(SIGSTOP)
-        sleep(25)
+        sleep(6)
         #expect(workers.allSatisfy(isRunning), "a local worker left its silent coordinator")
         let before = lineCount(metrics)
         c.signal(SIGCONT)

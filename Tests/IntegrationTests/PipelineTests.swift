@@ -16,13 +16,13 @@ import Training
         try ChildProcess(executable("medmaml-coordinator"), args, name: name, folder: folder.path)
     }
 
-    /// A miniature demo (tiny model, tiny budget) through the same code path as the real one:
-    /// every output is there and well formed, the report starts with where meta-learning
-    /// wins, and the cross-domain test ran on the real-scan fold it built from
+    /// A miniature demo (tiny model on 16-pixel images, tiny budget) through the same code path
+    /// as the real one: every output is there and well formed, the report starts with where
+    /// meta-learning wins, and the cross-domain test ran on the real-scan fold it built from
     /// insighttoolkit5-examples (`.ci/run` installs it; without it the demo says so).
     @Test func miniatureDemoWritesEveryOutput() throws {
         let out = folder.path + "/demo"
-        let p = try coordinator(["demo", "--out", out, "--budget", "1", "--base-channels", "4", "--meta-batch", "2",
+        let p = try coordinator(["demo", "--out", out, "--image-size", "16", "--budget", "1", "--base-channels", "4", "--meta-batch", "2",
                                  "--validation-per-task", "1", "--test-per-task", "1", "--local-workers", "1"], name: "demo")
         #expect(p.waitExit(timeout: 600) == 0, "\(p.stderr.suffix(3000))")
         #expect(p.stdout.hasPrefix("Meta-learning against the best transfer baseline"), "\(p.stdout.prefix(500))")

@@ -79,17 +79,19 @@ import TestSupport
 
     /// Pretraining on workers survives a worker kill with the in-process result.
     @Test func pretrainingSurvivesAWorkerKill() throws {
-        let reference = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "25", "--in-process", "--threads", "2",
+        let reference = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "15", "--in-process", "--threads", "2",
                                                                       "--checkpoint-dir", folder.path + "/ref"], name: "pre-ref")
         #expect(reference.waitExit() == 0, "\(reference.stderr)")
         let port = freePort()
-        let c = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "25", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "2",
-                                                              "--checkpoint-dir", folder.path + "/dist"], name: "pre-dist")
+        // Heartbeats every 0.25 s: the killed worker is dead after 1.25 s, and the finished run
+        // waits at most 6.25 s for it to come back.
+        let c = try coordinator(["pretrain"] + Self.common + ["--outer-steps", "15", "--bind", "tcp://127.0.0.1:\(port)", "--min-workers", "2",
+                                                              "--heartbeat", "0.25", "--checkpoint-dir", folder.path + "/dist"], name: "pre-dist")
         let workers = try (0..<2).map {
             try ChildProcess(executable("medmaml-worker"), ["--connect", "tcp://127.0.0.1:\(port)", "--name", "w\($0)", "--idle-timeout", "60"],
                              name: "pre-w\($0)", folder: folder.path)
         }
-        #expect(c.waitFor("step 5/25"))
+        #expect(c.waitFor("step 5/15"))
         workers[1].signal(SIGKILL)
         #expect(c.waitExit() == 0, "\(c.stderr.suffix(3000))\nworker 0: \(workers[0].stderr.suffix(1500))")
         #expect(c.finalHash == reference.finalHash)

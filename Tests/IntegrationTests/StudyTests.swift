@@ -152,10 +152,13 @@ import TestSupport
     /// tasks label different images, the plan has no union candidate.
     @Test func unionTasksAndLongerInnerLoopsRunOnWorkers() throws {
         let candidates = "maml++-second+union,maml++-second-10steps,transfer@0.001"
+        // The family has four meta-validation and four meta-test tasks: one instance of each
+        // is enough to choose and to compare.
+        let small = ["--validation-per-task", "1", "--test-per-task", "1", "--shots-curve", "2"]
         let first = try study("synthetic-multi", out: folder.path + "/union-in-process", candidates: candidates, split: [],
-                              extra: ["--in-process"])
+                              extra: small + ["--in-process"])
         let second = try study("synthetic-multi", out: folder.path + "/union-distributed", candidates: candidates, split: [],
-                               extra: ["--local-workers", "1", "--costs-from", folder.path + "/union-in-process/state.json"])
+                               extra: small + ["--local-workers", "1", "--costs-from", folder.path + "/union-in-process/state.json"])
         #expect(try Self.table(second) == Self.table(first))
         let costs = try StudyState.load(folder.path + "/union-in-process/state.json").stepCost
         #expect(costs.keys.contains("meta-second+lslr+msl+union") && costs.keys.contains("meta-second+lslr+msl+steps10"))
@@ -238,8 +241,9 @@ import TestSupport
     /// stopped. The signal was once honoured only when the stage ended, minutes later.
     @Test func aStudyStoppedWhileTuningStopsThereAndContinuesToTheSameTable() throws {
         let dataset = try fourLabelDataset()
-        // Enough meta-validation instances that tuning one candidate takes seconds.
-        let options = ["--in-process", "--validation-per-task", "8", "--shots-curve", "2"]
+        // Enough meta-validation instances that tuning one candidate lasts long enough to be
+        // interrupted.
+        let options = ["--in-process", "--validation-per-task", "4", "--shots-curve", "2"]
         let whole = try study(dataset, out: folder.path + "/whole", extra: options)
         // The first study's step costs, so the same step counts.
         let extra = options + ["--costs-from", folder.path + "/whole/state.json"]

@@ -31,7 +31,7 @@ IMAGE=localhost/medmaml:k8s-play-$$
 NET=medmaml-k8s-play-$$
 SUFFIX=-k8s-play-$$
 WORKERS=2
-STEPS=60
+STEPS=40
 # The coordinator's pod carries its Service's name (podman's DNS knows pods by name).
 PODS=(medmaml-coordinator medmaml-workers-0 medmaml-workers-1)
 CONTAINERS=(medmaml-coordinator-coordinator medmaml-workers-0-worker medmaml-workers-1-worker)
@@ -72,6 +72,7 @@ query: 1
 seed: 7
 outer-steps: $STEPS
 checkpoint-every: 2
+heartbeat: 0.25
 EOF
 python3 - "$WORK/k8s" "$WORK/run.yaml" "$WORKERS" <<'PY'
 import sys, yaml

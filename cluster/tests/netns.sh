@@ -3,7 +3,10 @@
 # removes (also on failure): a coordinator and two workers on their own hosts, CURVE on.
 #   1. 20 ms added latency and 2% loss on every link: the run ends with the in-process hash.
 #   2. A partition: one worker's link down for longer than the heartbeat expiry, then back:
-#      its tasks are reassigned, it rejoins, and the hash is unchanged.
+#      its tasks are reassigned, it rejoins, and the hash is unchanged. The coordinator
+#      heartbeats every 0.25 s (--heartbeat; its workers adopt it), so the expiry is 1.25 s
+#      and a reconnecting worker waits at most 5 s: a run of 30 steps outlasts it all (the worker
+#      rejoins by step 10-11 on an idle machine).
 # Exit 0: passed; 77: skipped (reason on stderr); anything else: failed.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,10 +28,11 @@ reference() {
         | awk '/^final_params_sha256/ {print $2}'
 }
 
-# Starts the coordinator and two workers; $1 = steps, $2 = name; workers connect to $TARGET.
+# Starts the coordinator and two workers; $1 = steps, $2 = name, $3 = more coordinator
+# options; workers connect to $TARGET.
 TARGET=10.77.0.1:5555
 start_run() {
-    ip netns exec mmc "$BIN/medmaml-coordinator" train $FLAGS --outer-steps "$1" --bind tcp://10.77.0.1:5555 --min-workers 2 \
+    ip netns exec mmc "$BIN/medmaml-coordinator" train $FLAGS ${3:-} --outer-steps "$1" --bind tcp://10.77.0.1:5555 --min-workers 2 \
         --secret-key "$WORK/coordinator.key" --authorized-keys "$WORK/worker.pub" --checkpoint-dir "$WORK/$2" \
         >"$WORK/$2.out" 2>"$WORK/$2.log" & PIDS+=($!); COORD=$!
     for w in mmw1 mmw2; do
@@ -73,13 +77,13 @@ for ns in mmc mmw1 mmw2; do
 done
 
 echo "test 2: partition of one worker longer than the heartbeat expiry" >&2
-start_run 200 partition
-for i in $(seq 600); do grep -q "step 5/200" "$WORK/partition.log" && break; sleep 0.05; done
-grep -q "step 5/200" "$WORK/partition.log" || { echo "the run did not start" >&2; exit 1; }
+start_run 30 partition "--heartbeat 0.25"
+for i in $(seq 600); do grep -q "step 5/30" "$WORK/partition.log" && break; sleep 0.05; done
+grep -q "step 5/30" "$WORK/partition.log" || { echo "the run did not start" >&2; exit 1; }
 ip -n mmsw link set vmmw2 down
 for i in $(seq 400); do grep "worker silent" "$WORK/partition.log" | grep -q "worker=mmw2 " && break; sleep 0.05; done
 grep "worker silent" "$WORK/partition.log" | grep -q "worker=mmw2 " || { echo "the partition was not noticed" >&2; exit 1; }
-sleep 2
+sleep 1
 ip -n mmsw link set vmmw2 up
 rejoined=no
 for i in $(seq 1200); do
@@ -88,6 +92,6 @@ for i in $(seq 1200); do
     sleep 0.05
 done
 [ $rejoined = yes ] || { echo "partition: mmw2 did not rejoin" >&2; exit 1; }
-echo "partition: mmw2 declared dead, its tasks reassigned, and it rejoined" >&2
-finish partition "$(reference 200)"
+echo "partition: mmw2 declared dead, its tasks reassigned, and it rejoined by $(grep -o 'step [0-9]*/30' "$WORK/partition.log" | tail -1)" >&2
+finish partition "$(reference 30)"
 echo "netns tests passed" >&2

@@ -42,7 +42,9 @@ mkdir -p "$WORK/keys/authorized" && cp "$WORK/keys/worker.pub" "$WORK/keys/autho
 chown -R 10001:10001 "$WORK/keys"
 "${P[@]}" network create --internal "$NET" >/dev/null
 
-FLAGS=(--image-size 32 --base-channels 8 --meta-batch 4 --seed 53 --checkpoint-every 0 --outer-steps 12)
+# Heartbeats every 0.25 s (the workers adopt it): the killed worker is noticed after 1.25 s,
+# and the finished run waits at most 6.25 s for it to come back.
+FLAGS=(--image-size 32 --base-channels 8 --meta-batch 4 --seed 53 --checkpoint-every 0 --outer-steps 12 --heartbeat 0.25)
 expected=$("$BIN/medmaml-coordinator" train "${FLAGS[@]}" --in-process --threads 2 --checkpoint-dir "$WORK/ref" 2>/dev/null \
     | awk '/^final_params_sha256/ {print $2}')
 [ -n "$expected" ] || { echo "FAIL: the in-process reference run printed no hash" >&2; exit 1; }
