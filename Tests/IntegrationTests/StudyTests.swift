@@ -132,9 +132,10 @@ import TestSupport
     @Test func protoMAMLRunsOnWorkersAndTwinBaselinesTrainOnce() throws {
         let dataset = try fourLabelDataset()
         let candidates = "protomaml++-second,transfer-heads@0.001,transfer-heads+proto@0.001"
-        let first = try study(dataset, out: folder.path + "/proto-in-process", candidates: candidates, extra: ["--in-process"])
+        let small = ["--validation-per-task", "1", "--shots-curve", "2"]
+        let first = try study(dataset, out: folder.path + "/proto-in-process", candidates: candidates, extra: small + ["--in-process"])
         let second = try study(dataset, out: folder.path + "/proto-distributed", candidates: candidates,
-                               extra: ["--local-workers", "1", "--costs-from", folder.path + "/proto-in-process/state.json"])
+                               extra: small + ["--local-workers", "1", "--costs-from", folder.path + "/proto-in-process/state.json"])
         #expect(try Self.table(second) == Self.table(first))
 
         let state = try StudyState.load(folder.path + "/proto-in-process/state.json")
@@ -217,7 +218,7 @@ import TestSupport
         let out = folder.path + "/pretexts"
         let results = try study(try fourLabelDataset(), out: out,
                                 candidates: "maml-second,pretrained-maml-second,pretrained-masked-maml-second",
-                                extra: ["--in-process", "--pretraining"])
+                                extra: ["--in-process", "--pretraining", "--validation-per-task", "1", "--shots-curve", "2"])
         let state = try StudyState.load(out + "/state.json")
         #expect(state.stepCost["pretrain"] != nil && state.stepCost["pretrain-masked"] != nil, "\(state.stepCost)")
         var best: [String: Double] = [:]

@@ -148,8 +148,9 @@ grep -q "shut down by the coordinator: the run is complete" "$WORK/medmaml-$JOB.
 ! ls "$WORK/shared/targets/job$JOB-"*.json >/dev/null 2>&1 || { echo "FAIL: the finished job left its Prometheus targets" >&2; exit 1; }
 echo "metrics: 3 targets while the job ran, none after" >&2
 
-# 2. SIGTERM mid-run: checkpoint, requeue, resume, same result.
-ARGS=(--config "$WORK/my runs/run.yaml" --outer-steps 40)
+# 2. SIGTERM mid-run: checkpoint, requeue, resume, same result (a 4-channel model: a command
+#    line option overrides the run file's).
+ARGS=(--config "$WORK/my runs/run.yaml" --outer-steps 40 --base-channels 4)
 expected=$(reference "${ARGS[@]}")
 started=$SECONDS
 JOB=$(submit "${ARGS[@]}"); JOBS+=("$JOB")

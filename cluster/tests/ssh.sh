@@ -51,7 +51,7 @@ export SSH="ssh -i $WORK/client_key -o BatchMode=yes -o StrictHostKeyChecking=no
 export SCP="scp -q -i $WORK/client_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 for i in $(seq 50); do ip netns exec mmc $SSH root@10.77.0.2 true 2>/dev/null && break; sleep 0.2; done
 
-FLAGS="--image-size 32 --base-channels 8 --meta-batch 4 --seed 41 --checkpoint-every 0"
+FLAGS="--image-size 32 --base-channels 4 --meta-batch 4 --seed 41 --checkpoint-every 0"
 expected=$("$BIN/medmaml-coordinator" train $FLAGS --outer-steps 12 --in-process --threads 2 --checkpoint-dir "$WORK/ref" 2>/dev/null \
     | awk '/^final_params_sha256/ {print $2}')
 
