@@ -84,7 +84,8 @@ public enum Wire {
     public static let minimumDeadline = 5.0
     /// The backup deadline before any task time has been observed.
     public static let initialDeadline = Heartbeat(interval: heartbeatInterval).initialDeadline
-    /// Once task times are known, a task gets a backup after this many times the median.
+    /// Once task times are known, a task gets a backup after this many times the lower
+    /// quartile of recent task times (`Scheduler.deadline`).
     public static let deadlineFactor = 3.0
     /// A task unanswered for this many deadlines is presumed lost and requeued.
     public static let presumedLostFactor = 2.0
