@@ -291,7 +291,7 @@ import Wire
     }
 }
 
-/// Hostile and broken peers (issue 15): nothing a peer sends may stall the run, and no result
+/// Hostile and broken peers: nothing a peer sends may stall the run, and no result
 /// is trusted beyond what determinism can prove.
 extension SchedulerTests {
     /// A registered worker holding a task sends a message of another run: it is refused and

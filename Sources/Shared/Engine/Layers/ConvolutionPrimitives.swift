@@ -9,12 +9,12 @@ import CDNNL
 /// the primitive's layout in workspace slots and its results back, except the input x: the
 /// forward pass stages it in the layer's saved state (`stateBytes`, kept with the pass's
 /// buffers, so a tape keeps it too), and the backward and tangent passes of that pass read
-/// it there instead of reordering it again. Even with those
-/// reorders W1 runs 1.4-2.3x faster than with im2col + `dnnl_sgemm` (BENCHMARKS.md,
-/// issue 16), the convolutions themselves at about the one-core `dnnl_sgemm` peak. The tangent rules reuse the same three primitives, since the
-/// convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a convolution plus a second
-/// one whose sum post-op accumulates into the first one's output; the backward tangents add
-/// through reorders with a sum post-op. So every product is a primitive call, and every
+/// it there instead of reordering it again. Even with those reorders W1 runs faster than
+/// with im2col + `dnnl_sgemm` (BENCHMARKS.md, "Convolution path"), the convolutions
+/// themselves near the one-core `dnnl_sgemm` peak. The tangent rules reuse the same three
+/// primitives, since the convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a
+/// convolution plus a second one whose sum post-op accumulates into the first one's output;
+/// the backward tangents add through reorders with a sum post-op. So every product is a primitive call, and every
 /// result is the exact derivative, as in `Conv2d`'s im2col path.
 ///
 /// In bf16 precision (`BLAS.Precision`) the primitives take their inputs (x, W, y-bar and
