@@ -150,6 +150,22 @@ import Training
         #expect(!c.stderr.contains("lost their connection"), "\(c.stderr.suffix(2000))")
     }
 
+    /// A local worker killed mid-run is never restarted, so the run, finished on the other one,
+    /// ends without waiting for it to come back. It once waited the whole farewell period
+    /// (25 s at the default heartbeat) for a worker that could not come.
+    @Test func aLostLocalWorkerIsNotWaitedForAtTheEnd() throws {
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "40", "--local-workers", "2", "--heartbeat", "0.25",
+                                                         "--checkpoint-dir", folder.path + "/one-lost"],
+                                name: "one-lost")
+        #expect(c.waitFor("step 2/40", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 2, "local workers: \(workers)")
+        if let one = workers.first { kill(one, SIGKILL) }
+        #expect(c.waitExit(timeout: 120) == 0, "\(c.stderr.suffix(2000))")
+        #expect(c.stderr.contains("declared dead"), "the lost worker was not noticed: \(c.stderr.suffix(2000))")
+        #expect(!c.stderr.contains("lost their connection"), "\(c.stderr.suffix(2000))")
+    }
+
     /// More workers asked for than the local workers, on the loopback endpoint where no other
     /// worker can connect, is a clear error at once rather than a wait that never ends.
     @Test func minimumWorkersAboveTheLocalWorkersIsAClearError() throws {

@@ -25,6 +25,9 @@ public final class DistributedBackend: TaskBackend {
     /// worker process exited and none other can reach a loopback endpoint), or nil to keep
     /// waiting. A reason ends the run with `NoWorkerCanCome`.
     public var abandonWhenIdle: (() -> String?)?
+    /// Whether the finished run waits for workers that lost their connection to come back and
+    /// hear it (`finish`): not when only local workers, which nothing restarts, can connect.
+    public var waitsForLostWorkers = true
     private var lastAbandonCheck = -1e9
 
     private let logger: Logger
@@ -147,14 +150,13 @@ public final class DistributedBackend: TaskBackend {
     }
 
     /// Tells every worker the run is over, then waits up to `farewellPeriod` for workers that
-    /// lost their connection to come back and hear it (only while some are missing, and some
-    /// worker can still come), so that a batch system's restarted worker exits 0 instead of
+    /// lost their connection to come back and hear it (only while some are missing, and only
+    /// if `waitsForLostWorkers`), so that a batch system's restarted worker exits 0 instead of
     /// waiting for a coordinator that is gone.
     public func finish() {
         guard scheduler != nil else { return close() }
         try? perform(scheduler!.shutdownAll(reason: "the run is complete"))
-        // Every local worker exited, and no other can connect: nobody will come back to hear it.
-        if abandonWhenIdle?() != nil { return close() }
+        guard waitsForLostWorkers else { return close() }
         let deadline = clock.now + scheduler!.settings.heartbeat.farewellPeriod
         if scheduler!.missingWorkers > 0 {
             onStatus?("the run is complete; waiting up to \(Int(scheduler!.settings.heartbeat.farewellPeriod)) s for \(scheduler!.missingWorkers) worker(s) that lost their connection, to tell them")

@@ -90,9 +90,11 @@ public struct TrainingLauncher {
             }
         }
         // On the default loopback endpoint only the local workers can ever connect: when none
-        // is left, waiting would be forever.
+        // is left, waiting would be forever; and a local worker that lost its connection is
+        // never restarted (one alive exits with this process), so none is waited for at the end.
         if let launcher, settings.bind == nil {
             distributed?.abandonWhenIdle = { launcher.whyNoneCanCome }
+            distributed?.waitsForLostWorkers = false
         }
         return try run.run()
     }
