@@ -56,11 +56,6 @@ public enum Wire {
     public static let heartbeatIntervalRange = 0.1...60.0
     /// Heartbeats a peer may miss before it is declared dead.
     public static let liveness = 5
-    /// Silence after which a peer is dead.
-    public static let heartbeatExpiry = Heartbeat(interval: heartbeatInterval).expiry
-    /// A worker's first reconnect delay after losing the coordinator, doubled up to the maximum.
-    public static let reconnectDelay = Heartbeat(interval: heartbeatInterval).reconnectDelay
-    public static let reconnectDelayMaximum = Heartbeat(interval: heartbeatInterval).reconnectDelayMaximum
 
     /// Every liveness time of a run, derived from its heartbeat interval, so that one number
     /// (the coordinator's `--heartbeat`) scales them together on both sides.
@@ -69,6 +64,8 @@ public enum Wire {
         public init(interval: Double) { self.interval = interval }
         /// Silence after which a peer is dead.
         public var expiry: Double { interval * Double(Wire.liveness) }
+        /// A worker's first reconnect delay after losing the coordinator, doubled up to the
+        /// maximum.
         public var reconnectDelay: Double { interval }
         public var reconnectDelayMaximum: Double { expiry * 4 }
         /// The backup deadline before any task time has been observed.
@@ -82,8 +79,6 @@ public enum Wire {
 
     /// No backup copy is made for a task younger than this (seconds).
     public static let minimumDeadline = 5.0
-    /// The backup deadline before any task time has been observed.
-    public static let initialDeadline = Heartbeat(interval: heartbeatInterval).initialDeadline
     /// Once task times are known, a task gets a backup after this many times the lower
     /// quartile of recent task times (`Scheduler.deadline`).
     public static let deadlineFactor = 3.0
