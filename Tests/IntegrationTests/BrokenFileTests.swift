@@ -134,15 +134,22 @@ import Training
         #expect(c.stderr.contains("no worker can compute"), "\(c.stderr)")
     }
 
+    /// A training run on two local workers heartbeating every 0.25 s, once it has taken two
+    /// steps, and the workers' process ids.
+    func trainingOnTwoLocalWorkers(steps: Int, name: String) throws -> (ChildProcess, [Int32]) {
+        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "\(steps)", "--local-workers", "2", "--heartbeat", "0.25",
+                                                         "--checkpoint-dir", folder.path + "/" + name],
+                                name: name)
+        #expect(c.waitFor("step 2/\(steps)", timeout: 120), "\(c.stderr)")
+        let workers = childProcesses(of: c.pid)
+        #expect(workers.count == 2, "local workers: \(workers)")
+        return (c, workers)
+    }
+
     /// When every local worker has died, the coordinator exits with a clear error rather
     /// than waiting forever for workers that cannot come.
     @Test func losingEveryLocalWorkerIsAClearError() throws {
-        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "10000", "--local-workers", "2", "--heartbeat", "0.25",
-                                                         "--checkpoint-dir", folder.path + "/orphan"],
-                                name: "orphan")
-        #expect(c.waitFor("step 2/10000", timeout: 120), "\(c.stderr)")
-        let workers = childProcesses(of: c.pid)
-        #expect(workers.count == 2, "local workers: \(workers)")
+        let (c, workers) = try trainingOnTwoLocalWorkers(steps: 10000, name: "orphan")
         for w in workers { kill(w, SIGKILL) }
         expectClearError(c, mentioning: "every local worker exited (signal 9, signal 9)", "all local workers killed")
         // Nobody can come back to hear that the run is over: the coordinator does not wait
@@ -154,12 +161,7 @@ import Training
     /// ends without waiting for it to come back. It once waited the whole farewell period
     /// (25 s at the default heartbeat) for a worker that could not come.
     @Test func aLostLocalWorkerIsNotWaitedForAtTheEnd() throws {
-        let c = try coordinator(["train"] + Self.tiny + ["--outer-steps", "40", "--local-workers", "2", "--heartbeat", "0.25",
-                                                         "--checkpoint-dir", folder.path + "/one-lost"],
-                                name: "one-lost")
-        #expect(c.waitFor("step 2/40", timeout: 120), "\(c.stderr)")
-        let workers = childProcesses(of: c.pid)
-        #expect(workers.count == 2, "local workers: \(workers)")
+        let (c, workers) = try trainingOnTwoLocalWorkers(steps: 40, name: "one-lost")
         if let one = workers.first { kill(one, SIGKILL) }
         #expect(c.waitExit(timeout: 120) == 0, "\(c.stderr.suffix(2000))")
         #expect(c.stderr.contains("declared dead"), "the lost worker was not noticed: \(c.stderr.suffix(2000))")
