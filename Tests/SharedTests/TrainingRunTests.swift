@@ -32,13 +32,13 @@ import Training
     /// A short second-order meta-training run makes 5-shot adaptation on held-out tasks
     /// (unseen structure and unseen style) clearly better than adapting the untrained init.
     @Test func metaTrainingImprovesHeldOutFewShotDice() throws {
-        let config = Self.config(steps: 70)
+        let config = Self.config(steps: 30)
         let folder = TemporaryFolder()
         let run = try syntheticRun(config, size: 32, backend: InProcessBackend(threads: 2), folder: folder.path)
         let source = SyntheticFamily(size: 32)
         let before = try Self.heldOutDice(run.outer.meta, config, source)
         let summary = try run.run()
-        #expect(summary.steps == 70 && summary.stoppedBySignal == nil)
+        #expect(summary.steps == 30 && summary.stoppedBySignal == nil)
         let after = try Self.heldOutDice(summary.finalParameters, config, source)
         #expect(after.mean > before.mean + 0.15, "held-out Dice \(before) -> \(after)")
         #expect(after.lower > before.upper, "confidence intervals overlap: \(before) -> \(after)")

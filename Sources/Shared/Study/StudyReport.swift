@@ -46,10 +46,12 @@ struct StudyReport {
         for (name, r) in state.test.sorted(by: { order($0.key) < order($1.key) }) {
             lines.append("  " + name.padding(toLength: 24, withPad: " ", startingAt: 0) + String(format: "%.3f ± %.3f      %d", r.dice.mean, r.dice.halfWidth, r.dice.count))
         }
-        lines.append("")
-        lines.append("Paired differences on the same meta-test instances (95% CI):")
-        for (name, d) in state.differences.sorted(by: { $0.key < $1.key }) {
-            lines.append("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + d.differenceText)
+        if !state.differences.isEmpty {
+            lines.append("")
+            lines.append("Paired differences on the same meta-test instances (95% CI):")
+            for (name, d) in state.differences.sorted(by: { $0.key < $1.key }) {
+                lines.append("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + d.differenceText)
+            }
         }
         lines.append("")
         lines.append("Meta-test Dice against shots K:")
