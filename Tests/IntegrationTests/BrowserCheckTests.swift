@@ -1,3 +1,4 @@
+import Core
 import Evaluation
 import Foundation
 import Testing
@@ -27,5 +28,32 @@ import TestSupport
         #expect(check.overlaps.count == 1 && check.overlaps.first?.contains("transfer-multiclass") == true, "\(check.overlaps)")
         #expect(check.empty.count == 1, "\(check.empty)")
         #expect(check.images == 1 && check.broken == ["missing.png"], "\(check.broken)")
+    }
+
+    /// Report tests run side by side in one test process, each checking its page. The checks
+    /// once shared one browser profile, and a second browser started while the first ran
+    /// exited at once with "profile in use" (exit 21), printing nothing.
+    @Test func checksRunAtTheSameTimeEachGetTheirPage() throws {
+        let browser = try #require(BrowserCheck.browser, "no chromium: apt-get install chromium (.ci/run does)")
+        let pages = try (0..<3).map { n in
+            var svg = SVG(width: 300, height: 200)
+            svg.text("page \(n)", x: 20, y: 40)
+            for i in 0..<3 { svg.line(0, Double(i * 10), 100, 100, color: (0, 0, 0)) }
+            var html = HTMLReport(title: "page \(n)")
+            html.figure(svg, caption: "one figure")
+            let dir = folder.path + "/page-\(n)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try html.write(to: dir + "/index.html")
+            return dir + "/index.html"
+        }
+        let results = Locked<[Int: Result<BrowserCheck, Error>]>([:])
+        DispatchQueue.concurrentPerform(iterations: pages.count) { n in
+            let r = Result { try BrowserCheck.check(pages[n], browser: browser) }
+            results.withLock { $0[n] = r }
+        }
+        for n in pages.indices {
+            let check = try #require(try results.get()[n]?.get())
+            #expect(check.figures == 1 && check.texts == 1 && check.empty.isEmpty, "page \(n): \(check)")
+        }
     }
 }

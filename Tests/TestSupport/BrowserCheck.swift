@@ -53,11 +53,17 @@ public struct BrowserCheck: Decodable, Sendable {
         guard let end = html.range(of: "</body>", options: .backwards) else { throw CheckError("\(page) has no </body>") }
         let copy = URL(fileURLWithPath: page).deletingLastPathComponent().appendingPathComponent(".browser-check.html").path
         try (html[..<end.lowerBound] + script + html[end.lowerBound...]).write(toFile: copy, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: copy) }
+        // A profile of its own: Chromium started on a profile another instance holds exits at
+        // once ("profile in use", exit 21), and report tests check their pages side by side.
+        let profile = NSTemporaryDirectory() + "medmaml-chromium-" + UUID().uuidString
+        defer {
+            try? FileManager.default.removeItem(atPath: copy)
+            try? FileManager.default.removeItem(atPath: profile)
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: browser)
         p.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--virtual-time-budget=10000",
-                       "--user-data-dir=" + NSTemporaryDirectory() + "medmaml-chromium-\(getpid())", "--dump-dom", "file://" + copy]
+                       "--user-data-dir=" + profile, "--dump-dom", "file://" + copy]
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
