@@ -104,6 +104,26 @@ import Wire
         #expect(logged(c.stderr, "told a worker that came back that the run is over", ["worker": "w1"]), "\(c.stderr.suffix(2000))")
     }
 
+    /// A worker that reaches its coordinator through a relay (a proxy, a tunnel) and starts
+    /// first: while nothing listens behind it, the relay accepts each connection and closes
+    /// it, which breaks the handshake as a wrong key does. Such a worker once gave up within
+    /// 0.3 s, saying it was refused; it tries again after the reconnect delay and joins.
+    @Test func aWorkerBehindARelayThatStartsFirstJoins() throws {
+        let port = freePort()
+        let relay = try TCPProxy(upstreamPort: port)
+        defer { relay.stop() }
+        let w = try ChildProcess(executable("medmaml-worker"),
+                                 ["--connect", "tcp://127.0.0.1:\(relay.port)", "--name", "relayed", "--idle-timeout", "60"],
+                                 name: "relayed", folder: folder.path)
+        #expect(w.waitFor("handshake with the coordinator failed", timeout: 30), "\(w.stderr)")
+        usleep(500_000)
+        try #require(w.isRunning, "the worker gave up: \(w.stderr.suffix(1000))")
+        let c = try coordinator(steps: 6, port: port)
+        #expect(c.waitExit(timeout: 120) == 0, "\(c.stderr.suffix(3000))")
+        #expect(c.finalHash == (try reference(steps: 6)))
+        #expect(w.waitExit(timeout: 20) == 0, "\(w.stderr.suffix(2000))")
+    }
+
     @Test func workerJoiningMidRun() throws {
         let port = freePort()
         let c = try coordinator(steps: 20, port: port)

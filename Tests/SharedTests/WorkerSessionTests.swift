@@ -228,16 +228,52 @@ import Wire
         #expect(h.actions.contains { if case .disconnect = $0 { true } else { false } })
     }
 
-    @Test func repeatedHandshakeFailuresRefuseTheWorker() {
+    /// The coordinator's ZAP handler saying no: the worker tries again after the reconnect
+    /// delay (libzmq does not), and the third refusal in a row ends it with the reason. An
+    /// unlisted worker once took 13 s to say so, waiting out the heartbeat expiry each time.
+    @Test func repeatedAuthenticationRefusalsRefuseTheWorker() {
         var h = Harness(secure: true)
         h.handle(.start)
-        h.handle(.handshake(.failed))
-        h.handle(.handshake(.succeeded))   // a success resets the count
-        h.handle(.handshake(.failed))
-        h.handle(.handshake(.failed))
-        #expect(h.exit == nil)
+        h.handle(.handshake(.refusedAuthentication))
+        h.tick(1.1)
+        h.handle(.handshake(.refusedAuthentication))
+        h.tick(2.1)
+        #expect(h.connects == 3 && h.exit == nil)
         h.handle(.handshake(.refusedAuthentication))
         #expect(h.exit == .refused("the coordinator does not accept this worker's key (not in its authorized keys)"))
+        #expect(h.now < 3.5, "refused after \(h.now) s")
+    }
+
+    /// A broken handshake is ambiguous: a wrong key, encryption on one side only, or a relay
+    /// or tunnel that accepted the connection with no coordinator behind it yet, which closes
+    /// it the same way. A worker once gave up within 0.3 s of its start, saying it was refused,
+    /// while the coordinator behind its relay was still starting (libzmq tries again every
+    /// 0.1 s); and libzmq gave up on some broken connections by itself, so a plaintext worker
+    /// said why only after the heartbeat expiry. Each broken handshake now closes the
+    /// connection, the worker tries again after the reconnect delay, which grows, and gives
+    /// up only when the failures persist.
+    @Test func aBrokenHandshakeIsTriedAgainAfterTheReconnectDelay() {
+        var h = Harness()
+        h.handle(.start)
+        h.handle(.handshake(.failed))
+        #expect(h.actions.contains { if case .disconnect = $0 { true } else { false } })
+        h.handle(.handshake(.failed))   // the closed connection's late event is not another try
+        h.tick(0.9)
+        #expect(h.connects == 1 && h.exit == nil)
+        h.tick(0.2)   // the first delay is 1 s
+        #expect(h.connects == 2)
+        // The coordinator came up behind the relay: the count and the delay start again.
+        h.handle(.handshake(.succeeded))
+        h.handle(.handshake(.failed))
+        h.tick(1.1)
+        #expect(h.connects == 3)
+        h.handle(.handshake(.failed))
+        h.tick(1.1)
+        #expect(h.connects == 3, "the delay doubled")
+        h.tick(1)
+        #expect(h.connects == 4 && h.exit == nil)
+        h.handle(.handshake(.failed))
+        #expect(h.exit == .refused("the handshake fails: the coordinator requires CURVE encryption (give --secret-key and --coordinator-key), or something between closes every connection"))
     }
 
     @Test func signalSaysBye() {

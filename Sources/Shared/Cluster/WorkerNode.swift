@@ -238,7 +238,8 @@ public final class WorkerNode: @unchecked Sendable {
             }
             if let c = connection, readable.count == 3 {
                 if readable[2] {
-                    while let event = ZMQSocket.readHandshakeEvent(c.monitor) {
+                    // Until an event closes the connection (a refusal, a try again).
+                    while exit == nil, connection?.monitor === c.monitor, let event = ZMQSocket.readHandshakeEvent(c.monitor) {
                         perform(session.handle(.handshake(Self.handshake(event)), now: clock.now))
                     }
                 }

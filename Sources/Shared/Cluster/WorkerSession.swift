@@ -24,7 +24,9 @@ public struct WorkerSession {
         /// The liveness times until a coordinator's WELCOME brings its own heartbeat interval.
         public var heartbeat = Wire.Heartbeat(interval: Wire.heartbeatInterval)
         /// Consecutive failed security handshakes after which the worker gives up: the
-        /// coordinator does not accept this worker's key, or this is not the coordinator's key.
+        /// coordinator does not accept this worker's key, this is not the coordinator's key, or
+        /// something between closes every connection. Each failure is tried again after the
+        /// reconnect delay, so the worker gives up 3 s after the first at the default heartbeat.
         public var handshakeFailureLimit = 3
         public init(name: String, threads: Int) {
             self.name = name
@@ -180,7 +182,7 @@ public struct WorkerSession {
             c.lastSent = now
             state = .connected(c)
             return [.forward(frames)]
-        case .handshake(let outcome): return handshake(outcome)
+        case .handshake(let outcome): return handshake(outcome, now: now)
         case .signal(let sig):
             var actions: [Action] = []
             if case .connected(let c) = state { actions.append(.send(Wire.Message(.bye, run: c.run, body: Wire.Empty()))) }
@@ -318,20 +320,32 @@ public struct WorkerSession {
         }
     }
 
-    private mutating func handshake(_ outcome: Handshake) -> [Action] {
+    private mutating func handshake(_ outcome: Handshake, now: Double) -> [Action] {
+        // Events of a connection already closed are not tries of their own.
+        guard case .connected = state else { return [] }
         guard outcome != .succeeded else {
             handshakeFailures = 0
+            delay = heartbeat.reconnectDelay
             return []
         }
         handshakeFailures += 1
-        let actions: [Action] = [.log(.warning, "security handshake with the coordinator failed", ["event": "\(outcome)"])]
-        guard handshakeFailures >= settings.handshakeFailureLimit else { return actions }
+        var actions: [Action] = [.log(.warning, "security handshake with the coordinator failed", ["event": "\(outcome)"])]
+        guard handshakeFailures >= settings.handshakeFailureLimit else {
+            // libzmq does not try again after a ZAP refusal or some broken handshakes, and a
+            // broken one may be a relay or tunnel whose coordinator is not up yet (it closes
+            // the connection as a wrong key does): the worker closes the connection and tries
+            // again after the reconnect delay, growing as after silence.
+            state = .waiting(until: now + delay)
+            actions += [.disconnect, .log(.info, "trying again", ["delay.s": "\(delay)"])]
+            delay = min(delay * 2, heartbeat.reconnectDelayMaximum)
+            return actions
+        }
         let why: String
         switch outcome {
         case .refusedAuthentication: why = "the coordinator does not accept this worker's key (not in its authorized keys)"
         default: why = settings.secure
-            ? "the handshake fails: --coordinator-key is not the coordinator's public key, or the coordinator runs without encryption"
-            : "the coordinator requires CURVE encryption: give --secret-key and --coordinator-key"
+            ? "the handshake fails: --coordinator-key is not the coordinator's public key, the coordinator runs without encryption, or something between closes every connection"
+            : "the handshake fails: the coordinator requires CURVE encryption (give --secret-key and --coordinator-key), or something between closes every connection"
         }
         return actions + exit(.refused(why))
     }

@@ -157,6 +157,8 @@ public final class ZMQSocket {
 
     /// As `receive`, with the connection's ZAP user id.
     public func receiveMessage(dontWait: Bool = false, maxFrames: Int = 16) throws(ZMQError) -> Received? {
+        // libzmq frees a closed socket: its handle must not be used again.
+        guard !closed else { throw ZMQError(operation: "zmq_msg_recv", code: ENOTSOCK) }
         var frames: [[UInt8]] = []
         var userID: String?
         var overflow = false
