@@ -161,7 +161,9 @@ import Training
     /// ends without waiting for it to come back. It once waited the whole farewell period
     /// (25 s at the default heartbeat) for a worker that could not come.
     @Test func aLostLocalWorkerIsNotWaitedForAtTheEnd() throws {
-        let (c, workers) = try trainingOnTwoLocalWorkers(steps: 40, name: "one-lost")
+        // Steps enough that the run outlasts the expiry (1.25 s) after the kill several times
+        // over: 40 steps once ended first, and the loss was never declared.
+        let (c, workers) = try trainingOnTwoLocalWorkers(steps: 300, name: "one-lost")
         if let one = workers.first { kill(one, SIGKILL) }
         #expect(c.waitExit(timeout: 120) == 0, "\(c.stderr.suffix(2000))")
         #expect(c.stderr.contains("declared dead"), "the lost worker was not noticed: \(c.stderr.suffix(2000))")
