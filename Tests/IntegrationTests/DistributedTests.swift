@@ -112,9 +112,7 @@ import Wire
         let port = freePort()
         let relay = try TCPProxy(upstreamPort: port)
         defer { relay.stop() }
-        let w = try ChildProcess(executable("medmaml-worker"),
-                                 ["--connect", "tcp://127.0.0.1:\(relay.port)", "--name", "relayed", "--idle-timeout", "60"],
-                                 name: "relayed", folder: folder.path)
+        let w = try worker(port: relay.port, name: "relayed")
         #expect(w.waitFor("handshake with the coordinator failed", timeout: 30), "\(w.stderr)")
         usleep(500_000)
         try #require(w.isRunning, "the worker gave up: \(w.stderr.suffix(1000))")

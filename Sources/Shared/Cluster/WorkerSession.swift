@@ -207,6 +207,15 @@ public struct WorkerSession {
         return [.disconnect, .exit(e)]
     }
 
+    /// Drops the connection and waits the reconnect delay, which doubles up to its maximum for
+    /// the next time (Paranoid Pirate), saying so.
+    private mutating func reconnectAfterDelay(now: Double, _ level: Logger.Level, _ message: Logger.Message) -> [Action] {
+        state = .waiting(until: now + delay)
+        let actions: [Action] = [.disconnect, .log(level, message, ["delay.s": "\(delay)"])]
+        delay = min(delay * 2, heartbeat.reconnectDelayMaximum)
+        return actions
+    }
+
     private mutating func tick(now: Double) -> [Action] {
         switch state {
         case .idle, .exited:
@@ -219,10 +228,7 @@ public struct WorkerSession {
                 // Paranoid Pirate: the coordinator is gone; reconnect after a growing delay.
                 if c.hadContact { delay = heartbeat.reconnectDelay }
                 if settings.idleTimeout > 0 && now - lastHeardAnyone > settings.idleTimeout { return exit(.idle) }
-                state = .waiting(until: now + delay)
-                let actions: [Action] = [.disconnect, .log(.warning, "coordinator silent; reconnecting", ["delay.s": "\(delay)"])]
-                delay = min(delay * 2, heartbeat.reconnectDelayMaximum)
-                return actions
+                return reconnectAfterDelay(now: now, .warning, "coordinator silent; reconnecting")
             }
             if settings.idleTimeout > 0 && now - lastHeardAnyone > settings.idleTimeout { return exit(.idle) }
             guard c.hadContact, now - c.lastSent >= heartbeat.interval else { return [] }
@@ -329,16 +335,13 @@ public struct WorkerSession {
             return []
         }
         handshakeFailures += 1
-        var actions: [Action] = [.log(.warning, "security handshake with the coordinator failed", ["event": "\(outcome)"])]
+        let actions: [Action] = [.log(.warning, "security handshake with the coordinator failed", ["event": "\(outcome)"])]
         guard handshakeFailures >= settings.handshakeFailureLimit else {
             // libzmq does not try again after a ZAP refusal or some broken handshakes, and a
             // broken one may be a relay or tunnel whose coordinator is not up yet (it closes
             // the connection as a wrong key does): the worker closes the connection and tries
             // again after the reconnect delay, growing as after silence.
-            state = .waiting(until: now + delay)
-            actions += [.disconnect, .log(.info, "trying again", ["delay.s": "\(delay)"])]
-            delay = min(delay * 2, heartbeat.reconnectDelayMaximum)
-            return actions
+            return actions + reconnectAfterDelay(now: now, .info, "trying again")
         }
         let why: String
         switch outcome {

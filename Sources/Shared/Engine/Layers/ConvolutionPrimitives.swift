@@ -14,8 +14,8 @@ import CDNNL
 /// themselves near the one-core `dnnl_sgemm` peak. The tangent rules reuse the same three
 /// primitives, since the convolution is bilinear: conv(x-dot, W) + conv(x, W-dot) is a
 /// convolution plus a second one whose sum post-op accumulates into the first one's output;
-/// the backward tangents add through reorders with a sum post-op. So every product is a primitive call, and every
-/// result is the exact derivative, as in `Conv2d`'s im2col path.
+/// the backward tangents add through reorders with a sum post-op. So every product is a
+/// primitive call, and every result is the exact derivative, as in `Conv2d`'s im2col path.
 ///
 /// In bf16 precision (`BLAS.Precision`) the primitives take their inputs (x, W, y-bar and
 /// their tangents) in bfloat16 and write Float32: the staging reorders round each operand to
