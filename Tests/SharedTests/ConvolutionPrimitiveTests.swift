@@ -84,7 +84,7 @@ import TestSupport
     /// bf16 keeps the determinism contract: a replayed product has the bits of a recomputed
     /// one, and a fresh network computes the same bits.
     @Test(.enabled(if: machineHasBF16)) func bf16IsDeterministic() throws {
-        try BLAS.$scopedPrecision.withValue(.bf16) { try savedInputsBelongToTheirPass() }
+        try BLAS.$scopedPrecision.withValue(.bf16) { try savedInputsBelongToTheirPass(channels: 8) }
     }
 
     /// What no machine computes is refused before anything runs: bf16 with unfolded
@@ -100,6 +100,55 @@ import TestSupport
         try NumericsSettings(precision: .bf16).check()
         try NumericsSettings(cpuKernels: .avx512BF16, precision: .bf16).check()
         #expect(NumericsSettings(precision: .bf16).resolved().cpuKernels == .avx512BF16)
+    }
+
+    /// Winograd convolutions: the same rules on oneDNN's Winograd kernels, which take the
+    /// 3x3 layers whose channel counts are multiples of 16 (the others run direct). Against
+    /// Float64 they are as close as the direct primitives; and they really ran, since their
+    /// bits differ from the direct primitives' on the same inputs.
+    @Test(.enabled(if: machineHasAVX512), arguments: [1, 3])
+    func winogradChainIsCloseToFloat64(batch: Int) throws {
+        var g = GraphBuilder(channels: 2, height: 12, width: 12)
+        let a = g.add(.conv2d(outChannels: 16, kernel: 3, bias: true), 0)
+        let b = g.add(.groupNorm(groups: 4, epsilon: 1e-5), a)
+        let c = g.add(.conv2d(outChannels: 16, kernel: 3, bias: false), b)
+        let d = g.add(.groupNorm(groups: 4, epsilon: 1e-5), c)
+        let e = g.add(.conv2d(outChannels: 32, kernel: 3, bias: true), d)
+        let f = g.add(.groupNorm(groups: 4, epsilon: 1e-5), e)
+        let h = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), f)
+        let spec = g.head(h)
+        let winograd = try BLAS.$scopedConvolution.withValue(.winograd) { try PrecisionCheck.check(spec, batch: batch) }
+        #expect(winograd.largest < Self.tolerance, "\(winograd)")
+
+        func gradient() throws -> [Float] {
+            let net = try Network<Float>(spec: spec, capacity: batch)
+            let p = Problem<Float>(layout: net.layout, input: spec.input, batch: batch, seed: 4)
+            var out = [Float](repeating: 0, count: net.layout.count)
+            _ = net.gradient(parameters: p.parameters, images: p.images, masks: p.masks, batch: batch, into: &out)
+            return out
+        }
+        let direct = try BLAS.$scopedConvolution.withValue(.primitives) { try gradient() }
+        let viaWinograd = try BLAS.$scopedConvolution.withValue(.winograd) { try gradient() }
+        #expect(zip(direct, viaWinograd).contains { $0 != $1 }, "the Winograd path computed the direct primitives' bits")
+        #expect(relativeError(viaWinograd, direct) < Self.tolerance)
+    }
+
+    /// Winograd keeps the determinism contract: a replayed product has the bits of a recomputed
+    /// one, and a fresh network computes the same bits (16 channels, so Winograd runs).
+    @Test(.enabled(if: machineHasAVX512)) func winogradIsDeterministic() throws {
+        try BLAS.$scopedConvolution.withValue(.winograd) { try savedInputsBelongToTheirPass(channels: 16) }
+    }
+
+    /// Winograd is refused where oneDNN has no Winograd kernel for any layer: bf16 operands,
+    /// AVX2 kernels.
+    @Test func winogradIsRefusedWhereItCannotRun() throws {
+        let refused = [NumericsSettings(convolution: .winograd, precision: .bf16),
+                       NumericsSettings(cpuKernels: .avx2, convolution: .winograd)]
+        for settings in refused {
+            #expect(throws: NumericsSettings.Failure.self, "\(settings)") { try settings.check() }
+        }
+        try NumericsSettings(cpuKernels: .avx512, convolution: .winograd).check()
+        try NumericsSettings(matrixLibrary: .openblas, convolution: .winograd).check()
     }
 
     /// Batch sizes change between calls on one network (support, query, evaluation): each
@@ -126,11 +175,11 @@ import TestSupport
     /// pass: after passes over other images and batch sizes on the network's own buffers, a
     /// tape's replayed Hessian-vector product has the bits of a recomputed one, and every
     /// gradient has the bits of a fresh network's.
-    @Test func savedInputsBelongToTheirPass() throws {
+    @Test(arguments: [8]) func savedInputsBelongToTheirPass(channels: Int) throws {
         var g = GraphBuilder(channels: 1, height: 8, width: 8)
-        let a = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), 0)
+        let a = g.add(.conv2d(outChannels: channels, kernel: 3, bias: true), 0)
         let b = g.add(.groupNorm(groups: 2, epsilon: 1e-5), a)
-        let c = g.add(.conv2d(outChannels: 8, kernel: 3, bias: true), b)
+        let c = g.add(.conv2d(outChannels: channels, kernel: 3, bias: true), b)
         let d = g.add(.groupNorm(groups: 2, epsilon: 1e-5), c)
         let e = g.add(.conv2d(outChannels: 3, kernel: 3, bias: false), d)
         let spec = g.head(e)

@@ -248,7 +248,12 @@ import Wire
         let wire = original.wireForm
         #expect(Wire.version == 7)
         #expect(try RunSpec(wire: wire).numerics == original.numerics)
+        original.numerics = NumericsSettings(cpuKernels: .avx512, convolution: .winograd)
+        #expect(try RunSpec(wire: original.wireForm).numerics == original.numerics)
         var refused = wire
+        refused.numerics.convolution = "fft"
+        #expect(throws: WireError.self) { try RunSpec(wire: refused) }
+        refused = wire
         refused.numerics.cpuKernels = "sse9"
         #expect(throws: WireError.self) { try RunSpec(wire: refused) }
         refused = wire

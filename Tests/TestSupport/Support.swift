@@ -155,6 +155,13 @@ public let machineHasBF16: Bool = {
     return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512_bf16") }
 }()
 
+/// Whether this CPU runs oneDNN's AVX-512 kernels (`avx512bw` in /proc/cpuinfo), which
+/// Winograd convolutions need.
+public let machineHasAVX512: Bool = {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512bw") }
+}()
+
 /// max |a - b| / max |b| (norm-wise relative error, robust to near-zero entries).
 public func relativeError<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {
     precondition(a.count == b.count, "length mismatch")

@@ -8,7 +8,7 @@ public struct NumericsOptions: ParsableArguments {
     @Option(help: "oneDNN's instruction set: avx2, avx512, avx512-bf16 or avx512-amx (default: this machine's best; a run records it, and every worker uses the same; the demo's: avx2, for its table on any x86-64 machine). Changes the bits.")
     public var cpuKernels: NumericsSettings.CPUKernels?
     @Option(help: "The library that computes matrix products: onednn (default) or openblas. Changes the bits.") public var matrixLibrary: BLAS.Backend?
-    @Option(help: "Convolutions on oneDNN's primitives or by unfolding: primitives or im2col (default: the library's own). Changes the bits.")
+    @Option(help: "How convolutions are computed: primitives (oneDNN's, direct), winograd (oneDNN's primitives with the Winograd algorithm wherever oneDNN has it: Float32 on AVX-512, 3x3 kernels with channel counts multiples of 16; 1.2-1.5x faster training on BENCHMARKS.md's machines at Float32's accuracy) or im2col (unfolding). Default: the library's own (primitives with onednn). Changes the bits.")
     public var convolution: BLAS.ConvolutionPath?
     @Option(help: "The convolutions' operands: float32 (default) or bf16 (bfloat16 inputs, Float32 accumulation and results, Float32 parameters; on oneDNN's avx512-bf16 kernels only, so every worker needs AVX512-BF16). Faster only where the CPU's bfloat16 dot products outrun its Float32 ones (BENCHMARKS.md: faster on an AMD EPYC, slower on an Intel Xeon). Changes the bits.")
     public var precision: BLAS.Precision?

@@ -221,7 +221,7 @@ extension Wire {
 
         /// The numerics settings: oneDNN's instruction set (`avx2`, `avx512`, `avx512-bf16`,
         /// `avx512-amx`), the matrix library (`onednn`, `openblas`), the convolution path
-        /// (`primitives`, `im2col`, absent: the library's default), the convolutions' precision
+        /// (`primitives`, `im2col`, `winograd`, absent: the library's default), the convolutions' precision
         /// (`bf16`, absent: Float32; new in version 6), kept inner steps (absent: the default
         /// rule).
         public struct Numerics: Codable, Sendable, Equatable {

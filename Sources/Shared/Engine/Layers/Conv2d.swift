@@ -16,7 +16,7 @@ import Core
 /// The convolution is bilinear in (x, W), so these are its exact first and second derivatives.
 ///
 /// In Float32 a kernel larger than 1 runs on oneDNN's convolution primitives instead
-/// (`ConvolutionPrimitives`, same rules, chosen by `BLAS.convolution`); Float64 always
+/// (`ConvolutionPrimitives`, same rules, direct or Winograd, chosen by `BLAS.convolution`); Float64 always
 /// unfolds, so the float64 reference is an independent implementation.
 public struct Conv2d<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
@@ -320,7 +320,7 @@ public struct Conv2dDefinition: LayerDefinition {
     @_specialize(where S == Double)
     public func makeLayer<S: EngineScalar>(_ node: LayerNode) -> AnyLayer<S> {
         let input = node.inputs[0]
-        let primitives = S.self == Float.self && kernel > 1 && BLAS.convolution == .primitives
+        let primitives = S.self == Float.self && kernel > 1 && BLAS.networkConvolution.usesPrimitives
             ? ConvolutionPrimitives(inChannels: input.channels, outChannels: outChannels, height: input.height,
                                     width: input.width, kernel: kernel, hasBias: bias, capacity: node.capacity)
             : nil

@@ -23,6 +23,12 @@ import CDNNL
 /// and sum post-op stays Float32. The rules are unchanged: each product is the exact
 /// derivative of the convolution of the rounded operands.
 ///
+/// With the `winograd` convolution path each of the three primitives uses oneDNN's Winograd
+/// F(4x4, 3x3) algorithm where oneDNN has a kernel for it (Float32, AVX-512, 3x3, channel
+/// counts multiples of 16) and the direct one otherwise; which one a layer gets depends only
+/// on its shape and the CPU kernels, so every worker of a run makes the same choice. The
+/// rules are unchanged, since the algorithm computes the same bilinear convolution.
+///
 /// Primitives are created per batch size on first use (oneDNN's primitive cache makes a
 /// second network's creation cheap) with one OpenMP thread, so the kernel and its
 /// reduction order never depend on the thread count: the determinism contract holds.
@@ -30,6 +36,8 @@ import CDNNL
 final class ConvolutionPrimitives {
     let inChannels: Int, outChannels: Int, height: Int, width: Int, kernel: Int, hasBias: Bool
     let precision: BLAS.Precision
+    /// Whether the primitives use the Winograd algorithm where oneDNN has it.
+    let winograd: Bool
     private var plans: [Int: Plan] = [:]
     /// Bytes of the layer's saved state per pass: a header (the batch of the copy held, 0 if
     /// none) and the forward's input in the primitive's layout for `capacity` images; 0 when
@@ -46,6 +54,7 @@ final class ConvolutionPrimitives {
         self.kernel = kernel
         self.hasBias = hasBias
         precision = BLAS.networkPrecision
+        winograd = BLAS.networkConvolution == .winograd && precision == .float32
         let source = plan(batch: capacity).forwardSource
         stateBytes = source.same ? 0 : Self.header + source.bytes
     }
@@ -78,6 +87,10 @@ final class ConvolutionPrimitives {
         guard let profile = EngineProfile.active else { return body() }
         profile.gemm(m: outChannels, n: batch * height * width, k: inChannels * kernel * kernel, body)
     }
+
+    /// oneDNN's names of the implementations of the forward, backward-data and backward-weights
+    /// primitives for `batch` images (for example `jit_wino_4x3:avx512_core`).
+    func implementations(batch: Int) -> [String] { plan(batch: batch).implementations }
 
     private func plan(batch: Int) -> Plan {
         if let plan = plans[batch] { return plan }
@@ -194,6 +207,8 @@ private final class Plan {
     private let backwardData: Primitive
     private let backwardWeights: Primitive
     private let biasDescriptor: dnnl_memory_desc_t
+    /// oneDNN's implementation names of the forward, backward-data and backward-weights primitives.
+    let implementations: [String]
 
     /// A created primitive, the layout of its scratchpad, and one memory object per argument
     /// (made on first use; a call only points them at its buffers).
@@ -282,12 +297,28 @@ private final class Plan {
             }
             return attr!
         }
-        func create(_ desc: UnsafeRawPointer, adding: Bool = false, hint: dnnl_primitive_desc_t? = nil) -> dnnl_primitive_desc_t {
+        /// The primitive descriptor, or nil when oneDNN has no kernel for it (only when
+        /// `optional`; otherwise that is a failure).
+        func create(_ desc: UnsafeRawPointer, adding: Bool = false, hint: dnnl_primitive_desc_t? = nil,
+                    optional: Bool = false) -> dnnl_primitive_desc_t? {
             let attr = attributes(adding: adding)
             defer { dnnl_primitive_attr_destroy(attr) }
             var pd: dnnl_primitive_desc_t?
-            check(dnnl_primitive_desc_create(&pd, desc, attr, cpuEngine, hint), "convolution descriptor")
+            let status = dnnl_primitive_desc_create(&pd, desc, attr, cpuEngine, hint)
+            if optional && status == dnnl_unimplemented { return nil }
+            check(status, "convolution descriptor")
             return pd!
+        }
+        /// The first of Winograd (when asked for) and direct that oneDNN has a kernel for:
+        /// `make` initialises the descriptor for an algorithm and creates it (nil: no kernel).
+        func firstAvailable(_ make: (dnnl_alg_kind_t, Bool) -> dnnl_primitive_desc_t?) -> (dnnl_primitive_desc_t, dnnl_alg_kind_t) {
+            if layer.winograd, let pd = make(dnnl_convolution_winograd, true) { return (pd, dnnl_convolution_winograd) }
+            return (make(dnnl_convolution_direct, false)!, dnnl_convolution_direct)
+        }
+        func implementation(_ pd: dnnl_primitive_desc_t) -> String {
+            var name: UnsafePointer<CChar>?
+            guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "?" }
+            return String(cString: name)
         }
         func chosen(_ pd: dnnl_primitive_desc_t, _ argument: Int32) -> dnnl_memory_desc_t {
             dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argument)!.pointee
@@ -295,35 +326,42 @@ private final class Plan {
 
         // Forward: the layouts are the primitive's choice; the hinted backward primitives
         // then pick theirs to match where they can.
-        var forwardDescriptor = dnnl_convolution_desc_t()
-        withUnsafePointer(to: &biasDescriptor) { bias in
-            check(dnnl_convolution_forward_desc_init(
-                &forwardDescriptor, dnnl_forward_training, dnnl_convolution_direct, &anySource, &anyWeights,
-                layer.hasBias ? bias : nil, &anyDestination, strides, padding, padding), "forward descriptor")
+        let (forwardPD, forwardAlgorithm) = firstAvailable { algorithm, optional in
+            var forwardDescriptor = dnnl_convolution_desc_t()
+            withUnsafePointer(to: &biasDescriptor) { bias in
+                check(dnnl_convolution_forward_desc_init(
+                    &forwardDescriptor, dnnl_forward_training, algorithm, &anySource, &anyWeights,
+                    layer.hasBias ? bias : nil, &anyDestination, strides, padding, padding), "forward descriptor")
+            }
+            return create(&forwardDescriptor, optional: optional)
         }
-        let forwardPD = create(&forwardDescriptor)
         var chosenSource = chosen(forwardPD, Argument.source)
         var chosenWeights = chosen(forwardPD, Argument.weights)
         var chosenDestination = chosen(forwardPD, Argument.destination)
 
         // The same convolution without bias, plain and with a sum post-op, on exactly the
         // layouts chosen above (a tangent adds conv(x, W-dot) onto conv(x-dot, W) + b-dot).
+        // The forward's algorithm too, so that a tangent's two halves are computed alike.
         var plainDescriptor = dnnl_convolution_desc_t()
         check(dnnl_convolution_forward_desc_init(
-            &plainDescriptor, dnnl_forward_training, dnnl_convolution_direct, &chosenSource, &chosenWeights,
+            &plainDescriptor, dnnl_forward_training, forwardAlgorithm, &chosenSource, &chosenWeights,
             nil, &chosenDestination, strides, padding, padding), "forward descriptor")
 
-        var dataDescriptor = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_data_desc_init(
-            &dataDescriptor, dnnl_convolution_direct, &anySourceResult, &anyWeights, &anyDestinationInput,
-            strides, padding, padding), "backward-data descriptor")
-        let dataPD = create(&dataDescriptor, hint: forwardPD)
-
-        var weightsDescriptor = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_weights_desc_init(
-            &weightsDescriptor, dnnl_convolution_direct, &anySource, &anyWeightsResult, nil, &anyDestinationInput,
-            strides, padding, padding), "backward-weights descriptor")
-        let weightsPD = create(&weightsDescriptor, hint: forwardPD)
+        let (dataPD, _) = firstAvailable { algorithm, optional in
+            var dataDescriptor = dnnl_convolution_desc_t()
+            check(dnnl_convolution_backward_data_desc_init(
+                &dataDescriptor, algorithm, &anySourceResult, &anyWeights, &anyDestinationInput,
+                strides, padding, padding), "backward-data descriptor")
+            return create(&dataDescriptor, hint: forwardPD, optional: optional)
+        }
+        let (weightsPD, _) = firstAvailable { algorithm, optional in
+            var weightsDescriptor = dnnl_convolution_desc_t()
+            check(dnnl_convolution_backward_weights_desc_init(
+                &weightsDescriptor, algorithm, &anySource, &anyWeightsResult, nil, &anyDestinationInput,
+                strides, padding, padding), "backward-weights descriptor")
+            return create(&weightsDescriptor, hint: forwardPD, optional: optional)
+        }
+        implementations = [forwardPD, dataPD, weightsPD].map(implementation)
 
         // Layout classes: equal inner layouts get the same number.
         var classes: [dnnl_memory_desc_t] = []
@@ -343,8 +381,8 @@ private final class Plan {
         weightsDiffDestination = operand(plainDestination, chosen(weightsPD, Argument.diffDestination))
         weightsDiffWeights = operand(plainWeights, chosen(weightsPD, Argument.diffWeights))
 
-        forwardPlain = Primitive(create(&plainDescriptor))
-        forwardAdding = Primitive(create(&plainDescriptor, adding: true))
+        forwardPlain = Primitive(create(&plainDescriptor)!)
+        forwardAdding = Primitive(create(&plainDescriptor, adding: true)!)
         forwardBiased = layer.hasBias ? Primitive(forwardPD) : nil
         if !layer.hasBias { dnnl_primitive_desc_destroy(forwardPD) }
         backwardData = Primitive(dataPD)

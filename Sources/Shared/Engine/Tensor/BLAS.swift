@@ -46,10 +46,19 @@ public enum BLAS {
 
     /// How Float32 convolutions with a kernel larger than 1 are computed.
     public enum ConvolutionPath: String, Codable, Sendable, CaseIterable {
-        /// oneDNN's convolution primitives in their blocked layouts (`ConvolutionPrimitives`).
+        /// oneDNN's convolution primitives in their blocked layouts (`ConvolutionPrimitives`),
+        /// direct algorithm.
         case primitives
         /// Unfolding (im2col) and one matrix product per image with the backend above.
         case im2col
+        /// oneDNN's primitives with the Winograd F(4x4, 3x3) algorithm wherever oneDNN has a
+        /// kernel for the layer (3x3 kernels whose channel counts are multiples of 16, on its
+        /// AVX-512 Float32 kernels; the others run direct, as `primitives`): a quarter of the
+        /// multiplications, the same Float32 accuracy as direct on W1 (BENCHMARKS.md).
+        case winograd
+
+        /// Whether convolutions run on oneDNN's primitives.
+        public var usesPrimitives: Bool { self != .im2col }
     }
 
     /// Chosen once per process from `MEDMAML_CONV`; by default `primitives` with the oneDNN
@@ -102,6 +111,13 @@ public enum BLAS {
 
     /// What a network built now uses.
     static var networkPrecision: Precision { scopedPrecision ?? precision }
+
+    /// The convolution path of the networks built in this scope: the process's (`convolution`)
+    /// unless a scope sets another, so that tests compare paths in one process.
+    @TaskLocal public static var scopedConvolution: ConvolutionPath?
+
+    /// What a network built now uses.
+    static var networkConvolution: ConvolutionPath { scopedConvolution ?? convolution }
 
     /// Checks the environment variables that set up the engine (the numerics, and
     /// `ActivationMemory`), for executables to call before any work.

@@ -11,7 +11,8 @@ import Foundation
 ///   coordinator's own (resolved to a named set), which a worker whose CPU lacks it cannot
 ///   match: it is refused with the reason.
 /// - `matrixLibrary`, `convolution`: which library computes matrix products, and whether
-///   convolutions run on oneDNN's primitives or unfold (change the bits).
+///   convolutions run on oneDNN's primitives (direct, or Winograd where oneDNN has it) or
+///   unfold (change the bits). Winograd runs in Float32 on AVX-512 kernels only.
 /// - `precision`: the convolutions' operands in Float32 or bfloat16 (`BLAS.Precision`;
 ///   changes the bits). bf16 runs on exactly oneDNN's AVX512-BF16 kernels, never on AMX or
 ///   on another set's emulation, so every worker of a bf16 run computes the same bits.
@@ -138,8 +139,17 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
     }
 
     /// Refuses combinations no machine computes: bf16 precision needs oneDNN's primitives and
-    /// exactly the avx512-bf16 kernels (named, or left unset to be resolved to them).
+    /// exactly the avx512-bf16 kernels (named, or left unset to be resolved to them); Winograd
+    /// convolutions need Float32 and AVX-512 kernels.
     public func check() throws(Failure) {
+        if effectiveConvolution == .winograd {
+            guard precision == .float32 else {
+                throw .unsupported("Winograd convolutions run in Float32 (oneDNN has no bfloat16 Winograd kernels); use --convolution primitives with --precision bf16")
+            }
+            guard cpuKernels != .avx2 else {
+                throw .unsupported("Winograd convolutions run on oneDNN's AVX-512 kernels; use --convolution primitives with --cpu-kernels avx2")
+            }
+        }
         guard precision == .bf16 else { return }
         guard effectiveConvolution == .primitives else {
             throw .unsupported("bf16 precision runs on oneDNN's convolution primitives, not with --convolution im2col or --matrix-library openblas")
@@ -163,6 +173,9 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
         for (name, value) in environment {
             if let value { setenv(name, value, 1) } else { unsetenv(name) }
         }
+        if effectiveConvolution == .winograd, cpuKernels == nil, CPUKernels.named(dnnl_get_effective_cpu_isa()).map({ $0 == .avx2 }) ?? true {
+            throw .unsupported("Winograd convolutions need a CPU with AVX-512 (oneDNN has no Winograd kernels for smaller sets); use --convolution primitives on this machine")
+        }
         if let kernels = cpuKernels {
             // Before oneDNN creates anything; a later call cannot change what it chose.
             _ = dnnl_set_max_cpu_isa(kernels.isa)
@@ -173,6 +186,9 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
                     var current = self
                     current.cpuKernels = effective
                     throw .alreadyApplied(current)
+                }
+                if effectiveConvolution == .winograd && effective.map({ $0 == .avx2 }) ?? true {
+                    throw .unsupported("Winograd convolutions need a CPU with AVX-512 (this one offers oneDNN's \(effective?.rawValue ?? "less than avx2") kernels); use --convolution primitives on this machine")
                 }
                 if precision == .bf16 {
                     throw .unsupported("bf16 precision needs a CPU with AVX512-BF16 (this one offers oneDNN's \(effective?.rawValue ?? "less than avx2") kernels); use --precision float32 on this machine")
