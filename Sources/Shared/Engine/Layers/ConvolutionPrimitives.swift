@@ -24,8 +24,8 @@ import CDNNL
 /// derivative of the convolution of the rounded operands.
 ///
 /// With the `winograd` convolution path each of the three primitives uses oneDNN's Winograd
-/// F(4x4, 3x3) algorithm where oneDNN has a kernel for it (Float32, AVX-512, 3x3, channel
-/// counts multiples of 16) and the direct one otherwise; which one a layer gets depends only
+/// F(4x4, 3x3) algorithm where oneDNN has a kernel for it (Float32, AVX-512, 3x3) and the
+/// layer's channel counts are multiples of 16, and the direct one otherwise; which one a layer gets depends only
 /// on its shape and the CPU kernels, so every worker of a run makes the same choice. The
 /// rules are unchanged, since the algorithm computes the same bilinear convolution.
 ///
@@ -54,7 +54,10 @@ final class ConvolutionPrimitives {
         self.kernel = kernel
         self.hasBias = hasBias
         precision = BLAS.networkPrecision
+        // oneDNN's Winograd kernel pads other channel counts to its block of 16, and then runs
+        // slower than direct (W1's one-channel first layer: 4-5x slower).
         winograd = BLAS.networkConvolution == .winograd && precision == .float32
+            && inChannels % 16 == 0 && outChannels % 16 == 0
         let source = plan(batch: capacity).forwardSource
         stateBytes = source.same ? 0 : Self.header + source.bytes
     }
