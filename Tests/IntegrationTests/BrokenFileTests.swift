@@ -86,7 +86,7 @@ import Training
 
     /// An unknown MEDMAML_GEMM or MEDMAML_CONV, or a MEDMAML_KEEP_STEPS that is no number of
     /// steps, is one clear line on both executables.
-    @Test(arguments: [("MEDMAML_GEMM", "cuda"), ("MEDMAML_CONV", "winograd"), ("MEDMAML_KEEP_STEPS", "all"),
+    @Test(arguments: [("MEDMAML_GEMM", "cuda"), ("MEDMAML_CONV", "fft"), ("MEDMAML_KEEP_STEPS", "all"),
                       ("MEDMAML_KEEP_STEPS", "-1")])
     func unknownNumericsChoiceIsAClearError(variable: String, value: String) throws {
         for exe in ["medmaml-coordinator", "medmaml-worker"] {

@@ -16,8 +16,8 @@ import Core
 /// The convolution is bilinear in (x, W), so these are its exact first and second derivatives.
 ///
 /// In Float32 a kernel larger than 1 runs on oneDNN's convolution primitives instead
-/// (`ConvolutionPrimitives`, same rules, direct or Winograd, chosen by `BLAS.convolution`); Float64 always
-/// unfolds, so the float64 reference is an independent implementation.
+/// (`ConvolutionPrimitives`, same rules, direct or Winograd, chosen by `BLAS.convolution`);
+/// Float64 always unfolds, so the float64 reference is an independent implementation.
 public struct Conv2d<Scalar: EngineScalar>: Layer {
     let input: FeatureShape
     let outChannels: Int

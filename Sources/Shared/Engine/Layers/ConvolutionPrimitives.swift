@@ -25,9 +25,10 @@ import CDNNL
 ///
 /// With the `winograd` convolution path each of the three primitives uses oneDNN's Winograd
 /// F(4x4, 3x3) algorithm where oneDNN has a kernel for it (Float32, AVX-512, 3x3) and the
-/// layer's channel counts are multiples of 16, and the direct one otherwise; which one a layer gets depends only
-/// on its shape and the CPU kernels, so every worker of a run makes the same choice. The
-/// rules are unchanged, since the algorithm computes the same bilinear convolution.
+/// layer's channel counts are multiples of 16, and the direct one otherwise. Which one a
+/// layer gets depends only on its shape and the CPU kernels, so every worker of a run makes
+/// the same choice. The rules are unchanged: the algorithm computes the same bilinear
+/// convolution.
 ///
 /// Primitives are created per batch size on first use (oneDNN's primitive cache makes a
 /// second network's creation cheap) with one OpenMP thread, so the kernel and its
@@ -90,10 +91,6 @@ final class ConvolutionPrimitives {
         guard let profile = EngineProfile.active else { return body() }
         profile.gemm(m: outChannels, n: batch * height * width, k: inChannels * kernel * kernel, body)
     }
-
-    /// oneDNN's names of the implementations of the forward, backward-data and backward-weights
-    /// primitives for `batch` images (for example `jit_wino_4x3:avx512_core`).
-    func implementations(batch: Int) -> [String] { plan(batch: batch).implementations }
 
     private func plan(batch: Int) -> Plan {
         if let plan = plans[batch] { return plan }
@@ -210,8 +207,6 @@ private final class Plan {
     private let backwardData: Primitive
     private let backwardWeights: Primitive
     private let biasDescriptor: dnnl_memory_desc_t
-    /// oneDNN's implementation names of the forward, backward-data and backward-weights primitives.
-    let implementations: [String]
 
     /// A created primitive, the layout of its scratchpad, and one memory object per argument
     /// (made on first use; a call only points them at its buffers).
@@ -318,11 +313,6 @@ private final class Plan {
             if layer.winograd, let pd = make(dnnl_convolution_winograd, true) { return (pd, dnnl_convolution_winograd) }
             return (make(dnnl_convolution_direct, false)!, dnnl_convolution_direct)
         }
-        func implementation(_ pd: dnnl_primitive_desc_t) -> String {
-            var name: UnsafePointer<CChar>?
-            guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "?" }
-            return String(cString: name)
-        }
         func chosen(_ pd: dnnl_primitive_desc_t, _ argument: Int32) -> dnnl_memory_desc_t {
             dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argument)!.pointee
         }
@@ -364,7 +354,6 @@ private final class Plan {
                 strides, padding, padding), "backward-weights descriptor")
             return create(&weightsDescriptor, hint: forwardPD, optional: optional)
         }
-        implementations = [forwardPD, dataPD, weightsPD].map(implementation)
 
         // Layout classes: equal inner layouts get the same number.
         var classes: [dnnl_memory_desc_t] = []

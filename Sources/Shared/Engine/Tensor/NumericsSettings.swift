@@ -170,11 +170,11 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
             guard current == self else { throw .alreadyApplied(current) }
             return
         }
-        for (name, value) in environment {
-            if let value { setenv(name, value, 1) } else { unsetenv(name) }
-        }
         if effectiveConvolution == .winograd, cpuKernels == nil, CPUKernels.named(dnnl_get_effective_cpu_isa()).map({ $0 == .avx2 }) ?? true {
             throw .unsupported("Winograd convolutions need a CPU with AVX-512 (oneDNN has no Winograd kernels for smaller sets); use --convolution primitives on this machine")
+        }
+        for (name, value) in environment {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
         }
         if let kernels = cpuKernels {
             // Before oneDNN creates anything; a later call cannot change what it chose.
