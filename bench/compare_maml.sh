@@ -3,7 +3,7 @@
 # PyTorch runs in its best configuration on this machine: 1 process x 2 threads and
 # 2 processes x 1 thread are both measured and the better is used.
 # Usage: bench/compare_maml.sh [second|first] [tasks] [python-with-torch]
-# VARIANT="--convolution winograd" (any MedMAML numerics flags) also times MedMAML with those
+# VARIANT="--convolution primitives" (any MedMAML numerics flags) also times MedMAML with those
 # flags in the same run, against the same PyTorch measurements.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -15,10 +15,13 @@ import TestSupport
         #expect(e.largest < Self.tolerance, "\(e)")
     }
 
-    @Test func primitivesAreTheDefaultFloat32Path() throws {
+    /// A process that names no path computes Float32 with Winograd where the CPU runs oneDNN's
+    /// AVX-512 kernels, with the direct primitives elsewhere.
+    @Test func winogradIsTheDefaultFloat32PathOnAVX512() throws {
         let environment = ProcessInfo.processInfo.environment
-        guard environment["MEDMAML_CONV"] == nil, try BLAS.requestedBackend() == .onednn else { return }
-        #expect(BLAS.convolution == .primitives)
+        guard environment["MEDMAML_CONV"] == nil, environment["ONEDNN_MAX_CPU_ISA"] == nil,
+              try BLAS.requestedBackend() == .onednn, BLAS.precision == .float32 else { return }
+        #expect(BLAS.convolution == (machineHasAVX512 ? .winograd : .primitives))
     }
 
     /// Channel counts that fill no block (3, 5), one block (8) and two (16); with and

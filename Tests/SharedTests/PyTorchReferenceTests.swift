@@ -5,8 +5,20 @@ import TestSupport
 
 /// W1 against an independent framework: PyTorch's loss, gradient and H·v on the same
 /// parameters and images (fixtures from Tests/Reference/make_engine_fixtures.py).
+///
+/// On the direct convolution primitives: one bottleneck pre-activation of this fixture is
+/// exactly zero in Float64 and in direct Float32, and Winograd's rounding makes it positive,
+/// so that ReLU decision (and one in the decoder that inherits it) differs from PyTorch's and
+/// the gradient differs by 1.2e-2, as on any Float32 path where a pre-activation lies within
+/// rounding of a decision (BENCHMARKS.md, "Float32 against float64"). Winograd runs the same
+/// rules, checked against Float64 on smooth graphs
+/// (`ConvolutionPrimitiveTests.winogradChainIsCloseToFloat64`).
 @Suite struct PyTorchReferenceTests {
     @Test func w1LossGradientAndHessianVectorProductMatchPyTorch() throws {
+        try BLAS.$scopedConvolution.withValue(.primitives) { try matchPyTorch() }
+    }
+
+    func matchPyTorch() throws {
         let file = try Safetensors.read(path: fixturePath("engine_w1.safetensors"))
         let images = try file.require("images", in: "fixture")
         let masks = try file.require("masks", in: "fixture")

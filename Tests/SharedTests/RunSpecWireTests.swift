@@ -305,13 +305,40 @@ import Wire
     }
 
     /// Numerics saved before the precision existed (run specification schema 2) read as
-    /// Float32; a bf16 specification reads back as bf16.
+    /// Float32, and without a convolution path as oneDNN's direct primitives (the default
+    /// then); a bf16 specification reads back as bf16.
     @Test func savedNumericsWithoutPrecisionAreFloat32() throws {
         let old = Data(#"{"cpuKernels":"avx512","matrixLibrary":"onednn","keptSteps":2}"#.utf8)
         let settings = try JSONDecoder().decode(NumericsSettings.self, from: old)
-        #expect(settings == NumericsSettings(cpuKernels: .avx512, keptSteps: 2))
+        #expect(settings == NumericsSettings(cpuKernels: .avx512, convolution: .primitives, keptSteps: 2))
         let bf16 = NumericsSettings(cpuKernels: .avx512BF16, precision: .bf16)
-        #expect(try JSONDecoder().decode(NumericsSettings.self, from: JSONEncoder().encode(bf16)) == bf16)
+        #expect(try JSONDecoder().decode(NumericsSettings.self, from: JSONEncoder().encode(bf16)) == bf16.resolved())
+    }
+
+    /// Winograd is the default convolution path where it runs (Float32 on AVX-512 kernels with
+    /// oneDNN), and the default is named wherever settings are recorded or sent, so a record
+    /// keeps its meaning: records and coordinators that name no path (from before this
+    /// default) mean the direct primitives.
+    @Test func theDefaultConvolutionIsNamedInEveryRecord() throws {
+        #expect(NumericsSettings(cpuKernels: .avx512).resolved().convolution == .winograd)
+        #expect(NumericsSettings(cpuKernels: .avx512BF16).resolved().convolution == .winograd)
+        #expect(NumericsSettings(cpuKernels: .avx2).resolved().convolution == .primitives)
+        #expect(NumericsSettings(precision: .bf16).resolved().convolution == .primitives)
+        #expect(NumericsSettings(cpuKernels: .avx512, matrixLibrary: .openblas).resolved().convolution == .im2col)
+        #expect(NumericsSettings(cpuKernels: .avx512, convolution: .primitives).resolved().convolution == .primitives)
+
+        let fresh = NumericsSettings(cpuKernels: .avx512, keptSteps: 1)
+        let json = String(decoding: try JSONEncoder().encode(fresh), as: UTF8.self)
+        #expect(json.contains(#""convolution":"winograd""#), "\(json)")
+        #expect(try JSONDecoder().decode(NumericsSettings.self, from: Data(json.utf8)).convolution == .winograd)
+
+        var original = Self.spec()
+        original.numerics = fresh
+        var wire = original.wireForm
+        #expect(wire.numerics.convolution == "winograd")
+        #expect(try RunSpec(wire: wire).numerics.convolution == .winograd)
+        wire.numerics.convolution = nil
+        #expect(try RunSpec(wire: wire).numerics.convolution == .primitives)
     }
 
     /// The run's kept passes (`--keep-steps`) count towards a worker's memory per thread: a

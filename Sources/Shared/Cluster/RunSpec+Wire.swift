@@ -39,7 +39,7 @@ extension RunSpec {
             dataset: wireDataset, validationPatterns: split.validationPatterns, testPatterns: split.testPatterns,
             heldOut: .init(seed: e.seed, support: e.support, query: e.query, steps: e.steps, perTask: e.perTask),
             numerics: .init(cpuKernels: numerics.resolved().cpuKernels?.rawValue ?? "avx2", matrixLibrary: numerics.matrixLibrary.rawValue,
-                            convolution: numerics.convolution?.rawValue,
+                            convolution: numerics.resolved().convolution?.rawValue,
                             precision: numerics.precision == .float32 ? nil : numerics.precision.rawValue, keptSteps: numerics.keptSteps))
     }
 
@@ -236,8 +236,9 @@ extension RunSpec {
             }
             return precision
         } ?? .float32
+        // No path named: a coordinator from before Winograd was a default.
         let numerics = NumericsSettings(cpuKernels: kernels, matrixLibrary: library, convolution: convolution, precision: precision,
-                                        keptSteps: n.keptSteps)
+                                        keptSteps: n.keptSteps).recorded
 
         var training = TrainingConfig(meta: meta)
         training.seed = w.seed

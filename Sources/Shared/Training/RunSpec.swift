@@ -48,7 +48,7 @@ public struct RunSpec: Codable, Sendable {
         dataset = try c.decode(DatasetSpec.self, forKey: .dataset)
         split = try c.decode(TaskSplit.self, forKey: .split)
         evaluation = try c.decode(EvaluationSpec.self, forKey: .evaluation)
-        numerics = try c.decodeIfPresent(NumericsSettings.self, forKey: .numerics) ?? NumericsSettings.fromEnvironment
+        numerics = try c.decodeIfPresent(NumericsSettings.self, forKey: .numerics) ?? NumericsSettings.fromEnvironment.recorded
     }
 
     /// A fresh run id: 128 bits from the operating system's secure random source, in hex.

@@ -221,8 +221,8 @@ extension Wire {
 
         /// The numerics settings: oneDNN's instruction set (`avx2`, `avx512`, `avx512-bf16`,
         /// `avx512-amx`), the matrix library (`onednn`, `openblas`), the convolution path
-        /// (`primitives`, `im2col`, `winograd`, absent: the library's default), the
-        /// convolutions' precision (`bf16`, absent: Float32; new in version 6), kept inner steps
+        /// (`winograd`, `primitives`, `im2col`; absent, from a coordinator of before Winograd was
+        /// a default: `primitives` with oneDNN, `im2col` with OpenBLAS), the convolutions' precision (`bf16`, absent: Float32; new in version 6), kept inner steps
         /// (absent: the default rule).
         public struct Numerics: Codable, Sendable, Equatable {
             public var cpuKernels: String

@@ -61,9 +61,9 @@ public enum BLAS {
         public var usesPrimitives: Bool { self != .im2col }
     }
 
-    /// Chosen once per process from `MEDMAML_CONV`; by default `primitives` with the oneDNN
-    /// backend and `im2col` with OpenBLAS (which then computes every product). Float64 always
-    /// unfolds, so the float64 reference stays an independent implementation.
+    /// Chosen once per process from `MEDMAML_CONV`; by default `defaultConvolution` for this
+    /// process's backend, precision and oneDNN kernels. Float64 always unfolds, so the float64
+    /// reference stays an independent implementation.
     public static let convolution: ConvolutionPath = {
         do { return try requestedConvolution() } catch { preconditionFailure("\(error)") }
     }()
@@ -71,12 +71,35 @@ public enum BLAS {
     /// The convolution path `MEDMAML_CONV` asks for; throws naming the variable for any other value.
     public static func requestedConvolution() throws(BLASError) -> ConvolutionPath {
         guard let name = ProcessInfo.processInfo.environment["MEDMAML_CONV"] else {
-            return try requestedBackend() == .onednn ? .primitives : .im2col
+            return defaultConvolution(backend: try requestedBackend(), precision: try requestedPrecision(),
+                                      winogradKernels: oneDNNRunsAVX512)
         }
         guard let path = ConvolutionPath(rawValue: name) else {
             throw BLASError("MEDMAML_CONV=\(name.prefix(40)) is not a convolution path; use one of \(ConvolutionPath.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return path
+    }
+
+    /// The convolution path when none is asked for: Winograd where oneDNN has its kernels
+    /// (Float32 on AVX-512 kernels), else its direct primitives; unfolding with OpenBLAS.
+    public static func defaultConvolution(backend: Backend, precision: Precision, winogradKernels: Bool) -> ConvolutionPath {
+        guard backend == .onednn else { return .im2col }
+        return precision == .float32 && winogradKernels ? .winograd : .primitives
+    }
+
+    /// Whether oneDNN will run its AVX-512 kernels in this process: the CPU has them
+    /// (`avx512f`, `avx512bw`, `avx512vl` and `avx512dq` in /proc/cpuinfo) and
+    /// `ONEDNN_MAX_CPU_ISA` allows them. Decided without asking oneDNN, since asking fixes its
+    /// instruction set, which `NumericsSettings.apply` may still have to set.
+    static var oneDNNRunsAVX512: Bool {
+        if let limit = ProcessInfo.processInfo.environment["ONEDNN_MAX_CPU_ISA"]?.uppercased(),
+           !(limit.hasPrefix("AVX512_CORE") || limit == "ALL") {
+            return false
+        }
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let present = Set(flags.split(separator: " "))
+        return ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy { present.contains(Substring($0)) }
     }
 
     /// The number format of the convolutions' operands on the primitives path.

@@ -57,7 +57,9 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
     /// nil: the machine's own (resolved by `resolved()` before a run starts).
     public var cpuKernels: CPUKernels?
     public var matrixLibrary: BLAS.Backend = .onednn
-    /// nil: the library's default (primitives with oneDNN, unfolding with OpenBLAS).
+    /// nil: the default for the other settings (`BLAS.defaultConvolution`: Winograd on AVX-512
+    /// kernels in Float32, else oneDNN's direct primitives, unfolding with OpenBLAS), named by
+    /// `resolved()` and in every record of the settings.
     public var convolution: BLAS.ConvolutionPath?
     public var precision: BLAS.Precision = .float32
     /// nil: the default rule.
@@ -74,7 +76,8 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
 
     private enum CodingKeys: String, CodingKey { case cpuKernels, matrixLibrary, convolution, precision, keptSteps }
 
-    /// Settings saved before the precision existed read as Float32, which they computed with.
+    /// Settings saved before the precision existed read as Float32, which they computed with;
+    /// settings saved without a convolution path as `recorded` says.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         cpuKernels = try c.decodeIfPresent(CPUKernels.self, forKey: .cpuKernels)
@@ -82,10 +85,35 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
         convolution = try c.decodeIfPresent(BLAS.ConvolutionPath.self, forKey: .convolution)
         precision = try c.decodeIfPresent(BLAS.Precision.self, forKey: .precision) ?? .float32
         keptSteps = try c.decodeIfPresent(Int.self, forKey: .keptSteps)
+        self = recorded
+    }
+
+    /// A record names the convolution path its settings compute with, so that a later default
+    /// cannot change what it means.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(cpuKernels, forKey: .cpuKernels)
+        try c.encode(matrixLibrary, forKey: .matrixLibrary)
+        try c.encode(effectiveConvolution, forKey: .convolution)
+        try c.encode(precision, forKey: .precision)
+        try c.encodeIfPresent(keptSteps, forKey: .keptSteps)
+    }
+
+    /// These settings as a record that names no convolution path means them: such records
+    /// (checkpoints, run files, run specifications from coordinators) come from before
+    /// Winograd was a default, when the path was the library's own: oneDNN's direct
+    /// primitives, or unfolding with OpenBLAS.
+    public var recorded: NumericsSettings {
+        var s = self
+        if s.convolution == nil { s.convolution = matrixLibrary == .onednn ? .primitives : .im2col }
+        return s
     }
 
     /// The convolution path these settings compute with.
-    public var effectiveConvolution: BLAS.ConvolutionPath { convolution ?? (matrixLibrary == .onednn ? .primitives : .im2col) }
+    public var effectiveConvolution: BLAS.ConvolutionPath {
+        convolution ?? BLAS.defaultConvolution(backend: matrixLibrary, precision: precision,
+                                               winogradKernels: (cpuKernels ?? CPUKernels.named(dnnl_get_effective_cpu_isa())).map { $0 != .avx2 } ?? false)
+    }
 
     public var description: String {
         "cpu kernels \(cpuKernels?.rawValue ?? "native"), \(matrixLibrary.rawValue), convolutions \(effectiveConvolution.rawValue)\(precision == .bf16 ? " in bf16" : ""), kept steps \(keptSteps.map(String.init) ?? "default")"
@@ -200,11 +228,12 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
     }
 
     /// These settings with the machine's own CPU kernels named when none was asked for (for
-    /// bf16 precision, its one set): what a run records, so every worker computes with the
-    /// coordinator's kernels.
+    /// bf16 precision, its one set), and the default convolution path for them: what a run
+    /// records, so every worker computes with the coordinator's kernels and path.
     public func resolved() -> NumericsSettings {
         var s = self
         if s.cpuKernels == nil { s.cpuKernels = precision == .bf16 ? .avx512BF16 : CPUKernels.named(dnnl_get_effective_cpu_isa()) }
+        s.convolution = s.effectiveConvolution
         return s
     }
 }
