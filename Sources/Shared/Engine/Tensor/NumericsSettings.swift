@@ -111,8 +111,9 @@ public struct NumericsSettings: Codable, Hashable, Sendable, CustomStringConvert
 
     /// The convolution path these settings compute with.
     public var effectiveConvolution: BLAS.ConvolutionPath {
+        // The machine's kernels from its flags: asking oneDNN would fix its instruction set.
         convolution ?? BLAS.defaultConvolution(backend: matrixLibrary, precision: precision,
-                                               winogradKernels: (cpuKernels ?? CPUKernels.named(dnnl_get_effective_cpu_isa())).map { $0 != .avx2 } ?? false)
+                                               winogradKernels: cpuKernels.map { $0 != .avx2 } ?? BLAS.oneDNNRunsAVX512)
     }
 
     public var description: String {
