@@ -10,6 +10,18 @@ import TestSupport
 @Suite struct ConvolutionPrimitiveTests {
     static let tolerance = 1e-5
 
+    /// A chain of 3x3 convolutions on a 2-channel 12x12 input, each given as (output channels,
+    /// bias, groups of the GroupNorm after it; nil: none, for the last).
+    static func chain(_ layers: [(channels: Int, bias: Bool, groups: Int?)]) -> ModelSpec {
+        var g = GraphBuilder(channels: 2, height: 12, width: 12)
+        var node = 0
+        for layer in layers {
+            node = g.add(.conv2d(outChannels: layer.channels, kernel: 3, bias: layer.bias), node)
+            if let groups = layer.groups { node = g.add(.groupNorm(groups: groups, epsilon: 1e-5), node) }
+        }
+        return g.head(node)
+    }
+
     func expectClose(_ spec: ModelSpec, batch: Int) throws {
         let e = try PrecisionCheck.check(spec, batch: batch)
         #expect(e.largest < Self.tolerance, "\(e)")
@@ -28,15 +40,7 @@ import TestSupport
     /// without bias; the first layer has no input tangent, the others do.
     @Test(arguments: [1, 3])
     func chainOfConvolutions(batch: Int) throws {
-        var g = GraphBuilder(channels: 2, height: 12, width: 12)
-        let a = g.add(.conv2d(outChannels: 3, kernel: 3, bias: true), 0)
-        let b = g.add(.groupNorm(groups: 1, epsilon: 1e-5), a)
-        let c = g.add(.conv2d(outChannels: 8, kernel: 3, bias: false), b)
-        let d = g.add(.groupNorm(groups: 2, epsilon: 1e-5), c)
-        let e = g.add(.conv2d(outChannels: 16, kernel: 3, bias: true), d)
-        let f = g.add(.groupNorm(groups: 4, epsilon: 1e-5), e)
-        let h = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), f)
-        try expectClose(g.head(h), batch: batch)
+        try expectClose(Self.chain([(3, true, 1), (8, false, 2), (16, true, 4), (5, true, nil)]), batch: batch)
     }
 
     @Test func fiveByFiveKernel() throws {
@@ -67,13 +71,7 @@ import TestSupport
     /// the settings are refused instead (`bf16IsRefusedWhereItCannotRun`).
     @Test(.enabled(if: machineHasBF16), arguments: [1, 3])
     func bf16ChainIsCloseToFloat64(batch: Int) throws {
-        var g = GraphBuilder(channels: 2, height: 12, width: 12)
-        let a = g.add(.conv2d(outChannels: 3, kernel: 3, bias: true), 0)
-        let b = g.add(.groupNorm(groups: 1, epsilon: 1e-5), a)
-        let c = g.add(.conv2d(outChannels: 16, kernel: 3, bias: false), b)
-        let d = g.add(.groupNorm(groups: 4, epsilon: 1e-5), c)
-        let e = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), d)
-        let spec = g.head(e)
+        let spec = Self.chain([(3, true, 1), (16, false, 4), (5, true, nil)])
         let single = try PrecisionCheck.check(spec, batch: batch)
         let half = try BLAS.$scopedPrecision.withValue(.bf16) { try PrecisionCheck.check(spec, batch: batch) }
         #expect(half.largest < 0.05, "\(half)")
@@ -111,15 +109,7 @@ import TestSupport
     /// bits differ from the direct primitives' on the same inputs.
     @Test(.enabled(if: machineHasAVX512), arguments: [1, 3])
     func winogradChainIsCloseToFloat64(batch: Int) throws {
-        var g = GraphBuilder(channels: 2, height: 12, width: 12)
-        let a = g.add(.conv2d(outChannels: 16, kernel: 3, bias: true), 0)
-        let b = g.add(.groupNorm(groups: 4, epsilon: 1e-5), a)
-        let c = g.add(.conv2d(outChannels: 16, kernel: 3, bias: false), b)
-        let d = g.add(.groupNorm(groups: 4, epsilon: 1e-5), c)
-        let e = g.add(.conv2d(outChannels: 32, kernel: 3, bias: true), d)
-        let f = g.add(.groupNorm(groups: 4, epsilon: 1e-5), e)
-        let h = g.add(.conv2d(outChannels: 5, kernel: 3, bias: true), f)
-        let spec = g.head(h)
+        let spec = Self.chain([(16, true, 4), (16, false, 4), (32, true, 4), (5, true, nil)])
         let winograd = try BLAS.$scopedConvolution.withValue(.winograd) { try PrecisionCheck.check(spec, batch: batch) }
         #expect(winograd.largest < Self.tolerance, "\(winograd)")
 

@@ -148,19 +148,20 @@ public enum PrecisionCheck {
     }
 }
 
+/// The flags of /proc/cpuinfo's first processor (empty where it cannot be read).
+private let cpuFlags: Set<Substring> = {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    return Set(line.split(separator: " "))
+}()
+
 /// Whether this CPU has AVX512-BF16 (the `avx512_bf16` flag of /proc/cpuinfo), which bf16
 /// precision needs.
-public let machineHasBF16: Bool = {
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512_bf16") }
-}()
+public let machineHasBF16 = cpuFlags.contains("avx512_bf16")
 
 /// Whether this CPU runs oneDNN's AVX-512 kernels (`avx512bw` in /proc/cpuinfo), which
 /// Winograd convolutions need.
-public let machineHasAVX512: Bool = {
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
-    return info.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("avx512bw") }
-}()
+public let machineHasAVX512 = cpuFlags.contains("avx512bw")
 
 /// max |a - b| / max |b| (norm-wise relative error, robust to near-zero entries).
 public func relativeError<S: BinaryFloatingPoint>(_ a: [S], _ b: [S]) -> Double {

@@ -96,11 +96,16 @@ public enum BLAS {
            !(limit.hasPrefix("AVX512_CORE") || limit == "ALL") {
             return false
         }
+        return cpuHasAVX512
+    }
+
+    /// Whether the CPU has the AVX-512 subsets of oneDNN's `avx512_core` kernels (read once).
+    private static let cpuHasAVX512: Bool = {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
         let present = Set(flags.split(separator: " "))
         return ["avx512f", "avx512bw", "avx512vl", "avx512dq"].allSatisfy { present.contains(Substring($0)) }
-    }
+    }()
 
     /// The number format of the convolutions' operands on the primitives path.
     public enum Precision: String, Codable, Sendable, CaseIterable {
